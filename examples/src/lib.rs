@@ -1,0 +1,1 @@
+//! Runnable examples for flashsale; see the `examples` in this package.

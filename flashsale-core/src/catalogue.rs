@@ -1,0 +1,479 @@
+//! The sales catalogue (the reference's "Backend"): sales, their buyers,
+//! eligibility, and the `paid`/`switch` messages from the engines, each paid
+//! transaction applied once however often it is delivered.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hashbrown::HashSet;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{ConfigError, DEFAULT_PAYMENT_TIMEOUT, Event, EventKind, SaleConfig};
+use crate::id::{IdGenerator, SaleId, TxId};
+use crate::name::{BuyerName, NameError};
+use crate::time::Timestamp;
+
+/// The longest product name accepted, in characters.
+pub const MAX_PRODUCT_NAME_CHARS: usize = 200;
+
+/// What it takes to create a sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSale {
+    /// What is sold.
+    pub product_name: String,
+    /// Units for sale (at least one).
+    pub quantity: u64,
+    /// Buying opens.
+    pub starts_at: Timestamp,
+    /// Buying closes (after `starts_at`).
+    pub ends_at: Timestamp,
+    /// How long a payment slot is held.
+    pub payment_timeout: Duration,
+    /// At most this many payment slots at once; `None`: unsold stock.
+    pub max_payment_slots: Option<u64>,
+}
+
+impl NewSale {
+    /// A sale with the default payment timeout and no slot limit.
+    pub fn new(product_name: &str, quantity: u64, starts_at: Timestamp, ends_at: Timestamp) -> Self {
+        NewSale {
+            product_name: product_name.to_owned(),
+            quantity,
+            starts_at,
+            ends_at,
+            payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
+            max_payment_slots: None,
+        }
+    }
+}
+
+/// A sale as the catalogue knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sale {
+    /// Its id.
+    pub id: SaleId,
+    /// What is sold.
+    pub product_name: String,
+    /// Units put on sale.
+    pub quantity: u64,
+    /// Units not yet sold.
+    pub remaining: u64,
+    /// Buying opens.
+    pub starts_at: Timestamp,
+    /// Buying closes.
+    pub ends_at: Timestamp,
+    /// How long a payment slot is held.
+    #[serde(with = "crate::time::millis")]
+    pub payment_timeout: Duration,
+    /// At most this many payment slots at once.
+    pub max_payment_slots: Option<u64>,
+}
+
+impl Sale {
+    /// The engine settings for this sale.
+    pub fn engine_config(&self) -> SaleConfig {
+        SaleConfig {
+            id: self.id,
+            quantity: self.quantity,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            payment_timeout: self.payment_timeout,
+            max_payment_slots: self.max_payment_slots,
+        }
+    }
+}
+
+/// A buyer who paid. Its id is the paid transaction's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Buyer {
+    /// The paid transaction.
+    pub id: TxId,
+    /// The sale.
+    pub sale_id: SaleId,
+    /// Who.
+    pub buyer_name: BuyerName,
+}
+
+/// The message an engine sends the catalogue: the reference's Kafka
+/// `transactions` value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TxMessage {
+    /// The transaction.
+    pub transaction_id: TxId,
+    /// Who.
+    pub buyer_name: BuyerName,
+    /// The sale.
+    pub sale_id: SaleId,
+    /// Paid or switched to payment.
+    #[serde(rename = "type")]
+    pub kind: TxMessageKind,
+}
+
+/// What a [`TxMessage`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxMessageKind {
+    /// The transaction was paid.
+    Paid,
+    /// The transaction moved from waiting to payment.
+    Switch,
+}
+
+impl TxMessage {
+    /// The message for an engine event, if the catalogue is to hear of it:
+    /// `Paid` → `paid`, `Promoted` → `switch`, nothing else (the reference's
+    /// consumer takes any other type for a payment).
+    pub fn from_event(event: &Event) -> Option<TxMessage> {
+        let (tx, buyer, kind) = match &event.kind {
+            EventKind::Paid { tx, buyer } => (tx, buyer, TxMessageKind::Paid),
+            EventKind::Promoted { tx, buyer, .. } => (tx, buyer, TxMessageKind::Switch),
+            _ => return None,
+        };
+        Some(TxMessage {
+            transaction_id: *tx,
+            buyer_name: buyer.clone(),
+            sale_id: event.sale,
+            kind,
+        })
+    }
+}
+
+/// What the catalogue announces: the reference's broadcasts, as domain
+/// events (adapters choose the wire form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Notice {
+    /// A unit was sold (`sale_update`).
+    SaleUpdated {
+        /// The sale.
+        sale: SaleId,
+        /// Units left.
+        remaining: u64,
+        /// Who bought it.
+        buyer: BuyerName,
+    },
+    /// The sale opened (`sale_started`, and `sale_event` "start").
+    SaleStarted {
+        /// The sale.
+        sale: SaleId,
+        /// Its start time.
+        starts_at: Timestamp,
+    },
+    /// The sale closed (`sale_ended`, and `sale_event` "end").
+    SaleEnded {
+        /// The sale.
+        sale: SaleId,
+        /// Its end time.
+        ends_at: Timestamp,
+    },
+    /// A waiting buyer got a payment slot (`queue_switch`).
+    QueueSwitch {
+        /// The sale.
+        sale: SaleId,
+        /// The transaction.
+        tx: TxId,
+        /// Who.
+        buyer: BuyerName,
+    },
+}
+
+/// Why a sale could not be created or a message applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SaleError {
+    /// No such sale.
+    #[error("sale not found")]
+    UnknownSale,
+    /// Empty product name.
+    #[error("productName must not be empty")]
+    EmptyProductName,
+    /// Product name over [`MAX_PRODUCT_NAME_CHARS`].
+    #[error("productName must be at most {MAX_PRODUCT_NAME_CHARS} characters")]
+    ProductNameTooLong,
+    /// Zero quantity.
+    #[error("quantity must be at least 1")]
+    ZeroQuantity,
+    /// A sale with this id exists already.
+    #[error("a sale with this id exists already")]
+    Duplicate,
+    /// The schedule or payment settings are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Why a buyer is not eligible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EligibilityError {
+    /// No such sale.
+    #[error("sale not found")]
+    UnknownSale,
+    /// The buyer name is not acceptable.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// Nothing left.
+    #[error("sold out")]
+    SoldOut,
+    /// This buyer already bought in this sale.
+    #[error("buyer already participated in this sale")]
+    AlreadyParticipated,
+}
+
+/// What applying a [`TxMessage`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied now.
+    Applied,
+    /// Already applied earlier: nothing changed.
+    Duplicate,
+    /// Recorded, but the sale had no units left: the engine and the
+    /// catalogue disagree about the stock. Worth an alarm.
+    Oversold,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    sale: Sale,
+    buyers: Vec<Buyer>,
+    names: HashSet<BuyerName>,
+    applied: HashSet<TxId>,
+    started: bool,
+    ended: bool,
+}
+
+/// The sales catalogue. Deterministic like the engine: time comes in as
+/// `now`, notices go out through [`Catalogue::drain_notices`].
+///
+/// ```
+/// use flashsale_core::{Catalogue, NewSale, SequentialIds, Timestamp, TxMessage, TxMessageKind};
+///
+/// let t = Timestamp::from_millis(0);
+/// let mut catalogue = Catalogue::new(Box::new(SequentialIds::default()));
+/// let sale = catalogue
+///     .create(t, NewSale::new("Sneakers", 2, t, Timestamp::from_millis(60_000)))
+///     .unwrap();
+/// let paid = TxMessage {
+///     transaction_id: "0000000000000000000000aa".parse().unwrap(),
+///     buyer_name: flashsale_core::BuyerName::parse("ana").unwrap(),
+///     sale_id: sale.id,
+///     kind: TxMessageKind::Paid,
+/// };
+/// catalogue.apply(t, &paid).unwrap();
+/// catalogue.apply(t, &paid).unwrap(); // redelivered: applied once
+/// assert_eq!(catalogue.get(sale.id).unwrap().remaining, 1);
+/// assert!(catalogue.eligible(sale.id, "ana").is_err());
+/// ```
+pub struct Catalogue {
+    sales: BTreeMap<SaleId, Entry>,
+    ids: Box<dyn IdGenerator>,
+    now: Timestamp,
+    /// The earliest start or end still to announce (`MAX`: none).
+    due: Timestamp,
+    notices: Vec<Notice>,
+}
+
+impl std::fmt::Debug for Catalogue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalogue")
+            .field("sales", &self.sales.len())
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalogue {
+    /// An empty catalogue; `ids` makes sale ids.
+    pub fn new(ids: Box<dyn IdGenerator>) -> Self {
+        Catalogue {
+            sales: BTreeMap::new(),
+            ids,
+            now: Timestamp::ZERO,
+            due: Timestamp::MAX,
+            notices: Vec::new(),
+        }
+    }
+
+    /// Creates a sale with a new id.
+    pub fn create(&mut self, now: Timestamp, new: NewSale) -> Result<Sale, SaleError> {
+        self.advance(now);
+        let id = SaleId(self.ids.next_id(now));
+        self.insert(Sale {
+            id,
+            product_name: new.product_name,
+            quantity: new.quantity,
+            remaining: new.quantity,
+            starts_at: new.starts_at,
+            ends_at: new.ends_at,
+            payment_timeout: new.payment_timeout,
+            max_payment_slots: new.max_payment_slots,
+        })
+    }
+
+    /// Adds a sale that already has an id (e.g. one synced from another
+    /// service). Its name is trimmed and checked like a new sale's.
+    pub fn insert(&mut self, mut sale: Sale) -> Result<Sale, SaleError> {
+        let name = sale.product_name.trim();
+        if name.is_empty() {
+            return Err(SaleError::EmptyProductName);
+        }
+        if name.chars().count() > MAX_PRODUCT_NAME_CHARS {
+            return Err(SaleError::ProductNameTooLong);
+        }
+        sale.product_name = name.to_owned();
+        if sale.quantity == 0 {
+            return Err(SaleError::ZeroQuantity);
+        }
+        sale.engine_config().validate()?;
+        if self.sales.contains_key(&sale.id) {
+            return Err(SaleError::Duplicate);
+        }
+        sale.remaining = sale.remaining.min(sale.quantity);
+        self.due = self.due.min(sale.starts_at);
+        self.sales.insert(
+            sale.id,
+            Entry {
+                sale: sale.clone(),
+                buyers: Vec::new(),
+                names: HashSet::new(),
+                applied: HashSet::new(),
+                started: false,
+                ended: false,
+            },
+        );
+        self.advance(self.now);
+        Ok(sale)
+    }
+
+    /// Every sale, by id (which ascends with creation time).
+    pub fn list(&self) -> impl Iterator<Item = &Sale> {
+        self.sales.values().map(|e| &e.sale)
+    }
+
+    /// One sale.
+    pub fn get(&self, sale: SaleId) -> Option<&Sale> {
+        self.sales.get(&sale).map(|e| &e.sale)
+    }
+
+    /// A sale's buyers, in the order their payments were applied.
+    pub fn buyers(&self, sale: SaleId) -> Option<&[Buyer]> {
+        self.sales.get(&sale).map(|e| e.buyers.as_slice())
+    }
+
+    /// Whether `buyer` may still buy in `sale`: not sold out, and has not
+    /// bought already.
+    pub fn eligible(&self, sale: SaleId, buyer: &str) -> Result<(), EligibilityError> {
+        let entry = self.sales.get(&sale).ok_or(EligibilityError::UnknownSale)?;
+        let name = BuyerName::parse(buyer)?;
+        if entry.sale.remaining == 0 {
+            return Err(EligibilityError::SoldOut);
+        }
+        if entry.names.contains(&name) {
+            return Err(EligibilityError::AlreadyParticipated);
+        }
+        Ok(())
+    }
+
+    /// Applies a message from an engine. A `paid` is applied once per
+    /// transaction id, however often it is delivered: the buyer is recorded
+    /// and the remaining quantity falls by one. A `switch` is passed on.
+    pub fn apply(&mut self, now: Timestamp, msg: &TxMessage) -> Result<Applied, SaleError> {
+        self.advance(now);
+        let entry = self
+            .sales
+            .get_mut(&msg.sale_id)
+            .ok_or(SaleError::UnknownSale)?;
+        match msg.kind {
+            TxMessageKind::Switch => {
+                self.notices.push(Notice::QueueSwitch {
+                    sale: msg.sale_id,
+                    tx: msg.transaction_id,
+                    buyer: msg.buyer_name.clone(),
+                });
+                Ok(Applied::Applied)
+            }
+            TxMessageKind::Paid => {
+                if !entry.applied.insert(msg.transaction_id) {
+                    return Ok(Applied::Duplicate);
+                }
+                let outcome = if entry.sale.remaining == 0 {
+                    Applied::Oversold
+                } else {
+                    entry.sale.remaining -= 1;
+                    Applied::Applied
+                };
+                entry.names.insert(msg.buyer_name.clone());
+                entry.buyers.push(Buyer {
+                    id: msg.transaction_id,
+                    sale_id: msg.sale_id,
+                    buyer_name: msg.buyer_name.clone(),
+                });
+                self.notices.push(Notice::SaleUpdated {
+                    sale: msg.sale_id,
+                    remaining: entry.sale.remaining,
+                    buyer: msg.buyer_name.clone(),
+                });
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// The next sale start or end to announce.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        (self.due != Timestamp::MAX).then_some(self.due)
+    }
+
+    fn next_due(&self) -> Timestamp {
+        self.sales
+            .values()
+            .filter_map(|e| {
+                if !e.started {
+                    Some(e.sale.starts_at)
+                } else if !e.ended {
+                    Some(e.sale.ends_at)
+                } else {
+                    None
+                }
+            })
+            .min()
+            .unwrap_or(Timestamp::MAX)
+    }
+
+    /// Announces every start and end due at `now`. Harmless early or twice.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.advance(now);
+    }
+
+    /// Takes the notices produced since the last call, oldest first.
+    pub fn drain_notices(&mut self) -> std::vec::Drain<'_, Notice> {
+        self.notices.drain(..)
+    }
+
+    fn advance(&mut self, now: Timestamp) {
+        let now = now.max(self.now);
+        self.now = now;
+        if now < self.due {
+            return;
+        }
+        for e in self.sales.values_mut() {
+            if !e.started && now >= e.sale.starts_at {
+                e.started = true;
+                self.notices.push(Notice::SaleStarted {
+                    sale: e.sale.id,
+                    starts_at: e.sale.starts_at,
+                });
+            }
+            if !e.ended && now >= e.sale.ends_at {
+                e.ended = true;
+                self.notices.push(Notice::SaleEnded {
+                    sale: e.sale.id,
+                    ends_at: e.sale.ends_at,
+                });
+            }
+        }
+        self.due = self.next_due();
+    }
+}

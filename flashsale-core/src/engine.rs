@@ -1,0 +1,960 @@
+//! One sale's engine: payment slots, the FIFO waiting queue, expiry, and the
+//! sale's start and end (the reference's "Transaction" service).
+//!
+//! Every command decides which [`Event`]s happen and then applies them with
+//! one function, the only place that changes state. Replaying a journal of
+//! those events therefore rebuilds exactly the same engine
+//! ([`Engine::replay`]).
+
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use hashbrown::{HashMap, HashTable};
+use serde::{Deserialize, Serialize};
+
+use crate::fenwick::Fenwick;
+use crate::id::{IdGenerator, SaleId, TxId};
+use crate::name::{BuyerName, NameError};
+use crate::time::{Timestamp, millis};
+
+/// How long a payment slot is held when a sale does not say: one minute, as
+/// in the reference.
+pub const DEFAULT_PAYMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What an engine needs to know about its sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SaleConfig {
+    /// The sale.
+    pub id: SaleId,
+    /// Units for sale.
+    pub quantity: u64,
+    /// Buying opens at this time…
+    pub starts_at: Timestamp,
+    /// …and closes at this one (exclusive).
+    pub ends_at: Timestamp,
+    /// How long a buyer holds a payment slot before it expires.
+    #[serde(with = "millis")]
+    pub payment_timeout: Duration,
+    /// At most this many payment slots at once (a payment gateway's
+    /// capacity, say). `None`: as many as there is unsold stock.
+    pub max_payment_slots: Option<u64>,
+}
+
+impl SaleConfig {
+    /// A sale of `quantity` units open in `[starts_at, ends_at)`, with the
+    /// default payment timeout and no limit on payment slots but stock.
+    pub fn new(id: SaleId, quantity: u64, starts_at: Timestamp, ends_at: Timestamp) -> Self {
+        SaleConfig {
+            id,
+            quantity,
+            starts_at,
+            ends_at,
+            payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
+            max_payment_slots: None,
+        }
+    }
+
+    /// Checks the settings make a sale that can run.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ends_at <= self.starts_at {
+            return Err(ConfigError::EndsBeforeStart);
+        }
+        if self.payment_timeout.is_zero() {
+            return Err(ConfigError::ZeroPaymentTimeout);
+        }
+        if self.max_payment_slots == Some(0) {
+            return Err(ConfigError::ZeroPaymentSlots);
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`SaleConfig`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `ends_at` is not after `starts_at`.
+    #[error("sale must end after it starts")]
+    EndsBeforeStart,
+    /// A zero payment timeout would expire every slot at once.
+    #[error("payment timeout must be positive")]
+    ZeroPaymentTimeout,
+    /// A limit of zero payment slots would sell nothing.
+    #[error("payment slot limit must be positive")]
+    ZeroPaymentSlots,
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TxState {
+    /// Holds a payment slot until its deadline.
+    Payment,
+    /// In the waiting queue.
+    Waiting,
+    /// Paid: one unit sold to this buyer.
+    Paid,
+    /// The payment slot's deadline passed unpaid.
+    Expired,
+    /// The buyer gave up a slot or a place.
+    Left,
+    /// Was waiting when the sale sold out.
+    RejectedSoldOut,
+    /// Was waiting when the sale ended.
+    RejectedSaleEnded,
+}
+
+impl TxState {
+    /// Payment or waiting: the buyer is still in the sale.
+    pub fn is_live(self) -> bool {
+        matches!(self, TxState::Payment | TxState::Waiting)
+    }
+
+    /// Live or paid: the buyer may not join again.
+    pub fn blocks_rejoin(self) -> bool {
+        self.is_live() || self == TxState::Paid
+    }
+}
+
+/// Why a waiting buyer was let go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// Every unit was sold.
+    SoldOut,
+    /// The sale ended.
+    SaleEnded,
+}
+
+/// Something that happened in a sale. The engine's only output besides
+/// return values, and the unit of its journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The sale it happened in.
+    pub sale: SaleId,
+    /// When (the engine's time, which never goes backwards).
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened; see [`Event`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The sale was set up with this configuration (a journal's first entry).
+    Opened {
+        /// The sale's settings.
+        config: SaleConfig,
+    },
+    /// The sale's start time was reached.
+    Started,
+    /// The sale's end time was reached.
+    Ended,
+    /// A buyer joined: with a payment slot if `deadline` is set, else waiting.
+    Joined {
+        /// The new transaction.
+        tx: TxId,
+        /// Who.
+        buyer: BuyerName,
+        /// The payment deadline when admitted straight to payment.
+        deadline: Option<Timestamp>,
+    },
+    /// A waiting buyer got a payment slot (the reference's `switch`).
+    Promoted {
+        /// The transaction.
+        tx: TxId,
+        /// Who.
+        buyer: BuyerName,
+        /// Pay by then.
+        deadline: Timestamp,
+    },
+    /// A payment slot was paid: one unit sold (the reference's `paid`).
+    Paid {
+        /// The transaction.
+        tx: TxId,
+        /// Who.
+        buyer: BuyerName,
+    },
+    /// A payment slot's deadline passed unpaid.
+    Expired {
+        /// The transaction.
+        tx: TxId,
+        /// Who.
+        buyer: BuyerName,
+    },
+    /// A buyer gave up a slot or a place.
+    Left {
+        /// The transaction.
+        tx: TxId,
+        /// Who.
+        buyer: BuyerName,
+    },
+    /// The last unit was sold.
+    SoldOut,
+    /// A waiting buyer was let go: the sale sold out or ended.
+    Dropped {
+        /// The transaction.
+        tx: TxId,
+        /// Who.
+        buyer: BuyerName,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A payment arrived for a slot that had expired or been left: the
+    /// money must go back.
+    RefundDue {
+        /// The transaction.
+        tx: TxId,
+        /// Who.
+        buyer: BuyerName,
+    },
+}
+
+/// The answer to a successful [`Engine::buy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// The new transaction.
+    pub tx: TxId,
+    /// Payment or waiting.
+    pub place: Place,
+}
+
+/// Where a new buyer was put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A payment slot, to be paid by `deadline`.
+    Payment {
+        /// Pay by then.
+        deadline: Timestamp,
+    },
+    /// The waiting queue, at `position` (1 = next to be promoted).
+    Waiting {
+        /// 1-based place in the queue.
+        position: u64,
+    },
+}
+
+/// The answer to a successful [`Engine::paid`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaidOutcome {
+    /// The slot became a sale.
+    Paid,
+    /// It was already paid; nothing changed.
+    AlreadyPaid,
+}
+
+/// A transaction as it stands now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The transaction.
+    pub tx: TxId,
+    /// Who.
+    pub buyer: BuyerName,
+    /// Where it stands.
+    pub state: TxState,
+    /// 1-based place in the waiting queue, while waiting.
+    pub position: Option<u64>,
+    /// The payment deadline, while holding a slot.
+    pub deadline: Option<Timestamp>,
+}
+
+/// Why a buy was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuyError {
+    /// No such sale (or not initialized yet).
+    #[error("sale not found or not initialized")]
+    UnknownSale,
+    /// The buyer name is not acceptable.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// Before the sale's start.
+    #[error("sale is not active: it has not started")]
+    NotStarted {
+        /// When it starts.
+        starts_at: Timestamp,
+    },
+    /// At or after the sale's end.
+    #[error("sale is not active: it has ended")]
+    Ended {
+        /// When it ended.
+        ended_at: Timestamp,
+    },
+    /// Every unit is sold.
+    #[error("sold out")]
+    SoldOut,
+    /// The buyer already has a live or paid transaction in this sale.
+    #[error("buyer already joined this sale")]
+    AlreadyJoined {
+        /// That transaction.
+        tx: TxId,
+        /// Its state.
+        state: TxState,
+    },
+    /// The sale's service is not answering (stopping, or its storage failed).
+    #[error("sale service unavailable")]
+    Unavailable,
+}
+
+/// Why a payment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PaidError {
+    /// No such sale.
+    #[error("sale not found or not initialized")]
+    UnknownSale,
+    /// No such transaction in this sale.
+    #[error("transaction not found")]
+    UnknownTransaction,
+    /// The slot expired before the payment arrived; a refund is due.
+    #[error("payment slot expired; the payment must be refunded")]
+    SlotExpired,
+    /// The buyer left the slot before the payment arrived; a refund is due.
+    #[error("buyer left the payment slot; the payment must be refunded")]
+    SlotLeft,
+    /// The transaction does not hold a payment slot (waiting, or let go).
+    #[error("transaction is not in the payment queue")]
+    NotInPayment {
+        /// Its state.
+        state: TxState,
+    },
+    /// The sale's service is not answering.
+    #[error("sale service unavailable")]
+    Unavailable,
+}
+
+/// Why leaving was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeaveError {
+    /// No such sale.
+    #[error("sale not found or not initialized")]
+    UnknownSale,
+    /// No such transaction in this sale.
+    #[error("transaction not found")]
+    UnknownTransaction,
+    /// Already paid: nothing to leave.
+    #[error("transaction is already paid")]
+    AlreadyPaid,
+    /// Already over (expired or let go).
+    #[error("transaction is no longer in the sale")]
+    NotLive {
+        /// Its state.
+        state: TxState,
+    },
+    /// The sale's service is not answering.
+    #[error("sale service unavailable")]
+    Unavailable,
+}
+
+/// Why a status was not given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// No such sale.
+    #[error("sale not found or not initialized")]
+    UnknownSale,
+    /// No such transaction in this sale.
+    #[error("transaction not found")]
+    UnknownTransaction,
+    /// The sale's service is not answering.
+    #[error("sale service unavailable")]
+    Unavailable,
+}
+
+/// Why a journal could not be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The journal is empty or does not start with `Opened`.
+    #[error("journal does not start with the sale's Opened event")]
+    NotOpened,
+    /// The opening configuration is invalid.
+    #[error("journal opens an invalid sale: {0}")]
+    Config(#[from] ConfigError),
+    /// An event does not fit the state the journal built so far.
+    #[error("journal entry {index} does not fit the sale's state: {reason}")]
+    Inconsistent {
+        /// 0-based position in the journal.
+        index: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tx {
+    id: TxId,
+    name: BuyerName,
+    state: TxState,
+    /// Waiting: the position's index in `positions`. Payment: the deadline
+    /// in milliseconds. Otherwise unused.
+    key: u64,
+}
+
+/// One sale's engine. Deterministic: no I/O, no clock; time comes in as
+/// `now` on every call and events go out through [`Engine::drain_events`].
+///
+/// ```
+/// use flashsale_core::{Engine, EventKind, SaleConfig, SaleId, SequentialIds, Timestamp, Place};
+///
+/// let t0 = Timestamp::from_millis(1_000);
+/// let sale = SaleConfig::new(SaleId::from(bson::oid::ObjectId::from_bytes([1; 12])), 1, t0,
+///                            Timestamp::from_millis(100_000));
+/// let mut engine = Engine::new(t0, sale, Box::new(SequentialIds::default())).unwrap();
+/// let ana = engine.buy(t0, "ana").unwrap();
+/// let bob = engine.buy(t0, "bob").unwrap();
+/// assert!(matches!(ana.place, Place::Payment { .. }));
+/// assert_eq!(bob.place, Place::Waiting { position: 1 });
+/// engine.paid(t0, ana.tx).unwrap();
+/// assert_eq!(engine.sold(), 1);
+/// // bob was told the sale sold out.
+/// assert!(engine.drain_events().any(|e| matches!(e.kind, EventKind::Dropped { .. })));
+/// ```
+pub struct Engine {
+    config: SaleConfig,
+    ids: Box<dyn IdGenerator>,
+    now: Timestamp,
+    started: bool,
+    ended: bool,
+    sold: u64,
+    /// Live payment slots.
+    slots: u64,
+    /// Live waiting buyers.
+    waiting: u64,
+    /// Every transaction, in join order.
+    txs: Vec<Tx>,
+    by_id: HashMap<TxId, u32>,
+    /// Indices into `txs`, hashed by name: each name's latest transaction.
+    by_name: HashTable<u32>,
+    by_name_hasher: hashbrown::DefaultHashBuilder,
+    /// Payment slots in deadline order; the front is always live.
+    deadlines: VecDeque<u32>,
+    /// Waiting buyers in join order; the front is always live.
+    queue: VecDeque<u32>,
+    /// 1 at each live waiting buyer's index: prefix sums are positions.
+    positions: Fenwick,
+    events: Vec<Event>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("now", &self.now)
+            .field("sold", &self.sold)
+            .field("payment_slots", &self.slots)
+            .field("waiting", &self.waiting)
+            .field("transactions", &self.txs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A new engine for `config`, opened at `now`. Its first event is
+    /// [`EventKind::Opened`]: a journal's first entry.
+    pub fn new(
+        now: Timestamp,
+        config: SaleConfig,
+        ids: Box<dyn IdGenerator>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut engine = Self::empty(now, config, ids);
+        let config = engine.config.clone();
+        engine.events.push(Event {
+            sale: config.id,
+            at: now,
+            kind: EventKind::Opened { config },
+        });
+        Ok(engine)
+    }
+
+    fn empty(now: Timestamp, config: SaleConfig, ids: Box<dyn IdGenerator>) -> Self {
+        Engine {
+            config,
+            ids,
+            now,
+            started: false,
+            ended: false,
+            sold: 0,
+            slots: 0,
+            waiting: 0,
+            txs: Vec::new(),
+            by_id: HashMap::new(),
+            by_name: HashTable::new(),
+            by_name_hasher: hashbrown::DefaultHashBuilder::default(),
+            deadlines: VecDeque::new(),
+            queue: VecDeque::new(),
+            positions: Fenwick::default(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Rebuilds an engine from its journal: the events it emitted, in order,
+    /// starting with [`EventKind::Opened`]. The result is the same engine
+    /// that wrote the journal, minus undrained events. `ids` makes the ids of
+    /// transactions from now on; one that repeats an existing id is skipped.
+    pub fn replay<I>(journal: I, ids: Box<dyn IdGenerator>) -> Result<Self, ReplayError>
+    where
+        I: IntoIterator,
+        I::Item: std::borrow::Borrow<Event>,
+    {
+        use std::borrow::Borrow;
+        let mut journal = journal.into_iter();
+        let first = journal.next().ok_or(ReplayError::NotOpened)?;
+        let EventKind::Opened { config } = &first.borrow().kind else {
+            return Err(ReplayError::NotOpened);
+        };
+        config.validate()?;
+        let mut engine = Self::empty(first.borrow().at, config.clone(), ids);
+        for (index, event) in journal.enumerate() {
+            let event = event.borrow();
+            if event.sale != engine.config.id {
+                return Err(ReplayError::Inconsistent {
+                    index: index + 1,
+                    reason: "event of another sale",
+                });
+            }
+            engine
+                .apply(event)
+                .map_err(|reason| ReplayError::Inconsistent {
+                    index: index + 1,
+                    reason,
+                })?;
+        }
+        Ok(engine)
+    }
+
+    // ----- commands ---------------------------------------------------------
+
+    /// A buyer joins: a payment slot if one is free, else the waiting queue.
+    pub fn buy(&mut self, now: Timestamp, buyer: &str) -> Result<Admission, BuyError> {
+        let now = self.advance(now);
+        let buyer = BuyerName::parse(buyer)?;
+        if now < self.config.starts_at {
+            return Err(BuyError::NotStarted {
+                starts_at: self.config.starts_at,
+            });
+        }
+        if self.ended {
+            return Err(BuyError::Ended {
+                ended_at: self.config.ends_at,
+            });
+        }
+        if self.sold >= self.config.quantity {
+            return Err(BuyError::SoldOut);
+        }
+        if let Some(tx) = self.latest_of(buyer.as_str())
+            && tx.state.blocks_rejoin()
+        {
+            return Err(BuyError::AlreadyJoined {
+                tx: tx.id,
+                state: tx.state,
+            });
+        }
+        let tx = self.fresh_id(now);
+        let deadline = (self.free_slots() > 0).then(|| now.saturating_add(self.config.payment_timeout));
+        self.emit(
+            now,
+            EventKind::Joined {
+                tx,
+                buyer,
+                deadline,
+            },
+        );
+        let place = match deadline {
+            Some(deadline) => Place::Payment { deadline },
+            None => Place::Waiting {
+                position: self.waiting,
+            },
+        };
+        Ok(Admission { tx, place })
+    }
+
+    /// A payment arrived for `tx`: its slot becomes a sale. Idempotent: a
+    /// second call for a paid transaction changes nothing.
+    pub fn paid(&mut self, now: Timestamp, tx: TxId) -> Result<PaidOutcome, PaidError> {
+        let now = self.advance(now);
+        let i = self.index(tx).ok_or(PaidError::UnknownTransaction)?;
+        let t = &self.txs[i];
+        let buyer = t.name.clone();
+        match t.state {
+            TxState::Payment => {
+                self.emit(now, EventKind::Paid { tx, buyer });
+                if self.sold == self.config.quantity {
+                    self.emit(now, EventKind::SoldOut);
+                }
+                self.settle(now);
+                Ok(PaidOutcome::Paid)
+            }
+            TxState::Paid => Ok(PaidOutcome::AlreadyPaid),
+            TxState::Expired => {
+                self.emit(now, EventKind::RefundDue { tx, buyer });
+                Err(PaidError::SlotExpired)
+            }
+            TxState::Left => {
+                self.emit(now, EventKind::RefundDue { tx, buyer });
+                Err(PaidError::SlotLeft)
+            }
+            state => Err(PaidError::NotInPayment { state }),
+        }
+    }
+
+    /// The buyer of `tx` gives up a payment slot or a waiting place; a freed
+    /// slot goes to the next waiting buyer. Leaving twice is a no-op.
+    pub fn leave(&mut self, now: Timestamp, tx: TxId) -> Result<(), LeaveError> {
+        let now = self.advance(now);
+        let i = self.index(tx).ok_or(LeaveError::UnknownTransaction)?;
+        let t = &self.txs[i];
+        match t.state {
+            TxState::Payment | TxState::Waiting => {
+                let buyer = t.name.clone();
+                self.emit(now, EventKind::Left { tx, buyer });
+                self.settle(now);
+                Ok(())
+            }
+            TxState::Left => Ok(()),
+            TxState::Paid => Err(LeaveError::AlreadyPaid),
+            state => Err(LeaveError::NotLive { state }),
+        }
+    }
+
+    /// Where `tx` stands: state, waiting position, payment deadline.
+    pub fn status(&self, tx: TxId) -> Option<Status> {
+        self.index(tx).map(|i| self.status_at(i))
+    }
+
+    /// The earliest time at which [`Engine::handle_timeout`] has work: the
+    /// sale's start or end, or the first payment deadline. `None`: nothing
+    /// is scheduled.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let start = (!self.started).then_some(self.config.starts_at);
+        let end = (!self.ended).then_some(self.config.ends_at);
+        let deadline = self
+            .deadlines
+            .front()
+            .map(|&i| Timestamp::from_millis(self.txs[i as usize].key));
+        [start, end, deadline].into_iter().flatten().min()
+    }
+
+    /// Does what is due at `now`: starts or ends the sale, expires every
+    /// payment slot whose deadline is at or before `now`, and backfills
+    /// freed slots from the waiting queue in join order. Calling it early or
+    /// twice is harmless. Every command does this first by itself.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.advance(now);
+    }
+
+    /// Takes the events produced since the last call, oldest first.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
+        self.events.drain(..)
+    }
+
+    // ----- queries ----------------------------------------------------------
+
+    /// The sale's settings.
+    pub fn config(&self) -> &SaleConfig {
+        &self.config
+    }
+
+    /// Units sold.
+    pub fn sold(&self) -> u64 {
+        self.sold
+    }
+
+    /// Units neither sold nor held in a payment slot.
+    pub fn available(&self) -> u64 {
+        self.config.quantity - self.sold - self.slots
+    }
+
+    /// Live payment slots.
+    pub fn payment_slots(&self) -> u64 {
+        self.slots
+    }
+
+    /// Buyers in the waiting queue.
+    pub fn waiting(&self) -> u64 {
+        self.waiting
+    }
+
+    /// Payment slots that could be handed out now.
+    pub fn free_slots(&self) -> u64 {
+        let unsold = self.config.quantity - self.sold;
+        let capacity = self.config.max_payment_slots.map_or(unsold, |m| m.min(unsold));
+        capacity.saturating_sub(self.slots)
+    }
+
+    /// Whether the sale's start / end have been reached.
+    pub fn is_active(&self) -> bool {
+        self.started && !self.ended
+    }
+
+    /// The engine's time: the latest `now` it was given.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The number of transactions ever made (every state).
+    pub fn transaction_count(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Every transaction, in join order.
+    pub fn transactions(&self) -> impl Iterator<Item = Status> + '_ {
+        (0..self.txs.len()).map(|i| self.status_at(i))
+    }
+
+    /// Approximate bytes this engine holds on the heap, names included.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let names: usize = self.txs.iter().map(|t| t.name.as_str().len() + 16).sum();
+        self.txs.capacity() * size_of::<Tx>()
+            + self.by_id.allocation_size()
+            + self.by_name.allocation_size()
+            + (self.deadlines.capacity() + self.queue.capacity()) * size_of::<u32>()
+            + self.positions.heap_bytes()
+            + names
+    }
+
+    // ----- internals --------------------------------------------------------
+
+    fn status_at(&self, i: usize) -> Status {
+        let t = &self.txs[i];
+        let (position, deadline) = match t.state {
+            TxState::Waiting => (Some(self.positions.prefix(t.key as usize)), None),
+            TxState::Payment => (None, Some(Timestamp::from_millis(t.key))),
+            _ => (None, None),
+        };
+        Status {
+            tx: t.id,
+            buyer: t.name.clone(),
+            state: t.state,
+            position,
+            deadline,
+        }
+    }
+
+    fn index(&self, tx: TxId) -> Option<usize> {
+        self.by_id.get(&tx).map(|&i| i as usize)
+    }
+
+    fn name_hash(&self, name: &str) -> u64 {
+        self.by_name_hasher.hash_one(name)
+    }
+
+    fn latest_of(&self, name: &str) -> Option<&Tx> {
+        let txs = &self.txs;
+        self.by_name
+            .find(self.name_hash(name), |&i| txs[i as usize].name.as_str() == name)
+            .map(|&i| &txs[i as usize])
+    }
+
+    fn fresh_id(&mut self, now: Timestamp) -> TxId {
+        loop {
+            let id = TxId(self.ids.next_id(now));
+            if !self.by_id.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Moves time forward (never back) and does what is due.
+    fn advance(&mut self, now: Timestamp) -> Timestamp {
+        let now = now.max(self.now);
+        self.now = now;
+        if !self.started && now >= self.config.starts_at {
+            self.emit(now, EventKind::Started);
+        }
+        if !self.ended && now >= self.config.ends_at {
+            self.emit(now, EventKind::Ended);
+        }
+        while let Some(&i) = self.deadlines.front() {
+            let t = &self.txs[i as usize];
+            if t.key > now.as_millis() {
+                break;
+            }
+            let (tx, buyer) = (t.id, t.name.clone());
+            self.emit(now, EventKind::Expired { tx, buyer });
+        }
+        self.settle(now);
+        now
+    }
+
+    /// Restores invariants 2 and 6 after any change: fills free slots from
+    /// the waiting queue, or lets every waiting buyer go when the sale sold
+    /// out or ended.
+    fn settle(&mut self, now: Timestamp) {
+        let reason = if self.sold >= self.config.quantity {
+            Some(DropReason::SoldOut)
+        } else if self.ended {
+            Some(DropReason::SaleEnded)
+        } else {
+            None
+        };
+        while let Some(&i) = self.queue.front() {
+            if reason.is_none() && self.free_slots() == 0 {
+                break;
+            }
+            let t = &self.txs[i as usize];
+            let (tx, buyer) = (t.id, t.name.clone());
+            let kind = match reason {
+                Some(reason) => EventKind::Dropped { tx, buyer, reason },
+                None => EventKind::Promoted {
+                    tx,
+                    buyer,
+                    deadline: now.saturating_add(self.config.payment_timeout),
+                },
+            };
+            self.emit(now, kind);
+        }
+    }
+
+    fn emit(&mut self, at: Timestamp, kind: EventKind) {
+        let event = Event {
+            sale: self.config.id,
+            at,
+            kind,
+        };
+        let applied = self.apply(&event);
+        debug_assert_eq!(applied, Ok(()), "engine emitted an event it cannot apply");
+        self.events.push(event);
+    }
+
+    /// The only place state changes. Commands reach it through `emit`,
+    /// replays directly.
+    fn apply(&mut self, event: &Event) -> Result<(), &'static str> {
+        if event.at < self.now {
+            return Err("time went backwards");
+        }
+        self.now = event.at;
+        match &event.kind {
+            EventKind::Opened { .. } => return Err("sale opened twice"),
+            EventKind::Started => self.started = true,
+            EventKind::Ended => self.ended = true,
+            EventKind::SoldOut | EventKind::RefundDue { .. } => {}
+            EventKind::Joined {
+                tx,
+                buyer,
+                deadline,
+            } => {
+                let i = u32::try_from(self.txs.len()).map_err(|_| "too many transactions")?;
+                if self.by_id.insert(*tx, i).is_some() {
+                    return Err("transaction id used twice");
+                }
+                let key = match deadline {
+                    Some(deadline) => {
+                        self.slots += 1;
+                        self.deadlines.push_back(i);
+                        deadline.as_millis()
+                    }
+                    None => {
+                        self.waiting += 1;
+                        self.queue.push_back(i);
+                        self.positions.push(1) as u64
+                    }
+                };
+                let hash = self.name_hash(buyer.as_str());
+                let txs = &self.txs;
+                match self.by_name.entry(
+                    hash,
+                    |&j| txs[j as usize].name == *buyer,
+                    |&j| self.by_name_hasher.hash_one(txs[j as usize].name.as_str()),
+                ) {
+                    hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = i,
+                    hashbrown::hash_table::Entry::Vacant(e) => {
+                        e.insert(i);
+                    }
+                }
+                self.txs.push(Tx {
+                    id: *tx,
+                    name: buyer.clone(),
+                    state: if deadline.is_some() {
+                        TxState::Payment
+                    } else {
+                        TxState::Waiting
+                    },
+                    key,
+                });
+            }
+            EventKind::Promoted { tx, deadline, .. } => {
+                let i = self.live(*tx, TxState::Waiting)?;
+                self.leave_queue(i);
+                self.slots += 1;
+                self.deadlines.push_back(i as u32);
+                let t = &mut self.txs[i];
+                t.state = TxState::Payment;
+                t.key = deadline.as_millis();
+            }
+            EventKind::Paid { tx, .. } => {
+                let i = self.live(*tx, TxState::Payment)?;
+                self.sold += 1;
+                self.release_slot(i, TxState::Paid);
+            }
+            EventKind::Expired { tx, .. } => {
+                let i = self.live(*tx, TxState::Payment)?;
+                self.release_slot(i, TxState::Expired);
+            }
+            EventKind::Left { tx, .. } => {
+                let i = self.index(*tx).ok_or("unknown transaction")?;
+                match self.txs[i].state {
+                    TxState::Payment => self.release_slot(i, TxState::Left),
+                    TxState::Waiting => {
+                        self.leave_queue(i);
+                        self.txs[i].state = TxState::Left;
+                    }
+                    _ => return Err("left a transaction that was not live"),
+                }
+            }
+            EventKind::Dropped { tx, reason, .. } => {
+                let i = self.live(*tx, TxState::Waiting)?;
+                self.leave_queue(i);
+                self.txs[i].state = match reason {
+                    DropReason::SoldOut => TxState::RejectedSoldOut,
+                    DropReason::SaleEnded => TxState::RejectedSaleEnded,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn live(&self, tx: TxId, state: TxState) -> Result<usize, &'static str> {
+        let i = self.index(tx).ok_or("unknown transaction")?;
+        if self.txs[i].state != state {
+            return Err("transaction is not in the expected state");
+        }
+        Ok(i)
+    }
+
+    /// Takes waiting transaction `i` out of the queue's counts; the queue
+    /// entry itself is dropped lazily once it reaches the front.
+    fn leave_queue(&mut self, i: usize) {
+        self.waiting -= 1;
+        self.positions.decrement(self.txs[i].key as usize);
+        // Mark it no longer waiting before tidying the front.
+        self.txs[i].state = TxState::Left;
+        while let Some(&j) = self.queue.front() {
+            if self.txs[j as usize].state == TxState::Waiting {
+                break;
+            }
+            self.queue.pop_front();
+        }
+    }
+
+    /// Ends payment slot `i` in `state`; stale deadline entries at the
+    /// front are dropped so the front is always a live slot.
+    fn release_slot(&mut self, i: usize, state: TxState) {
+        self.slots -= 1;
+        self.txs[i].state = state;
+        while let Some(&j) = self.deadlines.front() {
+            if self.txs[j as usize].state == TxState::Payment {
+                break;
+            }
+            self.deadlines.pop_front();
+        }
+    }
+}

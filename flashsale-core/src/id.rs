@@ -1,0 +1,195 @@
+//! Identifiers: [`SaleId`] and [`TxId`] wrap a BSON [`ObjectId`] and travel as
+//! plain 24-character hex strings; [`IdGenerator`] makes new ones.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bson::oid::ObjectId;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::time::Timestamp;
+
+/// The error for a string that is not a 24-character hex ObjectId.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a 24-character hex ObjectId")]
+pub struct InvalidId;
+
+macro_rules! object_id_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub ObjectId);
+
+        impl $name {
+            /// The id's 12 bytes.
+            pub fn bytes(&self) -> [u8; 12] {
+                self.0.bytes()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<Self, InvalidId> {
+                // `parse_str` accepts upper-case hex too; the wire form is
+                // lower-case, but being lenient here loses nothing.
+                ObjectId::parse_str(s).map($name).map_err(|_| InvalidId)
+            }
+        }
+
+        impl From<ObjectId> for $name {
+            fn from(id: ObjectId) -> Self {
+                $name(id)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0.to_hex())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+object_id_newtype!(
+    /// A sale's id.
+    SaleId
+);
+object_id_newtype!(
+    /// A transaction's id: one buyer's entry in one sale.
+    TxId
+);
+
+/// Makes new ObjectIds. Injected so that tests and replays are deterministic.
+///
+/// Ids must be unique for the generator's lifetime. They are expected (not
+/// required) to ascend with time, as MongoDB's do.
+pub trait IdGenerator: Send {
+    /// A new id, made at `now`.
+    fn next_id(&mut self, now: Timestamp) -> ObjectId;
+}
+
+/// The production generator: an ObjectId whose first four bytes are `now` in
+/// seconds (as MongoDB's) followed by an eight-byte counter that starts at a
+/// seed. Seed it randomly and two processes will not collide; ids ascend with
+/// time and, within one second, in creation order.
+#[derive(Debug, Clone)]
+pub struct ObjectIdGenerator {
+    next: u64,
+}
+
+impl ObjectIdGenerator {
+    /// A generator whose counter starts at `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        Self { next: seed }
+    }
+
+    /// A generator seeded from a fresh `ObjectId::new()` (random per process,
+    /// plus its counter), for production use.
+    pub fn random() -> Self {
+        let bytes = ObjectId::new().bytes();
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&bytes[4..12]);
+        // Keep the top bit clear so the counter cannot wrap within any
+        // realistic lifetime.
+        Self::with_seed(u64::from_be_bytes(seed) >> 1)
+    }
+}
+
+impl IdGenerator for ObjectIdGenerator {
+    fn next_id(&mut self, now: Timestamp) -> ObjectId {
+        let mut bytes = [0u8; 12];
+        let secs = u32::try_from(now.as_millis() / 1000).unwrap_or(u32::MAX);
+        bytes[..4].copy_from_slice(&secs.to_be_bytes());
+        bytes[4..].copy_from_slice(&self.next.to_be_bytes());
+        self.next = self.next.wrapping_add(1);
+        ObjectId::from_bytes(bytes)
+    }
+}
+
+/// A deterministic generator for tests: ids `000000000000000000000001`,
+/// `000000000000000000000002`, … regardless of time.
+#[derive(Debug, Clone, Default)]
+pub struct SequentialIds {
+    next: u64,
+}
+
+impl SequentialIds {
+    /// Starts after `start` (the first id is `start + 1`).
+    pub fn starting_after(start: u64) -> Self {
+        Self { next: start }
+    }
+}
+
+impl IdGenerator for SequentialIds {
+    fn next_id(&mut self, _now: Timestamp) -> ObjectId {
+        self.next += 1;
+        let mut bytes = [0u8; 12];
+        bytes[4..].copy_from_slice(&self.next.to_be_bytes());
+        ObjectId::from_bytes(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_travel_as_plain_hex_strings() {
+        let id = TxId(ObjectId::from_bytes([0xab; 12]));
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, "\"abababababababababababab\"");
+        assert_eq!(serde_json::from_str::<TxId>(&json).unwrap(), id);
+        assert_eq!(id.to_string(), "abababababababababababab");
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected() {
+        for bad in ["", "abc", "zzzzzzzzzzzzzzzzzzzzzzzz", "abababababababababababab0"] {
+            assert_eq!(bad.parse::<SaleId>(), Err(InvalidId), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<SaleId>("42").is_err());
+    }
+
+    #[test]
+    fn object_id_generator_ascends_with_time_and_order() {
+        let mut g = ObjectIdGenerator::with_seed(u64::MAX - 1);
+        let a = g.next_id(Timestamp::from_millis(5_000));
+        let b = g.next_id(Timestamp::from_millis(5_999));
+        let c = g.next_id(Timestamp::from_millis(6_000));
+        assert_eq!(&a.bytes()[..4], &5u32.to_be_bytes());
+        assert!(a < b, "same second: counter order");
+        assert!(b < c, "later second sorts later even after counter wrap");
+    }
+
+    #[test]
+    fn sequential_ids_are_deterministic() {
+        let mut g = SequentialIds::default();
+        assert_eq!(
+            g.next_id(Timestamp::ZERO).to_hex(),
+            "000000000000000000000001"
+        );
+        assert_eq!(
+            g.next_id(Timestamp::ZERO).to_hex(),
+            "000000000000000000000002"
+        );
+    }
+}

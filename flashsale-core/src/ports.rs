@@ -1,0 +1,193 @@
+//! Ports: what the engine's driver needs from the world — a [`Clock`], a
+//! [`Storage`] journal and an [`EventSink`] — and in-memory implementations.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::engine::Event;
+use crate::id::SaleId;
+use crate::time::Timestamp;
+
+/// Tells the time and waits for it. Only drivers read it; engines are given
+/// `now`.
+#[async_trait]
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+    /// Returns once [`Clock::now`] has reached `deadline`.
+    async fn sleep_until(&self, deadline: Timestamp);
+}
+
+/// The system's wall clock, with tokio's timer for waiting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        std::time::SystemTime::now().into()
+    }
+
+    async fn sleep_until(&self, deadline: Timestamp) {
+        // Re-check after waking: the wall clock may have been adjusted.
+        loop {
+            let now = self.now();
+            if now >= deadline {
+                return;
+            }
+            tokio::time::sleep(now.until(deadline)).await;
+        }
+    }
+}
+
+/// A storage failure. The service retries appends until they succeed, so a
+/// failure delays answers but never loses or reorders events.
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StorageError(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl StorageError {
+    /// An error with a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        StorageError(message.into().into())
+    }
+}
+
+/// An append-only journal of engine events per sale. A sale's state is the
+/// fold of its journal ([`crate::Engine::replay`]).
+///
+/// Implementations must keep each sale's events in append order, make an
+/// append all-or-nothing, and return from `append` only once the events
+/// would survive what the implementation promises to survive. The testkit's
+/// [`storage_conformance`](crate::testkit::storage_conformance) checks the
+/// observable part.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Appends `events` (all of one sale, in order) to `sale`'s journal.
+    async fn append(&self, sale: SaleId, events: &[Event]) -> Result<(), StorageError>;
+    /// `sale`'s whole journal, oldest first; empty for an unknown sale.
+    async fn read(&self, sale: SaleId) -> Result<Vec<Event>, StorageError>;
+    /// Every sale with a journal.
+    async fn sales(&self) -> Result<Vec<SaleId>, StorageError>;
+}
+
+/// A journal in memory: survives a restart of the service within the same
+/// process (clones share it), not of the process.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStorage {
+    journals: Arc<Mutex<BTreeMap<SaleId, Vec<Event>>>>,
+}
+
+impl MemoryStorage {
+    /// An empty journal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn journals(&self) -> std::sync::MutexGuard<'_, BTreeMap<SaleId, Vec<Event>>> {
+        // A panic while holding this lock cannot leave a half-done append
+        // (extend_from_slice of clones), so the data is still good.
+        self.journals.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn append(&self, sale: SaleId, events: &[Event]) -> Result<(), StorageError> {
+        if !events.is_empty() {
+            self.journals()
+                .entry(sale)
+                .or_default()
+                .extend_from_slice(events);
+        }
+        Ok(())
+    }
+
+    async fn read(&self, sale: SaleId) -> Result<Vec<Event>, StorageError> {
+        Ok(self.journals().get(&sale).cloned().unwrap_or_default())
+    }
+
+    async fn sales(&self) -> Result<Vec<SaleId>, StorageError> {
+        Ok(self.journals().keys().copied().collect())
+    }
+}
+
+/// A failure to hand events on.
+#[derive(Debug, thiserror::Error)]
+#[error("event sink: {0}")]
+pub struct SinkError(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl SinkError {
+    /// An error with a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        SinkError(message.into().into())
+    }
+}
+
+/// Where events go once they are in the journal: an in-process broadcast,
+/// Kafka, or several ([`FanOut`]). Called by one task per sale, in journal
+/// order; a failed batch is offered again, so an implementation that
+/// delivers part of a batch may deliver those events twice (at least once).
+#[async_trait]
+pub trait EventSink<E = Event>: Send + Sync + 'static
+where
+    E: Send + Sync + 'static,
+{
+    /// Hands `events` on, in order.
+    async fn publish(&self, events: &[E]) -> Result<(), SinkError>;
+}
+
+/// An in-process broadcast (tokio's): every subscriber sees every event
+/// published after it subscribed. Never blocks; a subscriber that falls more
+/// than `capacity` events behind misses the oldest and is told so by tokio.
+#[derive(Debug, Clone)]
+pub struct BroadcastSink<E = Event> {
+    sender: broadcast::Sender<E>,
+}
+
+impl<E: Clone> BroadcastSink<E> {
+    /// A broadcast keeping up to `capacity` events for slow subscribers.
+    pub fn new(capacity: usize) -> Self {
+        BroadcastSink {
+            sender: broadcast::channel(capacity).0,
+        }
+    }
+
+    /// A receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<E> {
+        self.sender.subscribe()
+    }
+}
+
+#[async_trait]
+impl<E: Clone + Send + Sync + 'static> EventSink<E> for BroadcastSink<E> {
+    async fn publish(&self, events: &[E]) -> Result<(), SinkError> {
+        for e in events {
+            // No subscriber is not an error: nobody is listening yet.
+            let _ = self.sender.send(e.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Publishes to several sinks in turn; fails if any fails.
+pub struct FanOut<E = Event>(pub Vec<Arc<dyn EventSink<E>>>);
+
+impl<E> std::fmt::Debug for FanOut<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FanOut({} sinks)", self.0.len())
+    }
+}
+
+#[async_trait]
+impl<E: Send + Sync + 'static> EventSink<E> for FanOut<E> {
+    async fn publish(&self, events: &[E]) -> Result<(), SinkError> {
+        for sink in &self.0 {
+            sink.publish(events).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Kafka adapter for flashsale-core. Empty until its issue lands.
