@@ -35,7 +35,12 @@ pub struct NewSale {
 
 impl NewSale {
     /// A sale with the default payment timeout and no slot limit.
-    pub fn new(product_name: &str, quantity: u64, starts_at: Timestamp, ends_at: Timestamp) -> Self {
+    pub fn new(
+        product_name: &str,
+        quantity: u64,
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    ) -> Self {
         NewSale {
             product_name: product_name.to_owned(),
             quantity,

@@ -558,7 +558,8 @@ impl Engine {
             });
         }
         let tx = self.fresh_id(now);
-        let deadline = (self.free_slots() > 0).then(|| now.saturating_add(self.config.payment_timeout));
+        let deadline =
+            (self.free_slots() > 0).then(|| now.saturating_add(self.config.payment_timeout));
         self.emit(
             now,
             EventKind::Joined {
@@ -685,7 +686,10 @@ impl Engine {
     /// Payment slots that could be handed out now.
     pub fn free_slots(&self) -> u64 {
         let unsold = self.config.quantity - self.sold;
-        let capacity = self.config.max_payment_slots.map_or(unsold, |m| m.min(unsold));
+        let capacity = self
+            .config
+            .max_payment_slots
+            .map_or(unsold, |m| m.min(unsold));
         capacity.saturating_sub(self.slots)
     }
 
@@ -750,7 +754,9 @@ impl Engine {
     fn latest_of(&self, name: &str) -> Option<&Tx> {
         let txs = &self.txs;
         self.by_name
-            .find(self.name_hash(name), |&i| txs[i as usize].name.as_str() == name)
+            .find(self.name_hash(name), |&i| {
+                txs[i as usize].name.as_str() == name
+            })
             .map(|&i| &txs[i as usize])
     }
 

@@ -163,7 +163,12 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected() {
-        for bad in ["", "abc", "zzzzzzzzzzzzzzzzzzzzzzzz", "abababababababababababab0"] {
+        for bad in [
+            "",
+            "abc",
+            "zzzzzzzzzzzzzzzzzzzzzzzz",
+            "abababababababababababab0",
+        ] {
             assert_eq!(bad.parse::<SaleId>(), Err(InvalidId), "{bad:?}");
         }
         assert!(serde_json::from_str::<SaleId>("42").is_err());

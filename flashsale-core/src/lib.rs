@@ -83,15 +83,19 @@ pub mod service;
 pub mod testkit;
 pub mod time;
 
-pub use catalogue::{Catalogue, EligibilityError, NewSale, Notice, Sale, SaleError, TxMessage, TxMessageKind};
+pub use catalogue::{
+    Catalogue, EligibilityError, NewSale, Notice, Sale, SaleError, TxMessage, TxMessageKind,
+};
 pub use engine::{
-    Admission, BuyError, ConfigError, DropReason, Engine, Event, EventKind, LeaveError,
-    PaidError, PaidOutcome, Place, ReplayError, SaleConfig, Status, StatusError, TxState,
+    Admission, BuyError, ConfigError, DropReason, Engine, Event, EventKind, LeaveError, PaidError,
+    PaidOutcome, Place, ReplayError, SaleConfig, Status, StatusError, TxState,
 };
 pub use id::{IdGenerator, InvalidId, ObjectIdGenerator, SaleId, SequentialIds, TxId};
 pub use name::{BuyerName, NameError};
 #[cfg(feature = "service")]
-pub use ports::{BroadcastSink, Clock, EventSink, MemoryStorage, SinkError, Storage, StorageError, SystemClock};
+pub use ports::{
+    BroadcastSink, Clock, EventSink, MemoryStorage, SinkError, Storage, StorageError, SystemClock,
+};
 #[cfg(feature = "service")]
 pub use service::Service;
 pub use time::Timestamp;

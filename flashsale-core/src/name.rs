@@ -98,7 +98,10 @@ mod tests {
         let ok = "é".repeat(64);
         assert_eq!(BuyerName::parse(&ok).unwrap().as_str(), ok);
         assert_eq!(BuyerName::parse(&"é".repeat(65)), Err(NameError::TooLong));
-        assert_eq!(BuyerName::parse(&"x".repeat(10_000)), Err(NameError::TooLong));
+        assert_eq!(
+            BuyerName::parse(&"x".repeat(10_000)),
+            Err(NameError::TooLong)
+        );
     }
 
     #[test]

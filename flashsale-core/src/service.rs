@@ -19,7 +19,9 @@ use crate::engine::{
     ReplayError, SaleConfig, Status, StatusError,
 };
 use crate::id::{IdGenerator, ObjectIdGenerator, SaleId, TxId};
-use crate::ports::{BroadcastSink, Clock, EventSink, MemoryStorage, Storage, StorageError, SystemClock};
+use crate::ports::{
+    BroadcastSink, Clock, EventSink, MemoryStorage, Storage, StorageError, SystemClock,
+};
 
 /// The most commands applied in one batch.
 const MAX_BATCH: usize = 1024;
@@ -113,10 +115,19 @@ enum Command {
 
 /// A command's answer, held until the batch is committed.
 enum Done {
-    Buy(Reply<Result<Admission, BuyError>>, Result<Admission, BuyError>),
-    Paid(Reply<Result<PaidOutcome, PaidError>>, Result<PaidOutcome, PaidError>),
+    Buy(
+        Reply<Result<Admission, BuyError>>,
+        Result<Admission, BuyError>,
+    ),
+    Paid(
+        Reply<Result<PaidOutcome, PaidError>>,
+        Result<PaidOutcome, PaidError>,
+    ),
     Leave(Reply<Result<(), LeaveError>>, Result<(), LeaveError>),
-    Status(Reply<Result<Status, StatusError>>, Result<Status, StatusError>),
+    Status(
+        Reply<Result<Status, StatusError>>,
+        Result<Status, StatusError>,
+    ),
     Stats(Reply<SaleStats>, SaleStats),
 }
 
@@ -413,7 +424,10 @@ async fn run_sale(mut engine: Engine, mut commands: mpsc::Receiver<Command>, por
         done.extend(batch.drain(..).map(|c| execute(&mut engine, now, c)));
         let events: Vec<Event> = engine.drain_events().collect();
         if !events.is_empty() {
-            retry("journal append", sale, || ports.storage.append(sale, &events)).await;
+            retry("journal append", sale, || {
+                ports.storage.append(sale, &events)
+            })
+            .await;
             // The publisher lives as long as this task; a send cannot fail.
             let _ = publish.send(events);
         }

@@ -11,6 +11,12 @@
 //! # }
 //! ```
 
+pub mod invariants;
+mod scenario;
+
+pub use invariants::Checker;
+pub use scenario::{Op, Scenario, scenario_config};
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -119,17 +125,33 @@ where
         .append(b, &rest_b.collect::<Vec<_>>())
         .await
         .expect("append rest of b");
-    let rest_a: Vec<Event> = ja.chunks(7).skip(jb.chunks(5).len()).flatten().cloned().collect();
+    let rest_a: Vec<Event> = ja
+        .chunks(7)
+        .skip(jb.chunks(5).len())
+        .flatten()
+        .cloned()
+        .collect();
     storage.append(a, &rest_a).await.expect("append rest of a");
-    assert_eq!(storage.read(a).await.expect("read a"), ja, "sale a's journal");
-    assert_eq!(storage.read(b).await.expect("read b"), jb, "sale b's journal");
+    assert_eq!(
+        storage.read(a).await.expect("read a"),
+        ja,
+        "sale a's journal"
+    );
+    assert_eq!(
+        storage.read(b).await.expect("read b"),
+        jb,
+        "sale b's journal"
+    );
     let mut sales = storage.sales().await.expect("sales");
     sales.sort();
     assert_eq!(sales, vec![a, b]);
 
     // The journal replays into the same engine.
-    let replayed = Engine::replay(storage.read(a).await.expect("read"), Box::new(SequentialIds::default()))
-        .expect("replay");
+    let replayed = Engine::replay(
+        storage.read(a).await.expect("read"),
+        Box::new(SequentialIds::default()),
+    )
+    .expect("replay");
     let original = Engine::replay(&ja, Box::new(SequentialIds::default())).expect("replay");
     assert!(
         replayed.transactions().eq(original.transactions()),
@@ -152,7 +174,11 @@ where
     });
     futures_join_all(writers).await;
     for (id, journal) in &journals {
-        assert_eq!(&storage.read(*id).await.expect("read"), journal, "sale {id}");
+        assert_eq!(
+            &storage.read(*id).await.expect("read"),
+            journal,
+            "sale {id}"
+        );
     }
 
     // A large batch goes in whole.
@@ -238,7 +264,9 @@ where
 }
 
 /// Joins futures without pulling in the `futures` crate.
-async fn futures_join_all<F: Future<Output = ()> + Send + 'static>(futures: impl Iterator<Item = F>) {
+async fn futures_join_all<F: Future<Output = ()> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
     for h in handles {
         h.await.expect("task panicked");
@@ -246,7 +274,8 @@ async fn futures_join_all<F: Future<Output = ()> + Send + 'static>(futures: impl
 }
 
 /// The in-memory sink and a probe for it, for [`sink_conformance`].
-pub async fn broadcast_sink_with_probe() -> (BroadcastSink, tokio::sync::broadcast::Receiver<Event>) {
+pub async fn broadcast_sink_with_probe() -> (BroadcastSink, tokio::sync::broadcast::Receiver<Event>)
+{
     let sink = BroadcastSink::new(1 << 16);
     let probe = sink.subscribe();
     (sink, probe)

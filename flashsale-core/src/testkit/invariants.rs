@@ -1,0 +1,274 @@
+//! The engine's invariants (DESIGN.md §2) as checks, shared by the property
+//! tests and the fuzz targets. Feed a [`Checker`] every event the engine
+//! emits, in order, and ask it after each step.
+
+use hashbrown::{HashMap, HashSet};
+
+use crate::catalogue::{Catalogue, TxMessage};
+use crate::engine::{DropReason, Engine, Event, EventKind, TxState};
+use crate::id::{SequentialIds, TxId};
+
+/// Follows one engine's event stream and checks its invariants.
+#[derive(Debug, Default)]
+pub struct Checker {
+    journal: Vec<Event>,
+    /// Join order of every transaction that entered the waiting queue.
+    waiting_seq: HashMap<TxId, u64>,
+    next_seq: u64,
+    /// The join order of the latest promotion.
+    last_promoted: Option<u64>,
+    /// Transactions told they were dropped, and why.
+    dropped: HashMap<TxId, DropReason>,
+}
+
+impl Checker {
+    /// A checker that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every event seen so far: the engine's journal.
+    pub fn journal(&self) -> &[Event] {
+        &self.journal
+    }
+
+    /// Takes the engine's new events into account. Checks, for each
+    /// promotion, that it is in join order (invariant 4) and that nobody
+    /// is told twice that they were dropped.
+    pub fn observe(&mut self, engine: &mut Engine) -> Result<(), String> {
+        let events: Vec<Event> = engine.drain_events().collect();
+        for e in &events {
+            match &e.kind {
+                EventKind::Joined {
+                    tx, deadline: None, ..
+                } => {
+                    self.waiting_seq.insert(*tx, self.next_seq);
+                    self.next_seq += 1;
+                }
+                EventKind::Promoted { tx, .. } => {
+                    let seq = *self
+                        .waiting_seq
+                        .get(tx)
+                        .ok_or("promoted a buyer who never waited")?;
+                    if self.last_promoted.is_some_and(|last| seq <= last) {
+                        return Err(format!("promotion of {tx} is out of join order"));
+                    }
+                    self.last_promoted = Some(seq);
+                }
+                EventKind::Dropped { tx, reason, .. } => {
+                    if self.dropped.insert(*tx, *reason).is_some() {
+                        return Err(format!("{tx} was told twice that it was dropped"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.journal.extend(events);
+        Ok(())
+    }
+
+    /// 1. Never oversell: `sold <= quantity` and `slots + sold <= quantity`,
+    /// and the counters match the transactions.
+    pub fn never_oversell(&self, engine: &Engine) -> Result<(), String> {
+        let q = engine.config().quantity;
+        let (sold, slots) = (engine.sold(), engine.payment_slots());
+        if sold > q || sold + slots > q {
+            return Err(format!(
+                "oversold: sold {sold} + slots {slots} > quantity {q}"
+            ));
+        }
+        let count = |s| engine.transactions().filter(|t| t.state == s).count() as u64;
+        if count(TxState::Paid) != sold || count(TxState::Payment) != slots {
+            return Err("sold/slot counters disagree with the transactions".into());
+        }
+        if let Some(cap) = engine.config().max_payment_slots
+            && slots > cap
+        {
+            return Err(format!("{slots} payment slots exceed the limit of {cap}"));
+        }
+        Ok(())
+    }
+
+    /// 2. Never undersell: while buyers wait, no payment slot is free.
+    pub fn never_undersell(&self, engine: &Engine) -> Result<(), String> {
+        if engine.waiting() > 0 && engine.free_slots() > 0 {
+            return Err(format!(
+                "{} buyers wait while {} slots are free",
+                engine.waiting(),
+                engine.free_slots()
+            ));
+        }
+        let waiting = engine
+            .transactions()
+            .filter(|t| t.state == TxState::Waiting)
+            .count() as u64;
+        if waiting != engine.waiting() {
+            return Err("waiting counter disagrees with the transactions".into());
+        }
+        Ok(())
+    }
+
+    /// 3. One live (payment, waiting or paid) entry per buyer name.
+    pub fn one_live_entry_per_buyer(&self, engine: &Engine) -> Result<(), String> {
+        let mut seen = HashSet::new();
+        for t in engine.transactions() {
+            if t.state.blocks_rejoin() && !seen.insert(t.buyer.clone()) {
+                return Err(format!("{:?} has two live entries", t.buyer));
+            }
+        }
+        Ok(())
+    }
+
+    /// 4. FIFO: promotions in join order (checked in [`Checker::observe`]),
+    /// no waiting buyer who joined before the last promoted one, and
+    /// positions 1, 2, 3… in join order.
+    pub fn fifo(&self, engine: &Engine) -> Result<(), String> {
+        let mut expected = 1;
+        for t in engine
+            .transactions()
+            .filter(|t| t.state == TxState::Waiting)
+        {
+            let seq = self
+                .waiting_seq
+                .get(&t.tx)
+                .ok_or("waiting buyer never joined")?;
+            if self.last_promoted.is_some_and(|last| *seq < last) {
+                return Err(format!("{} was passed over by a later buyer", t.tx));
+            }
+            if t.position != Some(expected) {
+                return Err(format!(
+                    "{} is at {:?}, expected {expected}",
+                    t.tx, t.position
+                ));
+            }
+            expected += 1;
+        }
+        Ok(())
+    }
+
+    /// 5. No payment slot has a deadline at or before the engine's time
+    /// (every command and `handle_timeout` expires what is due first).
+    pub fn no_overdue_slot(&self, engine: &Engine) -> Result<(), String> {
+        let now = engine.now();
+        match engine
+            .transactions()
+            .find(|t| t.deadline.is_some_and(|d| d <= now))
+        {
+            Some(t) => Err(format!("{} holds a slot past its deadline", t.tx)),
+            None => Ok(()),
+        }
+    }
+
+    /// 6. Sold out: nobody waits, and every buyer let go was told once,
+    /// with the right reason; nobody else was.
+    pub fn sold_out_tells_everyone(&self, engine: &Engine) -> Result<(), String> {
+        if engine.sold() == engine.config().quantity && engine.waiting() > 0 {
+            return Err("sold out, yet buyers wait".into());
+        }
+        for t in engine.transactions() {
+            let told = self.dropped.get(&t.tx);
+            let ok = match t.state {
+                TxState::RejectedSoldOut => told == Some(&DropReason::SoldOut),
+                TxState::RejectedSaleEnded => told == Some(&DropReason::SaleEnded),
+                _ => told.is_none(),
+            };
+            if !ok {
+                return Err(format!("{} is {:?} but was told {told:?}", t.tx, t.state));
+            }
+        }
+        Ok(())
+    }
+
+    /// 7. Replaying the journal rebuilds the same engine. The engine's
+    /// time is not journaled (a command that changes nothing moves it on
+    /// without an event), so the replayed engine is brought to the same
+    /// time, which must change nothing, before comparing.
+    pub fn replay_rebuilds_state(&self, engine: &Engine) -> Result<Engine, String> {
+        let ids = SequentialIds::starting_after(engine.transaction_count() as u64);
+        let mut replayed =
+            Engine::replay(&self.journal, Box::new(ids)).map_err(|e| e.to_string())?;
+        if replayed.now() > engine.now() {
+            return Err("replay ran ahead of the engine's time".into());
+        }
+        replayed.handle_timeout(engine.now());
+        if let Some(e) = replayed.drain_events().next() {
+            return Err(format!("replayed engine had unjournaled work due: {e:?}"));
+        }
+        let same = replayed.transactions().eq(engine.transactions())
+            && replayed.sold() == engine.sold()
+            && replayed.payment_slots() == engine.payment_slots()
+            && replayed.waiting() == engine.waiting()
+            && replayed.free_slots() == engine.free_slots()
+            && replayed.now() == engine.now()
+            && replayed.is_active() == engine.is_active()
+            && replayed.poll_timeout() == engine.poll_timeout();
+        if same {
+            Ok(replayed)
+        } else {
+            Err(format!("replay differs: {replayed:?} vs {engine:?}"))
+        }
+    }
+
+    /// Runs every check above but replay (which is costlier).
+    pub fn check_all(&self, engine: &Engine) -> Result<(), String> {
+        self.never_oversell(engine)?;
+        self.never_undersell(engine)?;
+        self.one_live_entry_per_buyer(engine)?;
+        self.fifo(engine)?;
+        self.no_overdue_slot(engine)?;
+        self.sold_out_tells_everyone(engine)
+    }
+}
+
+/// 8. The catalogue applies each paid transaction once: deliver every
+/// `paid`/`switch` of `journal` to a fresh catalogue holding the sale,
+/// each message `copies(i)` times (at least once), and check remaining
+/// quantity and buyers against the engine's sold count.
+pub fn catalogue_applies_each_paid_once(
+    engine: &Engine,
+    journal: &[Event],
+    mut copies: impl FnMut(usize) -> usize,
+) -> Result<(), String> {
+    let config = engine.config();
+    let mut catalogue = Catalogue::new(Box::new(SequentialIds::default()));
+    catalogue
+        .insert(crate::catalogue::Sale {
+            id: config.id,
+            product_name: "product".into(),
+            quantity: config.quantity,
+            remaining: config.quantity,
+            starts_at: config.starts_at,
+            ends_at: config.ends_at,
+            payment_timeout: config.payment_timeout,
+            max_payment_slots: config.max_payment_slots,
+        })
+        .map_err(|e| e.to_string())?;
+    let messages: Vec<TxMessage> = journal.iter().filter_map(TxMessage::from_event).collect();
+    for (i, m) in messages.iter().enumerate() {
+        for _ in 0..copies(i).max(1) {
+            catalogue
+                .apply(engine.now(), m)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let sale = catalogue.get(config.id).ok_or("sale vanished")?;
+    let buyers = catalogue.buyers(config.id).ok_or("sale vanished")?;
+    if sale.remaining != config.quantity - engine.sold() || buyers.len() as u64 != engine.sold() {
+        return Err(format!(
+            "catalogue has {} remaining and {} buyers; engine sold {} of {}",
+            sale.remaining,
+            buyers.len(),
+            engine.sold(),
+            config.quantity
+        ));
+    }
+    let paid: HashSet<TxId> = engine
+        .transactions()
+        .filter(|t| t.state == TxState::Paid)
+        .map(|t| t.tx)
+        .collect();
+    if !buyers.iter().all(|b| paid.contains(&b.id)) {
+        return Err("catalogue lists a buyer the engine did not sell to".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,541 @@
+//! One behaviour per test: one call, its answer and the exact events.
+
+use std::time::Duration;
+
+use flashsale_core::{
+    Admission, BuyError, BuyerName, DropReason, Engine, Event, EventKind, LeaveError, NameError,
+    PaidError, PaidOutcome, Place, ReplayError, SaleConfig, SaleId, SequentialIds, Timestamp, TxId,
+    TxState,
+};
+
+const START: Timestamp = Timestamp::from_millis(10_000);
+const END: Timestamp = Timestamp::from_millis(1_000_000);
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn sale() -> SaleId {
+    "5f0000000000000000000001".parse().unwrap()
+}
+
+fn config(quantity: u64) -> SaleConfig {
+    SaleConfig::new(sale(), quantity, START, END)
+}
+
+fn at(ms_after_start: u64) -> Timestamp {
+    START.saturating_add(Duration::from_millis(ms_after_start))
+}
+
+/// An engine already started, with its opening events drained.
+fn engine(config: SaleConfig) -> Engine {
+    let mut e = Engine::new(START, config, Box::new(SequentialIds::default())).unwrap();
+    e.handle_timeout(START);
+    let opening: Vec<_> = e.drain_events().map(|e| e.kind).collect();
+    assert!(matches!(
+        opening[..],
+        [EventKind::Opened { .. }, EventKind::Started]
+    ));
+    e
+}
+
+fn name(n: &str) -> BuyerName {
+    BuyerName::parse(n).unwrap()
+}
+
+fn tx(n: u64) -> TxId {
+    format!("{n:024x}").parse().unwrap()
+}
+
+fn kinds(e: &mut Engine) -> Vec<EventKind> {
+    e.drain_events().map(|e| e.kind).collect()
+}
+
+fn buy(e: &mut Engine, who: &str) -> Admission {
+    e.buy(START, who).unwrap()
+}
+
+#[test]
+fn first_buyers_get_slots_the_rest_wait_in_order() {
+    let mut e = engine(config(2));
+    assert_eq!(
+        buy(&mut e, "ana").place,
+        Place::Payment {
+            deadline: START.saturating_add(TIMEOUT)
+        }
+    );
+    buy(&mut e, "bob");
+    let cy = buy(&mut e, "cy");
+    let di = buy(&mut e, "di");
+    assert_eq!(cy.place, Place::Waiting { position: 1 });
+    assert_eq!(di.place, Place::Waiting { position: 2 });
+    assert_eq!(
+        kinds(&mut e),
+        vec![
+            EventKind::Joined {
+                tx: tx(1),
+                buyer: name("ana"),
+                deadline: Some(START.saturating_add(TIMEOUT))
+            },
+            EventKind::Joined {
+                tx: tx(2),
+                buyer: name("bob"),
+                deadline: Some(START.saturating_add(TIMEOUT))
+            },
+            EventKind::Joined {
+                tx: tx(3),
+                buyer: name("cy"),
+                deadline: None
+            },
+            EventKind::Joined {
+                tx: tx(4),
+                buyer: name("di"),
+                deadline: None
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_sale_of_five_never_has_more_than_five_payments() {
+    // The reference accepted 30 payments for a sale of 5.
+    let mut e = engine(config(5));
+    let admissions: Vec<_> = (0..30).map(|i| buy(&mut e, &format!("b{i}"))).collect();
+    for a in &admissions {
+        let _ = e.paid(START, a.tx);
+    }
+    assert_eq!(e.sold(), 5);
+    let paid = admissions
+        .iter()
+        .filter(|a| e.status(a.tx).unwrap().state == TxState::Paid)
+        .count();
+    assert_eq!(paid, 5);
+}
+
+#[test]
+fn buy_is_refused_before_start_and_after_end() {
+    let mut e = Engine::new(
+        Timestamp::ZERO,
+        config(1),
+        Box::new(SequentialIds::default()),
+    )
+    .unwrap();
+    e.drain_events().for_each(drop);
+    assert_eq!(
+        e.buy(Timestamp::from_millis(9_999), "ana"),
+        Err(BuyError::NotStarted { starts_at: START })
+    );
+    assert_eq!(kinds(&mut e), vec![]);
+    assert_eq!(e.buy(END, "ana"), Err(BuyError::Ended { ended_at: END }));
+    assert_eq!(kinds(&mut e), vec![EventKind::Started, EventKind::Ended]);
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let mut e = engine(config(1));
+    assert_eq!(
+        e.buy(START, "   "),
+        Err(BuyError::InvalidName(NameError::Empty))
+    );
+    assert_eq!(
+        e.buy(START, &"x".repeat(10_000)),
+        Err(BuyError::InvalidName(NameError::TooLong))
+    );
+    assert_eq!(kinds(&mut e), vec![]);
+    // Names are trimmed, so "ana" and " ana " are one buyer.
+    buy(&mut e, " ana ");
+    assert!(matches!(
+        e.buy(START, "ana"),
+        Err(BuyError::AlreadyJoined { .. })
+    ));
+}
+
+#[test]
+fn one_live_entry_per_buyer() {
+    let mut e = engine(config(1));
+    let ana = buy(&mut e, "ana");
+    let bob = buy(&mut e, "bob");
+    assert_eq!(
+        e.buy(START, "ana"),
+        Err(BuyError::AlreadyJoined {
+            tx: ana.tx,
+            state: TxState::Payment
+        })
+    );
+    assert_eq!(
+        e.buy(START, "bob"),
+        Err(BuyError::AlreadyJoined {
+            tx: bob.tx,
+            state: TxState::Waiting
+        })
+    );
+    assert_eq!(kinds(&mut e).len(), 2, "only the two joins");
+}
+
+#[test]
+fn paid_sells_a_unit_and_is_idempotent() {
+    let mut e = engine(config(2));
+    let ana = buy(&mut e, "ana");
+    kinds(&mut e);
+    assert_eq!(e.paid(at(5), ana.tx), Ok(PaidOutcome::Paid));
+    assert_eq!(
+        kinds(&mut e),
+        vec![EventKind::Paid {
+            tx: ana.tx,
+            buyer: name("ana")
+        }]
+    );
+    assert_eq!(e.paid(at(6), ana.tx), Ok(PaidOutcome::AlreadyPaid));
+    assert_eq!(kinds(&mut e), vec![]);
+    assert_eq!(e.sold(), 1);
+    // A paid buyer may not join again.
+    assert!(matches!(
+        e.buy(at(7), "ana"),
+        Err(BuyError::AlreadyJoined {
+            state: TxState::Paid,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn paid_is_refused_for_unknown_and_waiting_transactions() {
+    let mut e = engine(config(1));
+    buy(&mut e, "ana");
+    let bob = buy(&mut e, "bob");
+    kinds(&mut e);
+    assert_eq!(e.paid(START, tx(99)), Err(PaidError::UnknownTransaction));
+    assert_eq!(
+        e.paid(START, bob.tx),
+        Err(PaidError::NotInPayment {
+            state: TxState::Waiting
+        })
+    );
+    assert_eq!(kinds(&mut e), vec![]);
+}
+
+#[test]
+fn with_capped_slots_a_payment_promotes_the_next_buyer() {
+    let mut c = config(10);
+    c.max_payment_slots = Some(1);
+    let mut e = engine(c);
+    let ana = buy(&mut e, "ana");
+    let bob = buy(&mut e, "bob");
+    assert_eq!(bob.place, Place::Waiting { position: 1 });
+    kinds(&mut e);
+    e.paid(at(1_000), ana.tx).unwrap();
+    assert_eq!(
+        kinds(&mut e),
+        vec![
+            EventKind::Paid {
+                tx: ana.tx,
+                buyer: name("ana")
+            },
+            EventKind::Promoted {
+                tx: bob.tx,
+                buyer: name("bob"),
+                deadline: at(1_000).saturating_add(TIMEOUT)
+            },
+        ]
+    );
+}
+
+#[test]
+fn the_last_sale_lets_every_waiting_buyer_go_in_order() {
+    let mut e = engine(config(1));
+    let ana = buy(&mut e, "ana");
+    let bob = buy(&mut e, "bob");
+    let cy = buy(&mut e, "cy");
+    kinds(&mut e);
+    e.paid(START, ana.tx).unwrap();
+    assert_eq!(
+        kinds(&mut e),
+        vec![
+            EventKind::Paid {
+                tx: ana.tx,
+                buyer: name("ana")
+            },
+            EventKind::SoldOut,
+            EventKind::Dropped {
+                tx: bob.tx,
+                buyer: name("bob"),
+                reason: DropReason::SoldOut
+            },
+            EventKind::Dropped {
+                tx: cy.tx,
+                buyer: name("cy"),
+                reason: DropReason::SoldOut
+            },
+        ]
+    );
+    assert_eq!(e.waiting(), 0);
+    assert_eq!(e.status(bob.tx).unwrap().state, TxState::RejectedSoldOut);
+    assert_eq!(e.buy(START, "di"), Err(BuyError::SoldOut));
+    assert_eq!(
+        e.paid(START, bob.tx),
+        Err(PaidError::NotInPayment {
+            state: TxState::RejectedSoldOut
+        })
+    );
+}
+
+#[test]
+fn slots_expire_at_their_deadline_and_are_backfilled_in_order() {
+    let mut e = engine(config(1));
+    let ana = buy(&mut e, "ana");
+    let bob = e.buy(at(10), "bob").unwrap();
+    let cy = e.buy(at(20), "cy").unwrap();
+    kinds(&mut e);
+    let deadline = START.saturating_add(TIMEOUT);
+    assert_eq!(e.poll_timeout(), Some(deadline));
+
+    // One millisecond early: nothing to do.
+    e.handle_timeout(Timestamp::from_millis(deadline.as_millis() - 1));
+    assert_eq!(kinds(&mut e), vec![]);
+
+    e.handle_timeout(deadline);
+    let bob_deadline = deadline.saturating_add(TIMEOUT);
+    assert_eq!(
+        kinds(&mut e),
+        vec![
+            EventKind::Expired {
+                tx: ana.tx,
+                buyer: name("ana")
+            },
+            EventKind::Promoted {
+                tx: bob.tx,
+                buyer: name("bob"),
+                deadline: bob_deadline
+            },
+        ]
+    );
+    assert_eq!(e.status(cy.tx).unwrap().position, Some(1));
+    assert_eq!(e.poll_timeout(), Some(bob_deadline));
+
+    // A spurious second call does nothing.
+    e.handle_timeout(deadline);
+    assert_eq!(kinds(&mut e), vec![]);
+
+    // An expired buyer may join again, at the back.
+    let again = e.buy(deadline, "ana").unwrap();
+    assert_eq!(again.place, Place::Waiting { position: 2 });
+}
+
+#[test]
+fn a_late_payment_is_refused_and_a_refund_is_due() {
+    let mut e = engine(config(1));
+    let ana = buy(&mut e, "ana");
+    kinds(&mut e);
+    let late = START.saturating_add(TIMEOUT);
+    assert_eq!(e.paid(late, ana.tx), Err(PaidError::SlotExpired));
+    assert_eq!(
+        kinds(&mut e),
+        vec![
+            EventKind::Expired {
+                tx: ana.tx,
+                buyer: name("ana")
+            },
+            EventKind::RefundDue {
+                tx: ana.tx,
+                buyer: name("ana")
+            },
+        ]
+    );
+    assert_eq!(e.sold(), 0);
+}
+
+#[test]
+fn leaving_a_slot_backfills_it_and_leaving_a_place_moves_the_queue() {
+    let mut e = engine(config(1));
+    let ana = buy(&mut e, "ana");
+    let bob = buy(&mut e, "bob");
+    let cy = buy(&mut e, "cy");
+    let di = buy(&mut e, "di");
+    kinds(&mut e);
+
+    e.leave(at(1), cy.tx).unwrap();
+    assert_eq!(
+        kinds(&mut e),
+        vec![EventKind::Left {
+            tx: cy.tx,
+            buyer: name("cy")
+        }]
+    );
+    assert_eq!(e.status(di.tx).unwrap().position, Some(2));
+
+    e.leave(at(2), ana.tx).unwrap();
+    assert_eq!(
+        kinds(&mut e),
+        vec![
+            EventKind::Left {
+                tx: ana.tx,
+                buyer: name("ana")
+            },
+            EventKind::Promoted {
+                tx: bob.tx,
+                buyer: name("bob"),
+                deadline: at(2).saturating_add(TIMEOUT)
+            },
+        ]
+    );
+    assert_eq!(e.status(di.tx).unwrap().position, Some(1));
+
+    // Leaving twice is a no-op; a left buyer paying is owed a refund.
+    e.leave(at(3), ana.tx).unwrap();
+    assert_eq!(kinds(&mut e), vec![]);
+    assert_eq!(e.paid(at(3), ana.tx), Err(PaidError::SlotLeft));
+    assert_eq!(
+        kinds(&mut e),
+        vec![EventKind::RefundDue {
+            tx: ana.tx,
+            buyer: name("ana")
+        }]
+    );
+
+    e.paid(at(4), bob.tx).unwrap();
+    assert_eq!(e.leave(at(4), bob.tx), Err(LeaveError::AlreadyPaid));
+    assert_eq!(e.leave(at(4), tx(99)), Err(LeaveError::UnknownTransaction));
+}
+
+#[test]
+fn status_reports_state_position_and_deadline() {
+    let mut e = engine(config(1));
+    let ana = buy(&mut e, "ana");
+    let bob = buy(&mut e, "bob");
+    let s = e.status(ana.tx).unwrap();
+    assert_eq!(
+        (s.state, s.position, s.deadline),
+        (TxState::Payment, None, Some(START.saturating_add(TIMEOUT)))
+    );
+    let s = e.status(bob.tx).unwrap();
+    assert_eq!(
+        (s.state, s.position, s.deadline),
+        (TxState::Waiting, Some(1), None)
+    );
+    assert_eq!(s.buyer, name("bob"));
+    assert!(e.status(tx(99)).is_none());
+}
+
+#[test]
+fn the_sale_end_lets_waiting_buyers_go_but_open_slots_may_still_pay() {
+    let mut c = config(1);
+    c.ends_at = at(30_000);
+    let mut e = engine(c);
+    let ana = buy(&mut e, "ana");
+    let bob = buy(&mut e, "bob");
+    kinds(&mut e);
+    assert_eq!(e.poll_timeout(), Some(at(30_000)));
+    e.handle_timeout(at(30_000));
+    assert_eq!(
+        kinds(&mut e),
+        vec![
+            EventKind::Ended,
+            EventKind::Dropped {
+                tx: bob.tx,
+                buyer: name("bob"),
+                reason: DropReason::SaleEnded
+            },
+        ]
+    );
+    assert_eq!(e.status(bob.tx).unwrap().state, TxState::RejectedSaleEnded);
+    // Ana got her slot while the sale was open: she may still pay.
+    assert_eq!(e.paid(at(30_001), ana.tx), Ok(PaidOutcome::Paid));
+}
+
+#[test]
+fn time_never_goes_backwards() {
+    let mut e = engine(config(1));
+    let ana = e.buy(at(5_000), "ana").unwrap();
+    // A call with an older `now` is taken as happening at the engine's time.
+    let bob = e.buy(at(1), "bob").unwrap();
+    let events: Vec<Event> = e.drain_events().collect();
+    assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
+    e.leave(at(0), ana.tx).unwrap();
+    assert_eq!(
+        e.status(bob.tx).unwrap().deadline,
+        Some(at(5_000).saturating_add(TIMEOUT))
+    );
+}
+
+#[test]
+fn replay_refuses_journals_that_do_not_fit() {
+    let ids = || Box::new(SequentialIds::default());
+    assert_eq!(
+        Engine::replay(Vec::<Event>::new(), ids()).err(),
+        Some(ReplayError::NotOpened)
+    );
+    let mut journal: Vec<Event> = Engine::new(START, config(1), ids())
+        .unwrap()
+        .drain_events()
+        .collect();
+    assert_eq!(
+        Engine::replay(&journal[..0], ids()).err(),
+        Some(ReplayError::NotOpened)
+    );
+    // A payment for a transaction that never joined.
+    journal.push(Event {
+        sale: sale(),
+        at: START,
+        kind: EventKind::Paid {
+            tx: tx(1),
+            buyer: name("ana"),
+        },
+    });
+    assert!(matches!(
+        Engine::replay(&journal, ids()),
+        Err(ReplayError::Inconsistent { index: 1, .. })
+    ));
+    // An event of another sale.
+    journal[1].sale = "5f0000000000000000000002".parse().unwrap();
+    assert!(matches!(
+        Engine::replay(&journal, ids()),
+        Err(ReplayError::Inconsistent { index: 1, .. })
+    ));
+}
+
+#[test]
+fn a_replayed_engine_carries_on_exactly_like_the_original() {
+    let mut journal: Vec<Event> = Vec::new();
+    let mut original = Engine::new(START, config(2), Box::new(SequentialIds::default())).unwrap();
+    for (i, who) in ["ana", "bob", "cy", "di"].iter().enumerate() {
+        original.buy(at(i as u64), who).unwrap();
+    }
+    original.paid(at(10), tx(1)).unwrap();
+    journal.extend(original.drain_events());
+    let mut replayed =
+        Engine::replay(&journal, Box::new(SequentialIds::starting_after(4))).unwrap();
+    let expiry = at(1).saturating_add(TIMEOUT);
+    for e in [&mut original, &mut replayed] {
+        e.handle_timeout(expiry);
+        e.buy(expiry, "eve").unwrap();
+    }
+    let a: Vec<_> = original.drain_events().collect();
+    let b: Vec<_> = replayed.drain_events().collect();
+    assert_eq!(a, b);
+    assert!(original.transactions().eq(replayed.transactions()));
+}
+
+#[test]
+fn invalid_configs_are_refused() {
+    let ids = || Box::new(SequentialIds::default());
+    let mut c = config(1);
+    c.ends_at = START;
+    assert!(Engine::new(START, c, ids()).is_err());
+    let mut c = config(1);
+    c.payment_timeout = Duration::ZERO;
+    assert!(Engine::new(START, c, ids()).is_err());
+    let mut c = config(1);
+    c.max_payment_slots = Some(0);
+    assert!(Engine::new(START, c, ids()).is_err());
+}
+
+#[test]
+fn events_serialize_for_a_journal_and_back() {
+    let mut e = engine(config(1));
+    buy(&mut e, "ana");
+    let events: Vec<Event> = e.drain_events().collect();
+    let json = serde_json::to_string(&events).unwrap();
+    assert!(
+        json.contains(r#""tx":"000000000000000000000001""#),
+        "{json}"
+    );
+    assert!(json.contains(r#""type":"joined""#), "{json}");
+    assert_eq!(serde_json::from_str::<Vec<Event>>(&json).unwrap(), events);
+}
