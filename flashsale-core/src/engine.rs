@@ -13,7 +13,9 @@ use std::time::Duration;
 use hashbrown::{HashMap, HashTable};
 use serde::{Deserialize, Serialize};
 
-use crate::fenwick::Fenwick;
+use crate::positions::Positions;
+use bson::oid::ObjectId;
+
 use crate::id::{IdGenerator, SaleId, TxId};
 use crate::name::{BuyerName, NameError};
 use crate::time::{Timestamp, millis};
@@ -427,9 +429,11 @@ pub struct Engine {
     slots: u64,
     /// Live waiting buyers.
     waiting: u64,
-    /// Every transaction, in join order.
+    /// Every transaction, in join order. A transaction id's last four bytes
+    /// are its index here plus one, so finding one needs no map.
     txs: Vec<Tx>,
-    by_id: HashMap<TxId, u32>,
+    /// Ids that do not carry their index (from a journal written elsewhere).
+    foreign: HashMap<TxId, u32>,
     /// Indices into `txs`, hashed by name: each name's latest transaction.
     by_name: HashTable<u32>,
     by_name_hasher: hashbrown::DefaultHashBuilder,
@@ -437,8 +441,8 @@ pub struct Engine {
     deadlines: VecDeque<u32>,
     /// Waiting buyers in join order; the front is always live.
     queue: VecDeque<u32>,
-    /// 1 at each live waiting buyer's index: prefix sums are positions.
-    positions: Fenwick,
+    /// A set bit per live waiting buyer, in join order: ranks are positions.
+    positions: Positions,
     events: Vec<Event>,
 }
 
@@ -485,12 +489,12 @@ impl Engine {
             slots: 0,
             waiting: 0,
             txs: Vec::new(),
-            by_id: HashMap::new(),
+            foreign: HashMap::new(),
             by_name: HashTable::new(),
             by_name_hasher: hashbrown::DefaultHashBuilder::default(),
             deadlines: VecDeque::new(),
             queue: VecDeque::new(),
-            positions: Fenwick::default(),
+            positions: Positions::default(),
             events: Vec::new(),
         }
     }
@@ -498,7 +502,9 @@ impl Engine {
     /// Rebuilds an engine from its journal: the events it emitted, in order,
     /// starting with [`EventKind::Opened`]. The result is the same engine
     /// that wrote the journal, minus undrained events. `ids` makes the ids of
-    /// transactions from now on; one that repeats an existing id is skipped.
+    /// transactions from now on. Journals written elsewhere may use any
+    /// unique ids; a journal that breaks the sale's rules (more slots than
+    /// stock, a buyer twice, an event out of place) is refused.
     pub fn replay<I>(journal: I, ids: Box<dyn IdGenerator>) -> Result<Self, ReplayError>
     where
         I: IntoIterator,
@@ -521,7 +527,8 @@ impl Engine {
                 });
             }
             engine
-                .apply(event)
+                .admissible(event)
+                .and_then(|()| engine.apply(event))
                 .map_err(|reason| ReplayError::Inconsistent {
                     index: index + 1,
                     reason,
@@ -716,9 +723,9 @@ impl Engine {
     /// Approximate bytes this engine holds on the heap, names included.
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        let names: usize = self.txs.iter().map(|t| t.name.as_str().len() + 16).sum();
+        let names: usize = self.txs.iter().map(|t| t.name.heap_bytes()).sum();
         self.txs.capacity() * size_of::<Tx>()
-            + self.by_id.allocation_size()
+            + self.foreign.allocation_size()
             + self.by_name.allocation_size()
             + (self.deadlines.capacity() + self.queue.capacity()) * size_of::<u32>()
             + self.positions.heap_bytes()
@@ -730,7 +737,7 @@ impl Engine {
     fn status_at(&self, i: usize) -> Status {
         let t = &self.txs[i];
         let (position, deadline) = match t.state {
-            TxState::Waiting => (Some(self.positions.prefix(t.key as usize)), None),
+            TxState::Waiting => (Some(self.positions.rank(t.key as usize)), None),
             TxState::Payment => (None, Some(Timestamp::from_millis(t.key))),
             _ => (None, None),
         };
@@ -744,7 +751,17 @@ impl Engine {
     }
 
     fn index(&self, tx: TxId) -> Option<usize> {
-        self.by_id.get(&tx).map(|&i| i as usize)
+        let b = tx.bytes();
+        let n = u32::from_be_bytes([b[8], b[9], b[10], b[11]]) as usize;
+        if let Some(i) = n.checked_sub(1)
+            && self.txs.get(i).is_some_and(|t| t.id == tx)
+        {
+            return Some(i);
+        }
+        if self.foreign.is_empty() {
+            return None;
+        }
+        self.foreign.get(&tx).map(|&i| i as usize)
     }
 
     fn name_hash(&self, name: &str) -> u64 {
@@ -760,10 +777,15 @@ impl Engine {
             .map(|&i| &txs[i as usize])
     }
 
+    /// The generator's id with its last four bytes replaced by the new
+    /// transaction's index plus one: unique within the sale by construction.
     fn fresh_id(&mut self, now: Timestamp) -> TxId {
+        let number = (self.txs.len() as u32).wrapping_add(1).to_be_bytes();
         loop {
-            let id = TxId(self.ids.next_id(now));
-            if !self.by_id.contains_key(&id) {
+            let mut bytes = self.ids.next_id(now).bytes();
+            bytes[8..].copy_from_slice(&number);
+            let id = TxId(ObjectId::from_bytes(bytes));
+            if !self.foreign.contains_key(&id) {
                 return id;
             }
         }
@@ -848,9 +870,15 @@ impl Engine {
                 buyer,
                 deadline,
             } => {
-                let i = u32::try_from(self.txs.len()).map_err(|_| "too many transactions")?;
-                if self.by_id.insert(*tx, i).is_some() {
+                let i = u32::try_from(self.txs.len())
+                    .ok()
+                    .filter(|&i| i < u32::MAX)
+                    .ok_or("too many transactions")?;
+                if self.index(*tx).is_some() {
                     return Err("transaction id used twice");
+                }
+                if tx.bytes()[8..] != (i + 1).to_be_bytes() {
+                    self.foreign.insert(*tx, i);
                 }
                 let key = match deadline {
                     Some(deadline) => {
@@ -861,7 +889,7 @@ impl Engine {
                     None => {
                         self.waiting += 1;
                         self.queue.push_back(i);
-                        self.positions.push(1) as u64
+                        self.positions.push() as u64
                     }
                 };
                 let hash = self.name_hash(buyer.as_str());
@@ -928,6 +956,31 @@ impl Engine {
         Ok(())
     }
 
+    /// The business rules a journal from elsewhere must keep, which the
+    /// engine's own commands keep by construction: no slot without free
+    /// stock, one live entry per buyer. Checked on replay only.
+    fn admissible(&self, event: &Event) -> Result<(), &'static str> {
+        let takes_slot = match &event.kind {
+            EventKind::Joined {
+                buyer, deadline, ..
+            } => {
+                if self
+                    .latest_of(buyer.as_str())
+                    .is_some_and(|t| t.state.blocks_rejoin())
+                {
+                    return Err("buyer joined twice");
+                }
+                deadline.is_some()
+            }
+            EventKind::Promoted { .. } => true,
+            _ => false,
+        };
+        if takes_slot && self.free_slots() == 0 {
+            return Err("payment slot without free stock");
+        }
+        Ok(())
+    }
+
     fn live(&self, tx: TxId, state: TxState) -> Result<usize, &'static str> {
         let i = self.index(tx).ok_or("unknown transaction")?;
         if self.txs[i].state != state {
@@ -940,7 +993,7 @@ impl Engine {
     /// entry itself is dropped lazily once it reaches the front.
     fn leave_queue(&mut self, i: usize) {
         self.waiting -= 1;
-        self.positions.decrement(self.txs[i].key as usize);
+        self.positions.clear(self.txs[i].key as usize);
         // Mark it no longer waiting before tidying the front.
         self.txs[i].state = TxState::Left;
         while let Some(&j) = self.queue.front() {

@@ -81,7 +81,10 @@ object_id_newtype!(
 /// Makes new ObjectIds. Injected so that tests and replays are deterministic.
 ///
 /// Ids must be unique for the generator's lifetime. They are expected (not
-/// required) to ascend with time, as MongoDB's do.
+/// required) to ascend with time, as MongoDB's do. An [`crate::Engine`]
+/// keeps the first eight bytes of each id and puts the transaction's number
+/// in the sale (1, 2, 3, …) in the last four: ids stay unique and ascending
+/// within a sale, and the engine finds a transaction without a hash map.
 pub trait IdGenerator: Send {
     /// A new id, made at `now`.
     fn next_id(&mut self, now: Timestamp) -> ObjectId;

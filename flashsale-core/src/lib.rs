@@ -72,11 +72,11 @@
 
 pub mod catalogue;
 pub mod engine;
-mod fenwick;
 pub mod id;
 pub mod name;
 #[cfg(feature = "service")]
 pub mod ports;
+mod positions;
 #[cfg(feature = "service")]
 pub mod service;
 #[cfg(feature = "testkit")]

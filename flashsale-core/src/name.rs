@@ -1,10 +1,9 @@
 //! Buyer names: trimmed, non-empty, at most [`BuyerName::MAX_CHARS`]
 //! characters, no control characters.
 
-use std::fmt;
-use std::sync::Arc;
-
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// Why a buyer name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,11 +20,12 @@ pub enum NameError {
     ControlCharacter,
 }
 
-/// A validated buyer name. Cheap to clone (shared, immutable).
+/// A validated buyer name. Names of up to 24 bytes are stored inline (no
+/// allocation; cloning copies 24 bytes), longer ones on the heap.
 ///
 /// Deserializing checks the name like [`BuyerName::parse`].
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BuyerName(Arc<str>);
+pub struct BuyerName(CompactString);
 
 impl Serialize for BuyerName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -57,12 +57,21 @@ impl BuyerName {
         if name.chars().any(char::is_control) {
             return Err(NameError::ControlCharacter);
         }
-        Ok(BuyerName(Arc::from(name)))
+        Ok(BuyerName(CompactString::new(name)))
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Bytes it holds on the heap (0 when stored inline).
+    pub fn heap_bytes(&self) -> usize {
+        if self.0.is_heap_allocated() {
+            self.0.capacity()
+        } else {
+            0
+        }
     }
 }
 

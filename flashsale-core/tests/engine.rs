@@ -488,6 +488,36 @@ fn replay_refuses_journals_that_do_not_fit() {
         Engine::replay(&journal, ids()),
         Err(ReplayError::Inconsistent { index: 1, .. })
     ));
+    // More payment slots than stock (a sale of 1), or one buyer twice.
+    let joined = |n, who: &str, deadline| Event {
+        sale: sale(),
+        at: START,
+        kind: EventKind::Joined {
+            tx: tx(n),
+            buyer: name(who),
+            deadline,
+        },
+    };
+    journal.truncate(1);
+    journal.push(joined(1, "ana", Some(END)));
+    journal.push(joined(2, "bob", Some(END)));
+    assert!(matches!(
+        Engine::replay(&journal, ids()),
+        Err(ReplayError::Inconsistent {
+            index: 2,
+            reason: "payment slot without free stock"
+        })
+    ));
+    journal[2] = joined(2, "ana", None);
+    assert!(matches!(
+        Engine::replay(&journal, ids()),
+        Err(ReplayError::Inconsistent {
+            index: 2,
+            reason: "buyer joined twice"
+        })
+    ));
+    journal[2] = joined(2, "bob", None);
+    assert!(Engine::replay(&journal, ids()).is_ok());
 }
 
 #[test]

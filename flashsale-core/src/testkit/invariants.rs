@@ -55,10 +55,10 @@ impl Checker {
                     }
                     self.last_promoted = Some(seq);
                 }
-                EventKind::Dropped { tx, reason, .. } => {
-                    if self.dropped.insert(*tx, *reason).is_some() {
-                        return Err(format!("{tx} was told twice that it was dropped"));
-                    }
+                EventKind::Dropped { tx, reason, .. }
+                    if self.dropped.insert(*tx, *reason).is_some() =>
+                {
+                    return Err(format!("{tx} was told twice that it was dropped"));
                 }
                 _ => {}
             }
@@ -67,7 +67,7 @@ impl Checker {
         Ok(())
     }
 
-    /// 1. Never oversell: `sold <= quantity` and `slots + sold <= quantity`,
+    /// Invariant 1 — Never oversell: `sold <= quantity` and `slots + sold <= quantity`,
     /// and the counters match the transactions.
     pub fn never_oversell(&self, engine: &Engine) -> Result<(), String> {
         let q = engine.config().quantity;
@@ -89,7 +89,7 @@ impl Checker {
         Ok(())
     }
 
-    /// 2. Never undersell: while buyers wait, no payment slot is free.
+    /// Invariant 2 — Never undersell: while buyers wait, no payment slot is free.
     pub fn never_undersell(&self, engine: &Engine) -> Result<(), String> {
         if engine.waiting() > 0 && engine.free_slots() > 0 {
             return Err(format!(
@@ -108,7 +108,7 @@ impl Checker {
         Ok(())
     }
 
-    /// 3. One live (payment, waiting or paid) entry per buyer name.
+    /// Invariant 3 — One live (payment, waiting or paid) entry per buyer name.
     pub fn one_live_entry_per_buyer(&self, engine: &Engine) -> Result<(), String> {
         let mut seen = HashSet::new();
         for t in engine.transactions() {
@@ -119,15 +119,14 @@ impl Checker {
         Ok(())
     }
 
-    /// 4. FIFO: promotions in join order (checked in [`Checker::observe`]),
+    /// Invariant 4 — FIFO: promotions in join order (checked in [`Checker::observe`]),
     /// no waiting buyer who joined before the last promoted one, and
     /// positions 1, 2, 3… in join order.
     pub fn fifo(&self, engine: &Engine) -> Result<(), String> {
-        let mut expected = 1;
-        for t in engine
+        let waiting = engine
             .transactions()
-            .filter(|t| t.state == TxState::Waiting)
-        {
+            .filter(|t| t.state == TxState::Waiting);
+        for (expected, t) in (1..).zip(waiting) {
             let seq = self
                 .waiting_seq
                 .get(&t.tx)
@@ -141,12 +140,11 @@ impl Checker {
                     t.tx, t.position
                 ));
             }
-            expected += 1;
         }
         Ok(())
     }
 
-    /// 5. No payment slot has a deadline at or before the engine's time
+    /// Invariant 5 — No payment slot has a deadline at or before the engine's time
     /// (every command and `handle_timeout` expires what is due first).
     pub fn no_overdue_slot(&self, engine: &Engine) -> Result<(), String> {
         let now = engine.now();
@@ -159,7 +157,7 @@ impl Checker {
         }
     }
 
-    /// 6. Sold out: nobody waits, and every buyer let go was told once,
+    /// Invariant 6 — Sold out: nobody waits, and every buyer let go was told once,
     /// with the right reason; nobody else was.
     pub fn sold_out_tells_everyone(&self, engine: &Engine) -> Result<(), String> {
         if engine.sold() == engine.config().quantity && engine.waiting() > 0 {
@@ -179,7 +177,7 @@ impl Checker {
         Ok(())
     }
 
-    /// 7. Replaying the journal rebuilds the same engine. The engine's
+    /// Invariant 7 — Replaying the journal rebuilds the same engine. The engine's
     /// time is not journaled (a command that changes nothing moves it on
     /// without an event), so the replayed engine is brought to the same
     /// time, which must change nothing, before comparing.
@@ -220,7 +218,7 @@ impl Checker {
     }
 }
 
-/// 8. The catalogue applies each paid transaction once: deliver every
+/// Invariant 8 — The catalogue applies each paid transaction once: deliver every
 /// `paid`/`switch` of `journal` to a fresh catalogue holding the sale,
 /// each message `copies(i)` times (at least once), and check remaining
 /// quantity and buyers against the engine's sold count.

@@ -1,0 +1,290 @@
+//! The service: one single-writer task per sale, group commit, timers from
+//! the clock port, restart by replay. Time is a `ManualClock`: no sleeps.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flashsale_core::service::{Ports, ServiceError};
+use flashsale_core::testkit::{
+    ManualClock, broadcast_sink_with_probe, sink_conformance, storage_conformance,
+};
+use flashsale_core::{
+    BroadcastSink, BuyError, Event, EventKind, MemoryStorage, PaidError, PaidOutcome, Place,
+    SaleConfig, SaleId, SequentialIds, Service, StatusError, Storage, StorageError, Timestamp,
+    TxState,
+};
+
+const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+fn sale(n: u8) -> SaleId {
+    SaleId::from(bson::oid::ObjectId::from_bytes([n; 12]))
+}
+
+fn config(n: u8, quantity: u64) -> SaleConfig {
+    SaleConfig::new(
+        sale(n),
+        quantity,
+        T0,
+        T0.saturating_add(Duration::from_secs(3600)),
+    )
+}
+
+struct Rig {
+    clock: ManualClock,
+    storage: Arc<dyn Storage>,
+    sink: BroadcastSink,
+}
+
+impl Rig {
+    fn new(storage: Arc<dyn Storage>) -> Self {
+        Rig {
+            clock: ManualClock::new(T0),
+            storage,
+            sink: BroadcastSink::new(1 << 16),
+        }
+    }
+
+    fn ports(&self) -> Ports {
+        Ports {
+            clock: Arc::new(self.clock.clone()),
+            storage: self.storage.clone(),
+            sink: Arc::new(self.sink.clone()),
+            ids: Arc::new(|| Box::new(SequentialIds::default())),
+        }
+    }
+}
+
+#[tokio::test]
+async fn memory_storage_passes_the_conformance_suite() {
+    storage_conformance(|| async { MemoryStorage::new() }).await;
+}
+
+#[tokio::test]
+async fn broadcast_sink_passes_the_conformance_suite() {
+    sink_conformance(broadcast_sink_with_probe).await;
+}
+
+#[tokio::test]
+async fn buy_pay_and_status_through_the_service() {
+    let rig = Rig::new(Arc::new(MemoryStorage::new()));
+    let mut events = rig.sink.subscribe();
+    let service = Service::open(rig.ports()).await.unwrap();
+    service.create_sale(config(1, 1)).await.unwrap();
+    let ana = service.buy(sale(1), "ana").await.unwrap();
+    let bob = service.buy(sale(1), "bob").await.unwrap();
+    assert!(matches!(ana.place, Place::Payment { .. }));
+    assert_eq!(bob.place, Place::Waiting { position: 1 });
+    assert_eq!(service.paid(sale(1), ana.tx).await, Ok(PaidOutcome::Paid));
+    assert_eq!(
+        service.status(sale(1), bob.tx).await.unwrap().state,
+        TxState::RejectedSoldOut
+    );
+    assert_eq!(service.buy(sale(1), "cy").await, Err(BuyError::SoldOut));
+    assert_eq!(service.buy(sale(9), "cy").await, Err(BuyError::UnknownSale));
+    assert_eq!(
+        service.paid(sale(9), ana.tx).await,
+        Err(PaidError::UnknownSale)
+    );
+    assert_eq!(
+        service.status(sale(9), ana.tx).await,
+        Err(StatusError::UnknownSale)
+    );
+    service.shutdown().await;
+
+    // Committed events were published, in order.
+    let mut kinds = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        kinds.push(
+            serde_json::to_value(&e.kind).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        kinds,
+        [
+            "opened", "started", "joined", "joined", "paid", "sold_out", "dropped"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_clock_expires_slots_and_promotes_the_next_buyer() {
+    let rig = Rig::new(Arc::new(MemoryStorage::new()));
+    let mut events = rig.sink.subscribe();
+    let service = Service::open(rig.ports()).await.unwrap();
+    service.create_sale(config(1, 1)).await.unwrap();
+    let ana = service.buy(sale(1), "ana").await.unwrap();
+    let bob = service.buy(sale(1), "bob").await.unwrap();
+
+    rig.clock.advance(Duration::from_secs(60));
+    // The sale's task wakes by itself: wait for the promotion to be published.
+    let promoted = loop {
+        let e = events.recv().await.unwrap();
+        if let EventKind::Promoted { tx, deadline, .. } = e.kind {
+            break (tx, deadline);
+        }
+    };
+    assert_eq!(
+        promoted,
+        (bob.tx, T0.saturating_add(Duration::from_secs(120)))
+    );
+    assert_eq!(
+        service.status(sale(1), ana.tx).await.unwrap().state,
+        TxState::Expired
+    );
+    assert_eq!(
+        service.paid(sale(1), ana.tx).await,
+        Err(PaidError::SlotExpired)
+    );
+    assert_eq!(service.paid(sale(1), bob.tx).await, Ok(PaidOutcome::Paid));
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_service_replays_every_sale_from_storage() {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let rig = Rig::new(storage.clone());
+    let service = Service::open(rig.ports()).await.unwrap();
+    service.create_sale(config(1, 2)).await.unwrap();
+    service.create_sale(config(2, 5)).await.unwrap();
+    let mut waiting = Vec::new();
+    for i in 0..6 {
+        let a = service.buy(sale(1), &format!("b{i}")).await.unwrap();
+        if i == 0 {
+            service.paid(sale(1), a.tx).await.unwrap();
+        }
+        waiting.push(a.tx);
+    }
+    service.buy(sale(2), "solo").await.unwrap();
+    let before: Vec<_> = {
+        let mut v = Vec::new();
+        for tx in &waiting {
+            v.push(service.status(sale(1), *tx).await.unwrap());
+        }
+        v
+    };
+    let stats = service.stats(sale(1)).await.unwrap();
+    service.shutdown().await;
+
+    let service = Service::open(rig.ports()).await.unwrap();
+    let mut ids = service.sale_ids();
+    ids.sort();
+    assert_eq!(ids, vec![sale(1), sale(2)]);
+    assert_eq!(service.stats(sale(1)).await.unwrap(), stats);
+    for (tx, status) in waiting.iter().zip(before) {
+        assert_eq!(service.status(sale(1), *tx).await.unwrap(), status);
+    }
+    // Names are remembered across the restart.
+    assert!(matches!(
+        service.buy(sale(1), "b3").await,
+        Err(BuyError::AlreadyJoined { .. })
+    ));
+    // New ids do not collide with replayed ones.
+    let fresh = service.buy(sale(1), "new").await.unwrap();
+    assert!(!waiting.contains(&fresh.tx));
+    assert!(matches!(
+        service.create_sale(config(1, 2)).await,
+        Err(ServiceError::DuplicateSale(_))
+    ));
+    service.shutdown().await;
+}
+
+/// A storage that counts appends and fails the first `fail` of them.
+struct Flaky {
+    inner: MemoryStorage,
+    appends: AtomicUsize,
+    fail: usize,
+}
+
+#[async_trait]
+impl Storage for Flaky {
+    async fn append(&self, sale: SaleId, events: &[Event]) -> Result<(), StorageError> {
+        let n = self.appends.fetch_add(1, Ordering::SeqCst);
+        if n < self.fail {
+            return Err(StorageError::msg("disk on fire"));
+        }
+        self.inner.append(sale, events).await
+    }
+    async fn read(&self, sale: SaleId) -> Result<Vec<Event>, StorageError> {
+        self.inner.read(sale).await
+    }
+    async fn sales(&self) -> Result<Vec<SaleId>, StorageError> {
+        self.inner.sales().await
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_commands_share_one_journal_append() {
+    let storage = Arc::new(Flaky {
+        inner: MemoryStorage::new(),
+        appends: AtomicUsize::new(0),
+        fail: 0,
+    });
+    let rig = Rig::new(storage.clone());
+    let service = Service::open(rig.ports()).await.unwrap();
+    service.create_sale(config(1, 1_000)).await.unwrap();
+    let before = storage.appends.load(Ordering::SeqCst);
+    let buyers: Vec<_> = (0..200)
+        .map(|i| {
+            let service = service.clone();
+            tokio::spawn(async move { service.buy(sale(1), &format!("b{i}")).await })
+        })
+        .collect();
+    for b in buyers {
+        b.await.unwrap().unwrap();
+    }
+    let appends = storage.appends.load(Ordering::SeqCst) - before;
+    assert!(
+        appends < 200,
+        "200 buys took {appends} appends: no group commit"
+    );
+    let journal = storage.inner.read(sale(1)).await.unwrap();
+    let joins = journal
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Joined { .. }))
+        .count();
+    assert_eq!(joins, 200, "every buy journaled");
+    service.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_journal_delays_answers_but_loses_nothing() {
+    let storage = Arc::new(Flaky {
+        inner: MemoryStorage::new(),
+        appends: AtomicUsize::new(0),
+        fail: 0,
+    });
+    let rig = Rig::new(storage.clone());
+    let service = Service::open(rig.ports()).await.unwrap();
+    service.create_sale(config(1, 10)).await.unwrap();
+    // Now make the next three appends fail.
+    let failing = Arc::new(Flaky {
+        inner: storage.inner.clone(),
+        appends: AtomicUsize::new(0),
+        fail: 3,
+    });
+    service.shutdown().await;
+    let rig = Rig {
+        storage: failing.clone(),
+        ..rig
+    };
+    let service = Service::open(rig.ports()).await.unwrap();
+    let ana = service.buy(sale(1), "ana").await.unwrap();
+    assert!(
+        failing.appends.load(Ordering::SeqCst) >= 4,
+        "retried until it went in"
+    );
+    service.shutdown().await;
+    let replayed = Service::open(Rig::new(Arc::new(storage.inner.clone())).ports())
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed.status(sale(1), ana.tx).await.unwrap().state,
+        TxState::Payment
+    );
+    replayed.shutdown().await;
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Every check this project has, on a fresh Debian machine with a Rust
+# toolchain: installs what it needs, then runs format and lint checks, all
+# tests (unit, property, integration, doc) and a short fuzz smoke.
+# Exits non-zero when anything fails. CI runs exactly this (.ci/run).
+#
+#   FUZZ_SECONDS=N   seconds per fuzz target (default 15; 0 skips fuzzing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- tools -----------------------------------------------------------------
+step "tools"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+fuzz_seconds=${FUZZ_SECONDS:-15}
+if [ "$fuzz_seconds" != 0 ] && ! command -v cargo-fuzz >/dev/null; then
+  cargo install cargo-fuzz --locked
+fi
+
+# --- static checks -----------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
+# --- tests -------------------------------------------------------------------
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+
+step "tests (nextest)"
+cargo nextest run --workspace --all-features --locked --no-fail-fast 2>&1 | tee "$summary"
+
+step "doc tests"
+cargo test --workspace --all-features --locked --doc 2>&1 | tee -a "$summary"
+
+# --- fuzz smoke ----------------------------------------------------------------
+if [ "$fuzz_seconds" != 0 ]; then
+  step "fuzz smoke (${fuzz_seconds}s per target)"
+  log=$(mktemp)
+  (
+    cd fuzz
+    for target in $(cargo fuzz list); do
+      if ! cargo fuzz run -s none "$target" -- -max_total_time="$fuzz_seconds" >"$log" 2>&1; then
+        tail -n 60 "$log"
+        echo "fuzz target $target FAILED"
+        exit 1
+      fi
+      echo "$target: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second\(s\)' "$log" || tail -n 1 "$log")"
+    done
+  )
+  rm -f "$log"
+fi
+
+# One closing line for CI: totals from nextest and the doc tests.
+passed=$(grep -Eo '[0-9]+ passed' "$summary" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$summary" | awk '{s+=$1} END {print s+0}')
+echo
+echo "flashsale: $passed passed, $failed failed"
