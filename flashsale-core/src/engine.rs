@@ -720,18 +720,6 @@ impl Engine {
         (0..self.txs.len()).map(|i| self.status_at(i))
     }
 
-    /// Approximate bytes this engine holds on the heap, names included.
-    pub fn heap_bytes(&self) -> usize {
-        use std::mem::size_of;
-        let names: usize = self.txs.iter().map(|t| t.name.heap_bytes()).sum();
-        self.txs.capacity() * size_of::<Tx>()
-            + self.foreign.allocation_size()
-            + self.by_name.allocation_size()
-            + (self.deadlines.capacity() + self.queue.capacity()) * size_of::<u32>()
-            + self.positions.heap_bytes()
-            + names
-    }
-
     // ----- internals --------------------------------------------------------
 
     fn status_at(&self, i: usize) -> Status {

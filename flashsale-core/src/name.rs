@@ -64,15 +64,6 @@ impl BuyerName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// Bytes it holds on the heap (0 when stored inline).
-    pub fn heap_bytes(&self) -> usize {
-        if self.0.is_heap_allocated() {
-            self.0.capacity()
-        } else {
-            0
-        }
-    }
 }
 
 impl fmt::Display for BuyerName {

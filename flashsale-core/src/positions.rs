@@ -21,11 +21,11 @@ impl Positions {
     /// Appends a set bit; returns its 1-based index.
     pub(crate) fn push(&mut self) -> usize {
         let i = self.len;
-        if i % 64 == 0 {
+        if i.is_multiple_of(64) {
             self.bits.push(0);
         }
         self.bits[i / 64] |= 1 << (i % 64);
-        if i % BLOCK_BITS == 0 {
+        if i.is_multiple_of(BLOCK_BITS) {
             self.blocks.push(1);
         } else {
             self.blocks.increment(i / BLOCK_BITS + 1);
@@ -52,11 +52,6 @@ impl Positions {
         let whole: u32 = self.bits[first..word].iter().map(|w| w.count_ones()).sum();
         let mask = u64::MAX >> (63 - i % 64);
         self.blocks.prefix(block) + u64::from(whole + (self.bits[word] & mask).count_ones())
-    }
-
-    /// Bytes held on the heap.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.bits.capacity() * 8 + self.blocks.heap_bytes()
     }
 }
 
@@ -111,10 +106,6 @@ impl Fenwick {
             i -= lowbit(i);
         }
         sum
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.tree.capacity() * std::mem::size_of::<u32>()
     }
 }
 

@@ -250,7 +250,13 @@ impl Service {
 
     /// The ids of the running sales.
     pub fn sale_ids(&self) -> Vec<SaleId> {
-        self.sales().keys().copied().collect()
+        self.inner
+            .sales
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// A buyer joins a sale. See [`Engine::buy`].
@@ -289,7 +295,7 @@ impl Service {
     /// Stops taking commands, lets every sale finish what it has queued,
     /// commit and publish it, and waits for that.
     pub async fn shutdown(self) {
-        self.sales().clear();
+        self.sales_mut().clear();
         let tasks = std::mem::take(
             &mut *self
                 .inner
@@ -304,7 +310,7 @@ impl Service {
         }
     }
 
-    fn sales(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SaleId, mpsc::Sender<Command>>> {
+    fn sales_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SaleId, mpsc::Sender<Command>>> {
         self.inner
             .sales
             .write()
@@ -338,7 +344,7 @@ impl Service {
         let id = engine.config().id;
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         {
-            let mut sales = self.sales();
+            let mut sales = self.sales_mut();
             if sales.contains_key(&id) {
                 return Err(ServiceError::DuplicateSale(id));
             }
