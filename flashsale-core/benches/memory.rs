@@ -2,6 +2,10 @@
 //! allocator that tracks live heap bytes.
 //!
 //! Run: `cargo bench -p flashsale-core --bench memory`
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark stops at the first surprise"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
