@@ -46,7 +46,13 @@ if [ "$fuzz_seconds" != 0 ]; then
   (
     cd fuzz
     for target in $(cargo fuzz list); do
-      if ! cargo fuzz run -s none "$target" -- -max_total_time="$fuzz_seconds" >"$log" 2>&1; then
+      # New finds go to corpus/ (not committed); seeds/ holds committed
+      # starting points, e.g. a real journal for the replay target.
+      mkdir -p "corpus/$target"
+      seeds=()
+      [ -d "seeds/$target" ] && seeds=("seeds/$target")
+      if ! cargo fuzz run -s none "$target" "corpus/$target" "${seeds[@]}" \
+        -- -max_total_time="$fuzz_seconds" >"$log" 2>&1; then
         tail -n 60 "$log"
         echo "fuzz target $target FAILED"
         exit 1

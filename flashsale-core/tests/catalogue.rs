@@ -1,5 +1,6 @@
 //! The catalogue: sales, buyers, eligibility, messages applied once,
 //! start and end notices.
+#![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
 use std::time::Duration;
 

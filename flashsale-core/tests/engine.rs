@@ -1,4 +1,5 @@
 //! One behaviour per test: one call, its answer and the exact events.
+#![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
 use std::time::Duration;
 

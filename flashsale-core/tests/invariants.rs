@@ -2,6 +2,7 @@
 //! over random sequences of buy / paid / leave / advance-time / timeout.
 //! Each runs 1,000 sequences of up to 500 operations by default
 //! (`PROPTEST_CASES` overrides).
+#![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
 use flashsale_core::SaleConfig;
 use flashsale_core::testkit::invariants;
