@@ -17,6 +17,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use flashsale_core::{Engine, SaleConfig, SaleId, SequentialIds, Timestamp, TxId};
 
 const SLOTS: u64 = 100;
+/// Buys applied together after one `Engine::prefetch_buyers`, as the service does.
+const BATCH: usize = 64;
 const TIMEOUT: Duration = Duration::from_secs(60);
 const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 
@@ -81,6 +83,19 @@ impl Sale {
         self.txs.len() - self.front - SLOTS as usize - self.left
     }
 
+    /// The `l`-th waiting buyer to leave: stepping through the queue by a
+    /// prime that does not divide its length visits each buyer once.
+    fn leaver(&self, l: usize) -> TxId {
+        let first = self.front + SLOTS as usize;
+        let len = self.txs.len() - first;
+        let stride = if len.is_multiple_of(7_919) {
+            7_907
+        } else {
+            7_919
+        };
+        self.txs[first + (l * stride) % len]
+    }
+
     /// Whether `need` more operations keep it near its size: enough
     /// waiting buyers, and no more than 10% more joined.
     fn fits(&self, need: usize) -> bool {
@@ -138,20 +153,27 @@ fn bench(c: &mut Criterion) {
         // counter outside so names never repeat within a sale.
         let mut next = 0;
         let mut names = Vec::new();
-        group.bench_function(BenchmarkId::new("buy", n), |b| {
-            b.iter_custom(|iters| {
-                // Names made up front, outside the timing.
-                names.clear();
-                names.extend((0..iters).map(|i| format!("new-{}", next + i)));
-                next += iters;
-                let mut it = names.iter();
-                timed(&mut sale, n, iters, 1, |s| {
-                    let name = it.next().unwrap();
-                    s.joined += 1;
-                    s.txs.push(black_box(s.engine.buy(s.now, name).unwrap()).tx);
+        for (label, batch) in [("buy", 1), ("buy, batched", BATCH)] {
+            group.bench_function(BenchmarkId::new(label, n), |b| {
+                b.iter_custom(|iters| {
+                    // Names made up front, outside the timing.
+                    names.clear();
+                    names.extend((0..iters).map(|i| format!("new-{}", next + i)));
+                    next += iters;
+                    let mut k: usize = 0;
+                    timed(&mut sale, n, iters, 1, |s| {
+                        if batch > 1 && k.is_multiple_of(batch) {
+                            let ahead = &names[k..(k + batch).min(names.len())];
+                            s.engine.prefetch_buyers(ahead.iter().map(String::as_str));
+                        }
+                        s.joined += 1;
+                        s.txs
+                            .push(black_box(s.engine.buy(s.now, &names[k]).unwrap()).tx);
+                        k += 1;
+                    })
                 })
-            })
-        });
+            });
+        }
 
         group.bench_function(BenchmarkId::new("paid", n), |b| {
             b.iter_custom(|iters| {
@@ -166,19 +188,9 @@ fn bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("leave", n), |b| {
             b.iter_custom(|iters| {
                 timed(&mut sale, n, iters, 1, |s| {
-                    // A waiting buyer anywhere in the queue leaves. Stepping
-                    // by a prime that does not divide the queue's length
-                    // visits each buyer once before the sale is rebuilt.
-                    let first = s.front + SLOTS as usize;
-                    let len = s.txs.len() - first;
-                    let stride = if len.is_multiple_of(7_919) {
-                        7_907
-                    } else {
-                        7_919
-                    };
-                    let i = first + (s.left * stride) % len;
+                    let tx = s.leaver(s.left);
                     s.left += 1;
-                    s.engine.leave(s.now, s.txs[i]).unwrap();
+                    s.engine.leave(s.now, tx).unwrap();
                 })
             })
         });
@@ -200,6 +212,7 @@ fn bench(c: &mut Criterion) {
 
         let s = sale.get_or_insert_with(|| Sale::new(n));
         group.bench_function(BenchmarkId::new("status", n), |b| {
+            // A buyer anywhere in the sale, a large prime stride apart.
             let mut k: usize = 0;
             b.iter(|| {
                 k = k.wrapping_add(7_919);

@@ -4,7 +4,8 @@
 //! channel as one batch, applies them at one `now`, appends the batch's
 //! events to [`Storage`] in one call (group commit), hands them to the
 //! [`EventSink`] through a publisher task of its own (so a slow sink never
-//! stalls the engine), and only then replies. Between batches it sleeps
+//! stalls the engine), and only then replies. Before applying a batch it
+//! calls [`Engine::prefetch_buyers`], so the batch's cache misses overlap. Between batches it sleeps
 //! until the engine's [`Engine::poll_timeout`] or the next command.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -427,6 +428,12 @@ async fn run_sale(mut engine: Engine, mut commands: mpsc::Receiver<Command>, por
         }
         let now = ports.clock.now();
         engine.handle_timeout(now);
+        if batch.len() > 1 {
+            engine.prefetch_buyers(batch.iter().filter_map(|c| match c {
+                Command::Buy(name, _) => Some(name.as_str()),
+                _ => None,
+            }));
+        }
         done.extend(batch.drain(..).map(|c| execute(&mut engine, now, c)));
         let events: Vec<Event> = engine.drain_events().collect();
         if !events.is_empty() {

@@ -570,3 +570,15 @@ fn events_serialize_for_a_journal_and_back() {
     assert!(json.contains(r#""type":"joined""#), "{json}");
     assert_eq!(serde_json::from_str::<Vec<Event>>(&json).unwrap(), events);
 }
+
+#[test]
+fn prefetching_buyers_changes_nothing_and_finds_who_joined() {
+    let mut e = engine(config(1));
+    buy(&mut e, "ana");
+    buy(&mut e, "bob");
+    kinds(&mut e);
+    let before: Vec<_> = e.transactions().collect();
+    assert_eq!(e.prefetch_buyers([" ana ", "nobody", "bob"]), 2);
+    assert_eq!(kinds(&mut e), vec![]);
+    assert!(e.transactions().eq(before));
+}
