@@ -194,18 +194,23 @@ async fn a_restarted_service_replays_every_sale_from_storage() {
     service.shutdown().await;
 }
 
-/// A storage that counts appends and fails the first `fail` of them.
+/// A storage that counts appends and can be told to fail the next few.
+#[derive(Default)]
 struct Flaky {
     inner: MemoryStorage,
     appends: AtomicUsize,
-    fail: usize,
+    failures_left: AtomicUsize,
 }
 
 #[async_trait]
 impl Storage for Flaky {
     async fn append(&self, sale: SaleId, events: &[Event]) -> Result<(), StorageError> {
-        let n = self.appends.fetch_add(1, Ordering::SeqCst);
-        if n < self.fail {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        let fail = self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
             return Err(StorageError::msg("disk on fire"));
         }
         self.inner.append(sale, events).await
@@ -220,11 +225,7 @@ impl Storage for Flaky {
 
 #[tokio::test(flavor = "current_thread")]
 async fn concurrent_commands_share_one_journal_append() {
-    let storage = Arc::new(Flaky {
-        inner: MemoryStorage::new(),
-        appends: AtomicUsize::new(0),
-        fail: 0,
-    });
+    let storage = Arc::new(Flaky::default());
     let rig = Rig::new(storage.clone());
     let service = Service::open(rig.ports()).await.unwrap();
     service.create_sale(config(1, 1_000)).await.unwrap();
@@ -254,31 +255,15 @@ async fn concurrent_commands_share_one_journal_append() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_journal_delays_answers_but_loses_nothing() {
-    let storage = Arc::new(Flaky {
-        inner: MemoryStorage::new(),
-        appends: AtomicUsize::new(0),
-        fail: 0,
-    });
+    let storage = Arc::new(Flaky::default());
     let rig = Rig::new(storage.clone());
     let service = Service::open(rig.ports()).await.unwrap();
     service.create_sale(config(1, 10)).await.unwrap();
-    // Now make the next three appends fail.
-    let failing = Arc::new(Flaky {
-        inner: storage.inner.clone(),
-        appends: AtomicUsize::new(0),
-        fail: 3,
-    });
-    service.shutdown().await;
-    let rig = Rig {
-        storage: failing.clone(),
-        ..rig
-    };
-    let service = Service::open(rig.ports()).await.unwrap();
+    storage.failures_left.store(3, Ordering::SeqCst);
+    let before = storage.appends.load(Ordering::SeqCst);
+    // Answered only once the journal took it, after three failed appends.
     let ana = service.buy(sale(1), "ana").await.unwrap();
-    assert!(
-        failing.appends.load(Ordering::SeqCst) >= 4,
-        "retried until it went in"
-    );
+    assert_eq!(storage.appends.load(Ordering::SeqCst) - before, 4);
     service.shutdown().await;
     let replayed = Service::open(Rig::new(Arc::new(storage.inner.clone())).ports())
         .await
