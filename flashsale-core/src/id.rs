@@ -105,15 +105,15 @@ impl ObjectIdGenerator {
         Self { next: seed }
     }
 
-    /// A generator seeded from a fresh `ObjectId::new()` (random per process,
-    /// plus its counter), for production use.
+    /// A generator with a random seed, for production use. Every call
+    /// gets its own seed (std's per-instance random hash keys), so sales in
+    /// one process do not share id prefixes.
     pub fn random() -> Self {
-        let bytes = ObjectId::new().bytes();
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&bytes[4..12]);
+        use std::hash::{BuildHasher, Hasher};
+        let seed = std::hash::RandomState::new().build_hasher().finish();
         // Keep the top bit clear so the counter cannot wrap within any
         // realistic lifetime.
-        Self::with_seed(u64::from_be_bytes(seed) >> 1)
+        Self::with_seed(seed >> 1)
     }
 }
 
@@ -186,6 +186,15 @@ mod tests {
         assert_eq!(&a.bytes()[..4], &5u32.to_be_bytes());
         assert!(a < b, "same second: counter order");
         assert!(b < c, "later second sorts later even after counter wrap");
+    }
+
+    #[test]
+    fn random_generators_in_one_process_do_not_share_prefixes() {
+        let now = Timestamp::from_millis(5_000);
+        let prefix = |mut g: ObjectIdGenerator| g.next_id(now).bytes()[4..8].to_vec();
+        let a = prefix(ObjectIdGenerator::random());
+        let b = prefix(ObjectIdGenerator::random());
+        assert_ne!(a, b);
     }
 
     #[test]
