@@ -1,1 +1,47 @@
-//! HTTP and Socket.IO adapter for flashsale-core. Empty until its issue lands.
+//! flashsale-http: the reference's REST API over [`flashsale_core`], with
+//! axum.
+//!
+//! [`App::router`] serves, on one router:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /sales` | `[Sale]` |
+//! | `POST /sales` `{productName, quantity, saleStart, saleEnd, paymentTimeoutMs?, maxPaymentSlots?}` | 201 `Sale` |
+//! | `GET /sales/{id}` | `Sale`, 404 |
+//! | `GET /sales/{id}/buyers` | `[Buyer]`, 404 |
+//! | `POST /sales/{id}/eligible` `{buyerName}` | 200, 400 sold out / already participated |
+//! | `POST /buy` `{buyerName}` (the default sale), `POST /sales/{id}/buy` | `{transactionId, state}`, 400 |
+//! | `POST /paid` `{transactionId}`, `POST /sales/{id}/paid` | `{success: true}`, 400 |
+//! | `GET /transactions/{id}` | state, exact position, payment deadline; 404 |
+//! | `POST /transactions/{id}/leave` | `{success: true}`, 400, 404 |
+//! | `GET /healthz` | `ok` |
+//!
+//! Every error — core refusals, malformed or oversized bodies, bad ids,
+//! unknown routes — answers in the reference's shape
+//! `{"statusCode":400,"message":"…","error":"Bad Request"}`, mapped in one
+//! place ([`ApiError`]).
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use std::sync::{Arc, Mutex};
+//! use flashsale_core::{BroadcastSink, Catalogue, ObjectIdGenerator, Service, SystemClock};
+//! use flashsale_core::service::Ports;
+//! use flashsale_http::{App, CatalogueFeed};
+//!
+//! let clock = Arc::new(SystemClock);
+//! let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(ObjectIdGenerator::random()))));
+//! let (mut ports, _events) = Ports::in_memory();
+//! ports.sink = Arc::new(CatalogueFeed::new(catalogue.clone(), clock.clone(), BroadcastSink::new(1024)));
+//! let service = Service::open(ports).await.expect("empty journal");
+//! let app = App::new(service, catalogue, clock, None);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app.router("*")).await
+//! # }
+//! ```
+
+mod app;
+mod error;
+pub mod wire;
+
+pub use app::{ApiJson, App, CatalogueFeed, MAX_BODY_BYTES};
+pub use error::ApiError;

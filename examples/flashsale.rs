@@ -1,0 +1,125 @@
+//! The all-in-one server: backend and transaction routes on one port,
+//! in-memory, events in-process, no Kafka. Creates a demo sale that is open
+//! now and prints its URL and id.
+//!
+//! Run: `cargo run --release --example flashsale` (`-- --help` for settings)
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use flashsale_core::service::Ports;
+use flashsale_core::{
+    BroadcastSink, Catalogue, NewSale, ObjectIdGenerator, Service, SystemClock, Timestamp,
+};
+use flashsale_http::{App, CatalogueFeed};
+
+/// Everything in one process: the reference's backend and transaction
+/// routes on one port, in memory, no Kafka.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    port: u16,
+    /// Address to listen on (0.0.0.0 to accept other machines).
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Units in the demo sale.
+    #[arg(long, env = "SALE_QTY", default_value_t = 1_500_000)]
+    sale_qty: u64,
+    /// The demo sale's product.
+    #[arg(long, env = "PRODUCT_NAME", default_value = "Limited edition sneakers")]
+    product_name: String,
+    /// How long the demo sale stays open, in seconds from now.
+    #[arg(long, env = "SALE_DURATION_S", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    sale_duration_s: u64,
+    /// How long a buyer holds a payment slot, in milliseconds.
+    #[arg(long, env = "PAYMENT_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    payment_timeout_ms: u64,
+    /// Allowed browser origins: `*`, or origins separated by commas.
+    #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
+    cors_origin: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+
+    let clock = Arc::new(SystemClock);
+    let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(
+        ObjectIdGenerator::random(),
+    ))));
+    let (mut ports, _engine_events) = Ports::in_memory();
+    let notices = BroadcastSink::new(4096);
+    ports.sink = Arc::new(CatalogueFeed::new(
+        catalogue.clone(),
+        clock.clone(),
+        notices,
+    ));
+    let service = Service::open(ports).await?;
+    let app = App::new(service.clone(), catalogue, clock, None);
+
+    let now = Timestamp::from(std::time::SystemTime::now());
+    let mut demo = NewSale::new(
+        &args.product_name,
+        args.sale_qty,
+        now,
+        now.saturating_add(Duration::from_secs(args.sale_duration_s)),
+    );
+    demo.payment_timeout = Duration::from_millis(args.payment_timeout_ms);
+    let sale = app
+        .create_sale(demo)
+        .await
+        .map_err(|e| format!("could not create the demo sale: {}", e.message))?;
+    let app = app.with_default_sale(sale.id);
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    println!("flashsale listening on http://{addr}");
+    println!(
+        "demo sale {} — {} × {:?}",
+        sale.id, sale.quantity, sale.product_name
+    );
+    println!(
+        "try: curl -s -XPOST http://{addr}/buy -H 'content-type: application/json' -d '{{\"buyerName\":\"ana\"}}'"
+    );
+
+    axum::serve(listener, app.router(&args.cors_origin))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopping: committing what is queued");
+    service.shutdown().await;
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,348 @@
+//! The routes: backend (sales, buyers, eligibility) and transaction (buy,
+//! paid, status, leave), over one [`Service`] and one [`Catalogue`].
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use flashsale_core::catalogue::{Buyer, Sale};
+use flashsale_core::{
+    BroadcastSink, BuyError, Catalogue, Clock, Event, EventSink, NewSale, Notice, PaidError,
+    SaleId, Service, SinkError, StatusError, TxId, TxMessage,
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::ApiError;
+use crate::wire::{
+    BuyAnswer, BuyerBody, CreateSale, SaleBody, StatusBody, Success, TransactionBody, parse_iso,
+};
+
+/// The largest request body accepted. Every body here is a few fields.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A JSON body whose rejections answer in the reference's error shape.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Everything the routes share. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    service: Service,
+    catalogue: Arc<Mutex<Catalogue>>,
+    clock: Arc<dyn Clock>,
+    default_sale: Option<SaleId>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("default_sale", &self.default_sale)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Routes over `service` and `catalogue`. `default_sale` is the sale
+    /// behind the reference's one-sale routes `POST /buy` and `POST /paid`.
+    pub fn new(
+        service: Service,
+        catalogue: Arc<Mutex<Catalogue>>,
+        clock: Arc<dyn Clock>,
+        default_sale: Option<SaleId>,
+    ) -> Self {
+        App {
+            service,
+            catalogue,
+            clock,
+            default_sale,
+        }
+    }
+
+    /// Sets the sale behind `POST /buy` and `POST /paid`.
+    pub fn with_default_sale(mut self, sale: SaleId) -> Self {
+        self.default_sale = Some(sale);
+        self
+    }
+
+    fn catalogue(&self) -> std::sync::MutexGuard<'_, Catalogue> {
+        self.catalogue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates a sale in the catalogue and starts its engine.
+    pub async fn create_sale(&self, new: NewSale) -> Result<Sale, ApiError> {
+        let sale = self.catalogue().create(self.clock.now(), new)?;
+        self.service
+            .create_sale(sale.engine_config())
+            .await
+            .map_err(|e| {
+                tracing::error!(sale = %sale.id, error = %e, "could not start the sale's engine");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "could not start the sale")
+            })?;
+        Ok(sale)
+    }
+
+    /// Every route, with CORS for `cors_origin` (`*`, or origins separated
+    /// by commas), a body limit, request tracing, and 404/405 answers in the
+    /// reference's error shape.
+    pub fn router(&self, cors_origin: &str) -> Router {
+        Router::new()
+            .route("/sales", get(list_sales).post(create_sale))
+            .route("/sales/{id}", get(get_sale))
+            .route("/sales/{id}/buyers", get(sale_buyers))
+            .route("/sales/{id}/eligible", post(eligible))
+            .route("/sales/{id}/buy", post(buy_in))
+            .route("/sales/{id}/paid", post(paid_in))
+            .route("/buy", post(buy_default))
+            .route("/paid", post(paid_default))
+            .route("/transactions/{id}", get(transaction_status))
+            .route("/transactions/{id}/leave", post(leave))
+            .route("/healthz", get(|| async { "ok" }))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(cors(cors_origin))
+            .layer(TraceLayer::new_for_http())
+            .with_state(self.clone())
+    }
+}
+
+fn cors(origin: &str) -> CorsLayer {
+    let origins = if origin.trim() == "*" {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origin
+                .split(',')
+                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([axum::http::header::CONTENT_TYPE])
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("Cannot {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Cannot {method} {}", uri.path()),
+    )
+}
+
+fn sale_id(raw: &str) -> Result<SaleId, ApiError> {
+    Ok(raw.parse()?)
+}
+
+fn tx_id(raw: &str) -> Result<TxId, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request("transactionId must be a 24-character hex ObjectId"))
+}
+
+async fn list_sales(State(app): State<App>) -> Json<Vec<SaleBody>> {
+    Json(app.catalogue().list().map(SaleBody::from).collect())
+}
+
+async fn get_sale(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<SaleBody>, ApiError> {
+    let id = sale_id(&id)?;
+    let catalogue = app.catalogue();
+    let sale = catalogue
+        .get(id)
+        .ok_or_else(|| ApiError::not_found("sale not found"))?;
+    Ok(Json(SaleBody::from(sale)))
+}
+
+async fn sale_buyers(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Buyer>>, ApiError> {
+    let id = sale_id(&id)?;
+    let catalogue = app.catalogue();
+    let buyers = catalogue
+        .buyers(id)
+        .ok_or_else(|| ApiError::not_found("sale not found"))?;
+    Ok(Json(buyers.to_vec()))
+}
+
+async fn eligible(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<BuyerBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.catalogue().eligible(sale_id(&id)?, &body.buyer_name)?;
+    Ok(Json(serde_json::json!({ "eligible": true })))
+}
+
+async fn create_sale(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<CreateSale>,
+) -> Result<(StatusCode, Json<SaleBody>), ApiError> {
+    let mut new = NewSale::new(
+        &body.product_name,
+        body.quantity,
+        parse_iso("saleStart", &body.sale_start)?,
+        parse_iso("saleEnd", &body.sale_end)?,
+    );
+    if let Some(ms) = body.payment_timeout_ms {
+        new.payment_timeout = Duration::from_millis(ms);
+    }
+    new.max_payment_slots = body.max_payment_slots;
+    let sale = app.create_sale(new).await?;
+    Ok((StatusCode::CREATED, Json(SaleBody::from(&sale))))
+}
+
+async fn buy(
+    app: &App,
+    sale: Option<SaleId>,
+    body: BuyerBody,
+) -> Result<Json<BuyAnswer>, ApiError> {
+    let sale = sale.ok_or(BuyError::UnknownSale)?;
+    let admission = app.service.buy(sale, &body.buyer_name).await?;
+    let state = match admission.place {
+        flashsale_core::Place::Payment { .. } => flashsale_core::TxState::Payment,
+        flashsale_core::Place::Waiting { .. } => flashsale_core::TxState::Waiting,
+    };
+    Ok(Json(BuyAnswer {
+        transaction_id: admission.tx.to_string(),
+        state,
+    }))
+}
+
+async fn buy_default(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<BuyerBody>,
+) -> Result<Json<BuyAnswer>, ApiError> {
+    buy(&app, app.default_sale, body).await
+}
+
+async fn buy_in(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<BuyerBody>,
+) -> Result<Json<BuyAnswer>, ApiError> {
+    buy(&app, Some(sale_id(&id)?), body).await
+}
+
+async fn paid(
+    app: &App,
+    sale: Option<SaleId>,
+    body: TransactionBody,
+) -> Result<Json<Success>, ApiError> {
+    if body.transaction_id.trim().is_empty() {
+        return Err(ApiError::bad_request("transactionId is required"));
+    }
+    let tx = tx_id(&body.transaction_id)?;
+    let sale = sale.ok_or(PaidError::UnknownSale)?;
+    app.service.paid(sale, tx).await?;
+    Ok(Json(Success { success: true }))
+}
+
+async fn paid_default(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<TransactionBody>,
+) -> Result<Json<Success>, ApiError> {
+    paid(&app, app.default_sale, body).await
+}
+
+async fn paid_in(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TransactionBody>,
+) -> Result<Json<Success>, ApiError> {
+    paid(&app, Some(sale_id(&id)?), body).await
+}
+
+/// The sale holding `tx`: the default sale first, then the others.
+async fn locate(app: &App, tx: TxId) -> Result<(SaleId, flashsale_core::Status), ApiError> {
+    let mut sales = app.service.sale_ids();
+    if let Some(d) = app.default_sale {
+        sales.retain(|s| *s != d);
+        sales.insert(0, d);
+    }
+    for sale in sales {
+        match app.service.status(sale, tx).await {
+            Ok(status) => return Ok((sale, status)),
+            Err(StatusError::UnknownTransaction | StatusError::UnknownSale) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StatusError::UnknownTransaction.into())
+}
+
+async fn transaction_status(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<StatusBody>, ApiError> {
+    let (sale, status) = locate(&app, tx_id(&id)?).await?;
+    Ok(Json(StatusBody::new(sale, &status)))
+}
+
+async fn leave(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Success>, ApiError> {
+    let tx = tx_id(&id)?;
+    let (sale, _) = locate(&app, tx).await?;
+    app.service.leave(sale, tx).await?;
+    Ok(Json(Success { success: true }))
+}
+
+/// Feeds committed engine events to an in-process catalogue (what the
+/// reference does over Kafka): each `paid` and `switch` is applied, and the
+/// catalogue's notices are published for live clients.
+pub struct CatalogueFeed {
+    catalogue: Arc<Mutex<Catalogue>>,
+    clock: Arc<dyn Clock>,
+    notices: BroadcastSink<Notice>,
+}
+
+impl CatalogueFeed {
+    /// A feed into `catalogue`, announcing on `notices`.
+    pub fn new(
+        catalogue: Arc<Mutex<Catalogue>>,
+        clock: Arc<dyn Clock>,
+        notices: BroadcastSink<Notice>,
+    ) -> Self {
+        CatalogueFeed {
+            catalogue,
+            clock,
+            notices,
+        }
+    }
+}
+
+#[async_trait]
+impl EventSink for CatalogueFeed {
+    async fn publish(&self, events: &[Event]) -> Result<(), SinkError> {
+        let notices: Vec<Notice> = {
+            let mut catalogue = self
+                .catalogue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let now = self.clock.now();
+            for message in events.iter().filter_map(TxMessage::from_event) {
+                match catalogue.apply(now, &message) {
+                    Ok(flashsale_core::catalogue::Applied::Oversold) => {
+                        tracing::error!(?message, "catalogue recorded a sale beyond its stock");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(?message, error = %e, "catalogue refused a message"),
+                }
+            }
+            catalogue.drain_notices().collect()
+        };
+        self.notices.publish(&notices).await
+    }
+}

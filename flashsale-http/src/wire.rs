@@ -1,0 +1,168 @@
+//! Request and response bodies as the reference has them (camelCase JSON,
+//! ids as 24-character hex, times as ISO-8601 UTC with milliseconds).
+
+use flashsale_core::catalogue::Sale;
+use flashsale_core::{Status, Timestamp, TxState};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+use crate::ApiError;
+
+/// `2025-01-31T12:00:00.000Z`, as JavaScript's `Date.toISOString()`.
+pub fn iso(t: Timestamp) -> String {
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_millis()) * 1_000_000)
+        .ok()
+        .and_then(|d| d.format(&format).ok())
+        .unwrap_or_else(|| "9999-12-31T23:59:59.999Z".to_owned())
+}
+
+/// Parses an RFC 3339 time (`2025-01-31T12:00:00Z`, any offset, optional
+/// fraction), for input.
+pub fn parse_iso(field: &str, s: &str) -> Result<Timestamp, ApiError> {
+    let bad = || ApiError::bad_request(format!("{field} must be an ISO-8601 date-time"));
+    let d = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| bad())?;
+    let ms = d.unix_timestamp_nanos() / 1_000_000;
+    u64::try_from(ms)
+        .map(Timestamp::from_millis)
+        .map_err(|_| bad())
+}
+
+/// A sale on the wire: `{id, productName, productQty, saleStart, saleEnd}`,
+/// `productQty` being the units not yet sold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SaleBody {
+    /// The sale.
+    pub id: String,
+    /// What is sold.
+    pub product_name: String,
+    /// Units not yet sold.
+    pub product_qty: u64,
+    /// Opens.
+    pub sale_start: String,
+    /// Closes.
+    pub sale_end: String,
+}
+
+impl From<&Sale> for SaleBody {
+    fn from(s: &Sale) -> Self {
+        SaleBody {
+            id: s.id.to_string(),
+            product_name: s.product_name.clone(),
+            product_qty: s.remaining,
+            sale_start: iso(s.starts_at),
+            sale_end: iso(s.ends_at),
+        }
+    }
+}
+
+/// `POST /sales`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSale {
+    /// What is sold.
+    pub product_name: String,
+    /// Units for sale, at least 1.
+    pub quantity: u64,
+    /// Opens (ISO-8601).
+    pub sale_start: String,
+    /// Closes (ISO-8601), after it opens.
+    pub sale_end: String,
+    /// How long a payment slot is held, in ms (default 60,000).
+    pub payment_timeout_ms: Option<u64>,
+    /// At most this many payment slots at once (default: unsold stock).
+    pub max_payment_slots: Option<u64>,
+}
+
+/// `{buyerName}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuyerBody {
+    /// Who.
+    pub buyer_name: String,
+}
+
+/// `{transactionId}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionBody {
+    /// The transaction.
+    pub transaction_id: String,
+}
+
+/// The answer to a buy: `{transactionId, state: "payment"|"waiting"}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuyAnswer {
+    /// The new transaction.
+    pub transaction_id: String,
+    /// `payment` or `waiting`.
+    pub state: TxState,
+}
+
+/// `{success: true}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Success {
+    /// Always true (failures are error answers).
+    pub success: bool,
+}
+
+/// `GET /transactions/{id}`: where a transaction stands, so a client that
+/// missed an event can resume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusBody {
+    /// The transaction.
+    pub transaction_id: String,
+    /// Its sale.
+    pub sale_id: String,
+    /// Who.
+    pub buyer_name: String,
+    /// `payment`, `waiting`, `paid`, `expired`, `left`, `rejected_sold_out`
+    /// or `rejected_sale_ended`.
+    pub state: TxState,
+    /// 1-based place in the queue, while waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
+    /// Pay by then (ISO-8601), while holding a slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_deadline: Option<String>,
+}
+
+impl StatusBody {
+    /// The wire form of `status` in `sale`.
+    pub fn new(sale: flashsale_core::SaleId, status: &Status) -> Self {
+        StatusBody {
+            transaction_id: status.tx.to_string(),
+            sale_id: sale.to_string(),
+            buyer_name: status.buyer.to_string(),
+            state: status.state,
+            position: status.position,
+            payment_deadline: status.deadline.map(iso),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_look_like_javascript_iso_strings() {
+        assert_eq!(iso(Timestamp::from_millis(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            iso(Timestamp::from_millis(1_735_689_600_123)),
+            "2025-01-01T00:00:00.123Z"
+        );
+        assert_eq!(
+            parse_iso("t", "2025-01-01T01:00:00.123+01:00").unwrap(),
+            Timestamp::from_millis(1_735_689_600_123)
+        );
+        assert!(parse_iso("t", "yesterday").is_err());
+        assert!(parse_iso("t", "1969-12-31T23:59:59Z").is_err());
+    }
+}
