@@ -13,7 +13,7 @@ use flashsale_core::service::Ports;
 use flashsale_core::{
     BroadcastSink, Catalogue, NewSale, ObjectIdGenerator, Service, SystemClock, Timestamp,
 };
-use flashsale_http::{App, CatalogueFeed};
+use flashsale_http::{App, CatalogueFeed, Payment};
 
 /// Everything in one process: the reference's backend and transaction
 /// routes on one port, in memory, no Kafka.
@@ -41,6 +41,13 @@ struct Args {
     /// Allowed browser origins: `*`, or origins separated by commas.
     #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
     cors_origin: String,
+    /// Where `POST /pay` reports payments (default: this server's `/paid`).
+    #[arg(long, env = "PAY_CALLBACK_URL")]
+    pay_callback_url: Option<String>,
+    /// Shared secret: when set, `/paid` accepts only HMAC-SHA256-signed
+    /// calls, which `/pay` makes.
+    #[arg(long, env = "PAYMENT_SECRET", hide_env_values = true)]
+    payment_secret: Option<String>,
 }
 
 #[tokio::main]
@@ -79,12 +86,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create_sale(demo)
         .await
         .map_err(|e| format!("could not create the demo sale: {}", e.message))?;
-    let app = app.with_default_sale(sale.id);
-
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let addr = listener.local_addr()?;
+    let callback = args
+        .pay_callback_url
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}/paid", addr.port()));
+    let secret = args.payment_secret.as_deref().map(str::as_bytes);
+    let mut app = app
+        .with_default_sale(sale.id)
+        .with_payment(Payment::new(&callback, secret)?);
+    if let Some(secret) = secret {
+        app = app.with_payment_secret(secret);
+    } else {
+        tracing::warn!("PAYMENT_SECRET is not set: anyone can mark a transaction paid");
+    }
     println!("flashsale listening on http://{addr}");
     println!(
         "demo sale {} — {} × {:?}",

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,10 +16,13 @@ use flashsale_core::{
     BroadcastSink, BuyError, Catalogue, Clock, Event, EventSink, NewSale, Notice, PaidError,
     SaleId, Service, SinkError, StatusError, TxId, TxMessage,
 };
+use serde::de::DeserializeOwned;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::ApiError;
+use crate::payment::Payment;
+use crate::signature::{SIGNATURE_HEADER, verify};
 use crate::wire::{
     BuyAnswer, BuyerBody, CreateSale, SaleBody, StatusBody, Success, TransactionBody, parse_iso,
 };
@@ -30,6 +35,55 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// A JSON body that, when the app has a payment secret, must carry a valid
+/// [`SIGNATURE_HEADER`] (else 401). The signature is checked before the body
+/// is parsed.
+pub struct SignedJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<App> for SignedJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
+        let (is_json, signature) = {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let is_json = header(CONTENT_TYPE.as_str()).is_some_and(|ct| {
+                let essence = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            });
+            (is_json, header(SIGNATURE_HEADER))
+        };
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Expected request with `Content-Type: application/json`",
+            ));
+        }
+        let body = Bytes::from_request(req, app)
+            .await
+            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        if let Some(secret) = &app.payment_secret
+            && !signature.is_some_and(|s| verify(secret, &body, &s))
+        {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid payment signature",
+            ));
+        }
+        let Json(value) = Json::<T>::from_bytes(&body)?;
+        Ok(SignedJson(value))
+    }
+}
+
 /// Everything the routes share. Cheap to clone.
 #[derive(Clone)]
 pub struct App {
@@ -37,6 +91,8 @@ pub struct App {
     catalogue: Arc<Mutex<Catalogue>>,
     clock: Arc<dyn Clock>,
     default_sale: Option<SaleId>,
+    payment_secret: Option<Arc<[u8]>>,
+    payment: Option<Payment>,
 }
 
 impl std::fmt::Debug for App {
@@ -61,7 +117,22 @@ impl App {
             catalogue,
             clock,
             default_sale,
+            payment_secret: None,
+            payment: None,
         }
+    }
+
+    /// Requires `/paid` calls to be signed with `secret` (see
+    /// [`crate::signature`]).
+    pub fn with_payment_secret(mut self, secret: &[u8]) -> Self {
+        self.payment_secret = Some(Arc::from(secret));
+        self
+    }
+
+    /// Also serves the payment stand-in's `POST /pay`.
+    pub fn with_payment(mut self, payment: Payment) -> Self {
+        self.payment = Some(payment);
+        self
     }
 
     /// Sets the sale behind `POST /buy` and `POST /paid`.
@@ -93,6 +164,10 @@ impl App {
     /// by commas), a body limit, request tracing, and 404/405 answers in the
     /// reference's error shape.
     pub fn router(&self, cors_origin: &str) -> Router {
+        let payment = match &self.payment {
+            Some(p) => p.routes(),
+            None => Router::new(),
+        };
         Router::new()
             .route("/sales", get(list_sales).post(create_sale))
             .route("/sales/{id}", get(get_sale))
@@ -105,6 +180,7 @@ impl App {
             .route("/transactions/{id}", get(transaction_status))
             .route("/transactions/{id}/leave", post(leave))
             .route("/healthz", get(|| async { "ok" }))
+            .merge(payment)
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -127,7 +203,10 @@ fn cors(origin: &str) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([axum::http::header::CONTENT_TYPE])
+        .allow_headers([
+            CONTENT_TYPE,
+            axum::http::HeaderName::from_static(SIGNATURE_HEADER),
+        ])
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -254,7 +333,7 @@ async fn paid(
 
 async fn paid_default(
     State(app): State<App>,
-    ApiJson(body): ApiJson<TransactionBody>,
+    SignedJson(body): SignedJson<TransactionBody>,
 ) -> Result<Json<Success>, ApiError> {
     paid(&app, app.default_sale, body).await
 }
@@ -262,7 +341,7 @@ async fn paid_default(
 async fn paid_in(
     State(app): State<App>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<TransactionBody>,
+    SignedJson(body): SignedJson<TransactionBody>,
 ) -> Result<Json<Success>, ApiError> {
     paid(&app, Some(sale_id(&id)?), body).await
 }

@@ -14,7 +14,12 @@
 //! | `POST /paid` `{transactionId}`, `POST /sales/{id}/paid` | `{success: true}`, 400 |
 //! | `GET /transactions/{id}` | state, exact position, payment deadline; 404 |
 //! | `POST /transactions/{id}/leave` | `{success: true}`, 400, 404 |
+//! | `POST /pay` `{transactionId, quantity: 1}` (with [`App::with_payment`]) | `{success: true}` after calling back `/paid`; the callback's refusal passed on |
 //! | `GET /healthz` | `ok` |
+//!
+//! With [`App::with_payment_secret`], `/paid` requires an HMAC-SHA256
+//! signature of its body ([`signature`]); the payment stand-in signs with
+//! the same secret.
 //!
 //! Every error — core refusals, malformed or oversized bodies, bad ids,
 //! unknown routes — answers in the reference's shape
@@ -41,7 +46,10 @@
 
 mod app;
 mod error;
+mod payment;
+pub mod signature;
 pub mod wire;
 
-pub use app::{ApiJson, App, CatalogueFeed, MAX_BODY_BYTES};
+pub use app::{ApiJson, App, CatalogueFeed, MAX_BODY_BYTES, SignedJson};
 pub use error::ApiError;
+pub use payment::Payment;

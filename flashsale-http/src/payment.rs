@@ -1,0 +1,116 @@
+//! The payment stand-in (the reference's dummy Payment service):
+//! `POST /pay {transactionId, quantity}` calls back the transaction
+//! service's `/paid` over HTTP — signed when a secret is set — and answers
+//! with the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::signature::{SIGNATURE_HEADER, sign};
+use crate::wire::Success;
+use crate::{ApiError, ApiJson};
+
+/// How long the callback may take before the payment is reported failed.
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `POST /pay`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PayBody {
+    transaction_id: String,
+    quantity: u64,
+}
+
+/// Where payments are reported, and how.
+#[derive(Clone)]
+pub struct Payment {
+    callback: String,
+    secret: Option<Arc<[u8]>>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Payment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payment")
+            .field("callback", &self.callback)
+            .field("signed", &self.secret.is_some())
+            .finish()
+    }
+}
+
+impl Payment {
+    /// Reports payments to `callback_url` (the transaction service's
+    /// `/paid`, plain `http://`), signing them with `secret` if given.
+    pub fn new(callback_url: &str, secret: Option<&[u8]>) -> Result<Self, String> {
+        if !callback_url.starts_with("http://") {
+            return Err(format!(
+                "PAY_CALLBACK_URL must be an http:// URL, not {callback_url:?}"
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(CALLBACK_TIMEOUT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Payment {
+            callback: callback_url.to_owned(),
+            secret: secret.map(Arc::from),
+            http,
+        })
+    }
+
+    /// `POST /pay` alone, for a payment-only server or to merge into another.
+    pub fn routes<S>(&self) -> Router<S> {
+        Router::new()
+            .route("/pay", post(pay))
+            .with_state(self.clone())
+    }
+}
+
+async fn pay(
+    State(p): State<Payment>,
+    ApiJson(body): ApiJson<PayBody>,
+) -> Result<Response, ApiError> {
+    if body.transaction_id.trim().is_empty() {
+        return Err(ApiError::bad_request("transactionId is required"));
+    }
+    if body.quantity != 1 {
+        return Err(ApiError::bad_request(
+            "quantity must be 1: a transaction buys one unit",
+        ));
+    }
+    let callback = serde_json::json!({ "transactionId": body.transaction_id.trim() }).to_string();
+    let mut request = p
+        .http
+        .post(&p.callback)
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some(secret) = &p.secret {
+        request = request.header(SIGNATURE_HEADER, sign(secret, callback.as_bytes()));
+    }
+    let answer = request.body(callback).send().await.map_err(|e| {
+        tracing::warn!(error = %e, "payment callback failed");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "the transaction service did not answer",
+        )
+    })?;
+    let status = answer.status();
+    if status.is_success() {
+        return Ok(Json(Success { success: true }).into_response());
+    }
+    // The transaction service refused: pass its answer on as it is.
+    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = answer.bytes().await.unwrap_or_default();
+    Ok((
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,202 @@
+//! The payment stand-in against a real server: `/pay` calls back `/paid`
+//! over HTTP, signed when a secret is set; unsigned `/paid` calls are then
+//! refused.
+#![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flashsale_core::service::Ports;
+use flashsale_core::{
+    BroadcastSink, Catalogue, NewSale, Notice, ObjectIdGenerator, Service, SystemClock, Timestamp,
+};
+use flashsale_http::signature::{SIGNATURE_HEADER, sign};
+use flashsale_http::{App, CatalogueFeed, Payment};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    notices: broadcast::Receiver<Notice>,
+}
+
+/// The all-in-one app with a sale of 1 as its default sale and `/pay`
+/// calling back its own `/paid`, signed with `secret` if given.
+async fn start(secret: Option<&str>) -> Server {
+    let clock = Arc::new(SystemClock);
+    let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(
+        ObjectIdGenerator::random(),
+    ))));
+    let notices = BroadcastSink::new(64);
+    let receiver = notices.subscribe();
+    let (mut ports, _) = Ports::in_memory();
+    ports.sink = Arc::new(CatalogueFeed::new(
+        catalogue.clone(),
+        clock.clone(),
+        notices,
+    ));
+    let service = Service::open(ports).await.unwrap();
+    let app = App::new(service, catalogue, clock, None);
+    let now = Timestamp::from(std::time::SystemTime::now());
+    let sale = app
+        .create_sale(NewSale::new(
+            "Hat",
+            1,
+            now,
+            now.saturating_add(Duration::from_secs(600)),
+        ))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let secret = secret.map(str::as_bytes);
+    let mut app = app
+        .with_default_sale(sale.id)
+        .with_payment(Payment::new(&format!("{base}/paid"), secret).unwrap());
+    if let Some(secret) = secret {
+        app = app.with_payment_secret(secret);
+    }
+    tokio::spawn(async move { axum::serve(listener, app.router("*")).await });
+    Server {
+        base,
+        http: reqwest::Client::new(),
+        notices: receiver,
+    }
+}
+
+impl Server {
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn buy(&self, who: &str) -> String {
+        let (status, body) = self.post("/buy", json!({ "buyerName": who })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["transactionId"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn pay_calls_back_paid_and_the_sale_is_made() {
+    let mut s = start(None).await;
+    let ana = s.buy("ana").await;
+    let bob = s.buy("bob").await;
+    let (status, body) = s
+        .post("/pay", json!({ "transactionId": ana, "quantity": 1 }))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "success": true })));
+    let sold = async {
+        loop {
+            match s.notices.recv().await.unwrap() {
+                Notice::SaleUpdated { remaining, .. } => break remaining,
+                _ => continue, // the sale's start, announced first
+            }
+        }
+    };
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), sold)
+            .await
+            .unwrap(),
+        0
+    );
+    // Paying again is harmless; paying for a buyer who never got a slot is
+    // refused with the transaction service's own answer.
+    let (status, _) = s
+        .post("/pay", json!({ "transactionId": ana, "quantity": 1 }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s
+        .post("/pay", json!({ "transactionId": bob, "quantity": 1 }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["statusCode"], 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("payment queue"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn pay_refuses_bad_input() {
+    let s = start(None).await;
+    let ana = s.buy("ana").await;
+    for body in [
+        json!({ "transactionId": ana, "quantity": 2 }),
+        json!({ "transactionId": ana, "quantity": 0 }),
+        json!({ "transactionId": ana }),
+        json!({ "transactionId": "", "quantity": 1 }),
+        json!({ "transactionId": "zz", "quantity": 1 }),
+    ] {
+        let (status, answer) = s.post("/pay", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {answer}");
+        assert_eq!(answer["error"], "Bad Request");
+    }
+}
+
+#[tokio::test]
+async fn with_a_secret_only_signed_callbacks_count() {
+    let s = start(Some("s3cret")).await;
+    let ana = s.buy("ana").await;
+    let body = json!({ "transactionId": ana }).to_string();
+    let paid = |signature: Option<String>| {
+        let mut r = s
+            .http
+            .post(format!("{}/paid", s.base))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(sig) = signature {
+            r = r.header(SIGNATURE_HEADER, sig);
+        }
+        r.send()
+    };
+    for forged in [
+        None,
+        Some("sha256=00".to_owned()),
+        Some(sign(b"guess", body.as_bytes())),
+    ] {
+        let r = paid(forged).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["statusCode"], 401, "{answer}");
+    }
+    // The payment stand-in signs, so paying through it works.
+    let (status, answer) = s
+        .post("/pay", json!({ "transactionId": ana, "quantity": 1 }))
+        .await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::OK, json!({ "success": true }))
+    );
+    // And a correctly signed direct call is accepted (and idempotent).
+    let r = paid(Some(sign(b"s3cret", body.as_bytes()))).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_unreachable_transaction_service_is_a_bad_gateway() {
+    // Port 9 (discard) on loopback: nothing listens there in CI.
+    let payment = Payment::new("http://127.0.0.1:9/paid", None).unwrap();
+    let router: axum::Router = payment.routes();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let r = reqwest::Client::new()
+        .post(format!("{base}/pay"))
+        .json(&json!({ "transactionId": "0000000000000000000000aa", "quantity": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["error"], "Bad Gateway");
+    assert!(Payment::new("https://example.invalid/paid", None).is_err());
+}
