@@ -1,22 +1,19 @@
-//! The all-in-one server: backend and transaction routes on one port,
-//! in-memory, events in-process, no Kafka. Creates a demo sale that is open
-//! now and prints its URL and id.
+//! The all-in-one server: backend, transaction and payment routes and
+//! Socket.IO on one port, in memory, events in-process, no Kafka. Creates a
+//! demo sale that is open now and prints its URL and id.
 //!
 //! Run: `cargo run --release --example flashsale` (`-- --help` for settings)
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
 use flashsale_core::service::Ports;
-use flashsale_core::{
-    BroadcastSink, Catalogue, NewSale, ObjectIdGenerator, Service, SystemClock, Timestamp,
-};
-use flashsale_http::{App, CatalogueFeed, Payment};
+use flashsale_core::{Catalogue, NewSale, ObjectIdGenerator, Timestamp};
+use flashsale_http::{InProcess, Payment};
 
-/// Everything in one process: the reference's backend and transaction
-/// routes on one port, in memory, no Kafka.
+/// Everything in one process: the reference's backend, transaction and
+/// payment routes and its Socket.IO events on one port, in memory, no Kafka.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -60,19 +57,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let args = Args::parse();
 
-    let clock = Arc::new(SystemClock);
-    let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(
-        ObjectIdGenerator::random(),
-    ))));
-    let (mut ports, _engine_events) = Ports::in_memory();
-    let notices = BroadcastSink::new(4096);
-    ports.sink = Arc::new(CatalogueFeed::new(
-        catalogue.clone(),
-        clock.clone(),
-        notices,
-    ));
-    let service = Service::open(ports).await?;
-    let app = App::new(service.clone(), catalogue, clock, None);
+    let (ports, _) = Ports::in_memory();
+    let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
+    let mut stack = InProcess::open(ports, catalogue).await?;
 
     let now = Timestamp::from(std::time::SystemTime::now());
     let mut demo = NewSale::new(
@@ -82,7 +69,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         now.saturating_add(Duration::from_secs(args.sale_duration_s)),
     );
     demo.payment_timeout = Duration::from_millis(args.payment_timeout_ms);
-    let sale = app
+    let sale = stack
+        .app
         .create_sale(demo)
         .await
         .map_err(|e| format!("could not create the demo sale: {}", e.message))?;
@@ -94,11 +82,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .pay_callback_url
         .unwrap_or_else(|| format!("http://127.0.0.1:{}/paid", addr.port()));
     let secret = args.payment_secret.as_deref().map(str::as_bytes);
-    let mut app = app
+    stack.app = stack
+        .app
         .with_default_sale(sale.id)
         .with_payment(Payment::new(&callback, secret)?);
     if let Some(secret) = secret {
-        app = app.with_payment_secret(secret);
+        stack.app = stack.app.with_payment_secret(secret);
     } else {
         tracing::warn!("PAYMENT_SECRET is not set: anyone can mark a transaction paid");
     }
@@ -111,11 +100,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "try: curl -s -XPOST http://{addr}/buy -H 'content-type: application/json' -d '{{\"buyerName\":\"ana\"}}'"
     );
 
-    axum::serve(listener, app.router(&args.cors_origin))
+    axum::serve(listener, stack.router(&args.cors_origin))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stopping: committing what is queued");
-    service.shutdown().await;
+    stack.app.service().clone().shutdown().await;
     Ok(())
 }
 

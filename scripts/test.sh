@@ -14,6 +14,11 @@ step() { printf '\n==> %s\n' "$*"; }
 step "tools"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+# The reference's Socket.IO client, for flashsale-http's live-event tests.
+npm ci --prefix flashsale-http/tests/socketio-client --no-audit --no-fund --loglevel=error
 fuzz_seconds=${FUZZ_SECONDS:-15}
 if [ "$fuzz_seconds" != 0 ] && ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked

@@ -12,11 +12,15 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flashsale_core::catalogue::{Buyer, Sale};
+use flashsale_core::ports::FanOut;
+use flashsale_core::service::{Ports, ServiceError};
 use flashsale_core::{
     BroadcastSink, BuyError, Catalogue, Clock, Event, EventSink, NewSale, Notice, PaidError,
     SaleId, Service, SinkError, StatusError, TxId, TxMessage,
 };
 use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -93,6 +97,8 @@ pub struct App {
     default_sale: Option<SaleId>,
     payment_secret: Option<Arc<[u8]>>,
     payment: Option<Payment>,
+    /// Wakes the catalogue's timer task when a sale is added.
+    sales_changed: Arc<Notify>,
 }
 
 impl std::fmt::Debug for App {
@@ -119,6 +125,7 @@ impl App {
             default_sale,
             payment_secret: None,
             payment: None,
+            sales_changed: Arc::new(Notify::new()),
         }
     }
 
@@ -141,6 +148,11 @@ impl App {
         self
     }
 
+    /// The service running the sales.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
     fn catalogue(&self) -> std::sync::MutexGuard<'_, Catalogue> {
         self.catalogue
             .lock()
@@ -157,7 +169,34 @@ impl App {
                 tracing::error!(sale = %sale.id, error = %e, "could not start the sale's engine");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "could not start the sale")
             })?;
+        self.sales_changed.notify_one();
         Ok(sale)
+    }
+
+    /// Announces each sale's start and end on `notices` when their time
+    /// comes (the catalogue's timers), until the runtime stops.
+    pub fn spawn_catalogue_timers(&self, notices: BroadcastSink<Notice>) -> JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let due = app.catalogue().poll_timeout();
+                tokio::select! {
+                    () = async {
+                        match due {
+                            Some(t) => app.clock.sleep_until(t).await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
+                    () = app.sales_changed.notified() => {}
+                }
+                let due: Vec<Notice> = {
+                    let mut catalogue = app.catalogue();
+                    catalogue.handle_timeout(app.clock.now());
+                    catalogue.drain_notices().collect()
+                };
+                let _ = notices.publish(&due).await;
+            }
+        })
     }
 
     /// Every route, with CORS for `cors_origin` (`*`, or origins separated
@@ -423,5 +462,50 @@ impl EventSink for CatalogueFeed {
             catalogue.drain_notices().collect()
         };
         self.notices.publish(&notices).await
+    }
+}
+
+/// Everything in one process, wired: engines → (catalogue feed, engine
+/// event broadcast) → Socket.IO; catalogue timers announcing starts and
+/// ends. What the `flashsale` server runs.
+pub struct InProcess {
+    /// The routes' state.
+    pub app: App,
+    /// Catalogue notices (sale_update, starts, ends, queue_switch).
+    pub notices: BroadcastSink<Notice>,
+    /// Committed engine events.
+    pub events: BroadcastSink<Event>,
+}
+
+impl InProcess {
+    /// Opens the service over `ports` (its sink is replaced by the feed and
+    /// broadcasts; anything else goes too, through a [`FanOut`]) with
+    /// `catalogue`.
+    pub async fn open(mut ports: Ports, catalogue: Catalogue) -> Result<Self, ServiceError> {
+        let catalogue = Arc::new(Mutex::new(catalogue));
+        let notices = BroadcastSink::new(4096);
+        let events = BroadcastSink::new(4096);
+        let feed = CatalogueFeed::new(catalogue.clone(), ports.clock.clone(), notices.clone());
+        ports.sink = Arc::new(FanOut(vec![
+            ports.sink.clone(),
+            Arc::new(feed),
+            Arc::new(events.clone()),
+        ]));
+        let clock = ports.clock.clone();
+        let service = Service::open(ports).await?;
+        Ok(InProcess {
+            app: App::new(service, catalogue, clock, None),
+            notices,
+            events,
+        })
+    }
+
+    /// The routes plus Socket.IO, with the live forwarder and the catalogue
+    /// timers started (they run until the runtime stops).
+    pub fn router(&self, cors_origin: &str) -> Router {
+        let (layer, io) = crate::live::layer();
+        crate::live::spawn_forwarder(io, self.notices.subscribe(), self.events.subscribe());
+        self.app.spawn_catalogue_timers(self.notices.clone());
+        self.app.router(cors_origin).layer(layer)
     }
 }

@@ -16,6 +16,7 @@
 //! | `POST /transactions/{id}/leave` | `{success: true}`, 400, 404 |
 //! | `POST /pay` `{transactionId, quantity: 1}` (with [`App::with_payment`]) | `{success: true}` after calling back `/paid`; the callback's refusal passed on |
 //! | `GET /healthz` | `ok` |
+//! | `/socket.io/` (with [`InProcess::router`]) | live events, see [`live`] |
 //!
 //! With [`App::with_payment_secret`], `/paid` requires an HMAC-SHA256
 //! signature of its body ([`signature`]); the payment stand-in signs with
@@ -27,29 +28,26 @@
 //! place ([`ApiError`]).
 //!
 //! ```no_run
-//! # async fn run() -> std::io::Result<()> {
-//! use std::sync::{Arc, Mutex};
-//! use flashsale_core::{BroadcastSink, Catalogue, ObjectIdGenerator, Service, SystemClock};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use flashsale_core::{Catalogue, ObjectIdGenerator};
 //! use flashsale_core::service::Ports;
-//! use flashsale_http::{App, CatalogueFeed};
+//! use flashsale_http::InProcess;
 //!
-//! let clock = Arc::new(SystemClock);
-//! let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(ObjectIdGenerator::random()))));
-//! let (mut ports, _events) = Ports::in_memory();
-//! ports.sink = Arc::new(CatalogueFeed::new(catalogue.clone(), clock.clone(), BroadcastSink::new(1024)));
-//! let service = Service::open(ports).await.expect("empty journal");
-//! let app = App::new(service, catalogue, clock, None);
+//! let (ports, _) = Ports::in_memory();
+//! let stack = InProcess::open(ports, Catalogue::new(Box::new(ObjectIdGenerator::random()))).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app.router("*")).await
+//! axum::serve(listener, stack.router("*")).await?;
+//! # Ok(())
 //! # }
 //! ```
 
 mod app;
 mod error;
+pub mod live;
 mod payment;
 pub mod signature;
 pub mod wire;
 
-pub use app::{ApiJson, App, CatalogueFeed, MAX_BODY_BYTES, SignedJson};
+pub use app::{ApiJson, App, CatalogueFeed, InProcess, MAX_BODY_BYTES, SignedJson};
 pub use error::ApiError;
 pub use payment::Payment;

@@ -3,15 +3,13 @@
 //! is fed from committed engine events, so tests wait for its notices.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flashsale_core::service::Ports;
 use flashsale_core::testkit::ManualClock;
-use flashsale_core::{
-    BroadcastSink, Catalogue, MemoryStorage, Notice, SequentialIds, Service, Timestamp,
-};
-use flashsale_http::{App, CatalogueFeed, MAX_BODY_BYTES};
+use flashsale_core::{BroadcastSink, Catalogue, MemoryStorage, Notice, SequentialIds, Timestamp};
+use flashsale_http::{InProcess, MAX_BODY_BYTES};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -28,32 +26,25 @@ struct Server {
 impl Server {
     async fn start() -> Server {
         let clock = ManualClock::new(T0);
-        let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(
-            SequentialIds::starting_after(0x5a1e_0000),
-        ))));
-        let notices = BroadcastSink::new(1024);
-        let receiver = notices.subscribe();
         let ports = Ports {
             clock: Arc::new(clock.clone()),
             storage: Arc::new(MemoryStorage::new()),
-            sink: Arc::new(CatalogueFeed::new(
-                catalogue.clone(),
-                Arc::new(clock.clone()),
-                notices,
-            )),
+            sink: Arc::new(BroadcastSink::new(16)),
             ids: Arc::new(|| Box::new(SequentialIds::default())),
         };
-        let service = Service::open(ports).await.unwrap();
-        let app = App::new(service, catalogue, Arc::new(clock.clone()), None);
+        let catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
+        let stack = InProcess::open(ports, catalogue).await.unwrap();
+        let notices = stack.notices.subscribe();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = stack.router("*");
         // The server task ends with the test's runtime.
-        tokio::spawn(async move { axum::serve(listener, app.router("*")).await });
+        tokio::spawn(async move { axum::serve(listener, router).await });
         Server {
             base,
             http: reqwest::Client::new(),
             clock,
-            notices: receiver,
+            notices,
         }
     }
 

@@ -3,15 +3,12 @@
 //! refused.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flashsale_core::service::Ports;
-use flashsale_core::{
-    BroadcastSink, Catalogue, NewSale, Notice, ObjectIdGenerator, Service, SystemClock, Timestamp,
-};
+use flashsale_core::{Catalogue, NewSale, Notice, ObjectIdGenerator, Timestamp};
 use flashsale_http::signature::{SIGNATURE_HEADER, sign};
-use flashsale_http::{App, CatalogueFeed, Payment};
+use flashsale_http::{InProcess, Payment};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -25,22 +22,13 @@ struct Server {
 /// The all-in-one app with a sale of 1 as its default sale and `/pay`
 /// calling back its own `/paid`, signed with `secret` if given.
 async fn start(secret: Option<&str>) -> Server {
-    let clock = Arc::new(SystemClock);
-    let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(
-        ObjectIdGenerator::random(),
-    ))));
-    let notices = BroadcastSink::new(64);
-    let receiver = notices.subscribe();
-    let (mut ports, _) = Ports::in_memory();
-    ports.sink = Arc::new(CatalogueFeed::new(
-        catalogue.clone(),
-        clock.clone(),
-        notices,
-    ));
-    let service = Service::open(ports).await.unwrap();
-    let app = App::new(service, catalogue, clock, None);
+    let (ports, _) = Ports::in_memory();
+    let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
+    let mut stack = InProcess::open(ports, catalogue).await.unwrap();
+    let notices = stack.notices.subscribe();
     let now = Timestamp::from(std::time::SystemTime::now());
-    let sale = app
+    let sale = stack
+        .app
         .create_sale(NewSale::new(
             "Hat",
             1,
@@ -52,17 +40,19 @@ async fn start(secret: Option<&str>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let secret = secret.map(str::as_bytes);
-    let mut app = app
+    stack.app = stack
+        .app
         .with_default_sale(sale.id)
         .with_payment(Payment::new(&format!("{base}/paid"), secret).unwrap());
     if let Some(secret) = secret {
-        app = app.with_payment_secret(secret);
+        stack.app = stack.app.with_payment_secret(secret);
     }
-    tokio::spawn(async move { axum::serve(listener, app.router("*")).await });
+    let router = stack.router("*");
+    tokio::spawn(async move { axum::serve(listener, router).await });
     Server {
         base,
         http: reqwest::Client::new(),
-        notices: receiver,
+        notices,
     }
 }
 

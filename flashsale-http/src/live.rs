@@ -1,0 +1,244 @@
+//! Live events over Socket.IO (socketioxide), default namespace, as the
+//! reference's browser client (socket.io-client v4) expects them.
+//!
+//! Broadcast to every client, as the reference does:
+//!
+//! | event | payload |
+//! |---|---|
+//! | `sale_update` | `{saleId, remainingQty, buyerName}` |
+//! | `sale_started` | `{saleId, startsAt}` |
+//! | `sale_ended` | `{saleId, endsAt}` |
+//! | `sale_event` | `{saleId, event: "start"\|"end", at}` |
+//! | `queue_switch` | `{transactionId, buyerName, saleId}` |
+//!
+//! Sent only to the rooms a client joined with
+//! `emit("join", {saleId?, transactionId?}, ack)` (`"leave"` undoes it), so
+//! a large sale need not send everything to everyone:
+//!
+//! | event | room | payload |
+//! |---|---|---|
+//! | `queue_moved` | the sale | `{saleId}` — positions changed; ask `GET /transactions/{id}` |
+//! | `sold_out` | the sale | `{saleId}` |
+//! | `slot_expired` | the transaction | `{transactionId, buyerName, saleId}` |
+//! | `queue_closed` | the transaction | `{transactionId, buyerName, saleId, reason: "sold_out"\|"sale_ended"}` |
+//! | `refund_due` | the transaction | `{transactionId, buyerName, saleId}` |
+//!
+//! Events reach Socket.IO through broadcast channels and a task of their
+//! own: emitting never blocks an engine.
+
+use std::collections::BTreeSet;
+
+use flashsale_core::{DropReason, Event, EventKind, Notice, SaleId, TxId};
+use serde::Deserialize;
+use serde_json::json;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::layer::SocketIoLayer;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::task::JoinHandle;
+
+use crate::wire::iso;
+
+/// The rooms a client asks to join or leave.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rooms {
+    sale_id: Option<String>,
+    transaction_id: Option<String>,
+}
+
+impl Rooms {
+    /// Room names for the ids that are valid ObjectIds; others are ignored
+    /// (clients cannot make up rooms).
+    fn names(&self) -> Vec<String> {
+        let sale = self
+            .sale_id
+            .as_deref()
+            .and_then(|s| s.parse::<SaleId>().ok());
+        let tx = self
+            .transaction_id
+            .as_deref()
+            .and_then(|t| t.parse::<TxId>().ok());
+        sale.map(sale_room)
+            .into_iter()
+            .chain(tx.map(tx_room))
+            .collect()
+    }
+}
+
+fn sale_room(sale: SaleId) -> String {
+    format!("sale:{sale}")
+}
+
+fn tx_room(tx: TxId) -> String {
+    format!("tx:{tx}")
+}
+
+/// The Socket.IO layer to add to a router, and its handle for
+/// [`spawn_forwarder`].
+pub fn layer() -> (SocketIoLayer, SocketIo) {
+    let (layer, io) = SocketIo::new_layer();
+    io.ns("/", async |s: SocketRef| {
+        s.on(
+            "join",
+            async |s: SocketRef, Data(rooms): Data<Rooms>, ack: AckSender| {
+                let names = rooms.names();
+                s.join(names.clone());
+                let _ = ack.send(&names);
+            },
+        );
+        s.on(
+            "leave",
+            async |s: SocketRef, Data(rooms): Data<Rooms>, ack: AckSender| {
+                s.leave(rooms.names());
+                let _ = ack.send(&true);
+            },
+        );
+    });
+    (layer, io)
+}
+
+/// Forwards catalogue notices and engine events to Socket.IO clients until
+/// both channels close. A client that lags loses old events (logged), never
+/// blocks.
+pub fn spawn_forwarder(
+    io: SocketIo,
+    mut notices: broadcast::Receiver<Notice>,
+    mut events: broadcast::Receiver<Event>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut notices_open = true;
+        let mut events_open = true;
+        // Sales whose queue moved since the last flush: one `queue_moved`
+        // each per burst of events, not one per event.
+        let mut moved: BTreeSet<SaleId> = BTreeSet::new();
+        while notices_open || events_open {
+            tokio::select! {
+                n = notices.recv(), if notices_open => match n {
+                    Ok(n) => emit_notice(&io, &n).await,
+                    Err(RecvError::Lagged(k)) => tracing::warn!(missed = k, "live notices lagged"),
+                    Err(RecvError::Closed) => notices_open = false,
+                },
+                e = events.recv(), if events_open => match e {
+                    Ok(e) => emit_event(&io, &e, &mut moved).await,
+                    Err(RecvError::Lagged(k)) => tracing::warn!(missed = k, "live events lagged"),
+                    Err(RecvError::Closed) => events_open = false,
+                },
+            }
+            // Take what else is already waiting before announcing moves.
+            loop {
+                match events.try_recv() {
+                    Ok(e) => emit_event(&io, &e, &mut moved).await,
+                    Err(TryRecvError::Lagged(k)) => {
+                        tracing::warn!(missed = k, "live events lagged");
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                }
+            }
+            for sale in std::mem::take(&mut moved) {
+                emit(
+                    &io,
+                    Some(sale_room(sale)),
+                    "queue_moved",
+                    &json!({ "saleId": sale }),
+                )
+                .await;
+            }
+        }
+    })
+}
+
+async fn emit(io: &SocketIo, room: Option<String>, event: &str, data: &serde_json::Value) {
+    let sent = match room {
+        Some(room) => io.to(room).emit(event, data).await,
+        None => io.emit(event, data).await,
+    };
+    if let Err(e) = sent {
+        tracing::debug!(event, error = %e, "socket.io emit failed");
+    }
+}
+
+async fn emit_notice(io: &SocketIo, notice: &Notice) {
+    match notice {
+        Notice::SaleUpdated {
+            sale,
+            remaining,
+            buyer,
+        } => {
+            let data = json!({ "saleId": sale, "remainingQty": remaining, "buyerName": buyer });
+            emit(io, None, "sale_update", &data).await;
+        }
+        Notice::SaleStarted { sale, starts_at } => {
+            let at = iso(*starts_at);
+            emit(
+                io,
+                None,
+                "sale_started",
+                &json!({ "saleId": sale, "startsAt": at }),
+            )
+            .await;
+            let data = json!({ "saleId": sale, "event": "start", "at": at });
+            emit(io, None, "sale_event", &data).await;
+        }
+        Notice::SaleEnded { sale, ends_at } => {
+            let at = iso(*ends_at);
+            emit(
+                io,
+                None,
+                "sale_ended",
+                &json!({ "saleId": sale, "endsAt": at }),
+            )
+            .await;
+            let data = json!({ "saleId": sale, "event": "end", "at": at });
+            emit(io, None, "sale_event", &data).await;
+        }
+        Notice::QueueSwitch { sale, tx, buyer } => {
+            let data = json!({ "transactionId": tx, "buyerName": buyer, "saleId": sale });
+            emit(io, None, "queue_switch", &data).await;
+        }
+        _ => {}
+    }
+}
+
+async fn emit_event(io: &SocketIo, event: &Event, moved: &mut BTreeSet<SaleId>) {
+    let sale = event.sale;
+    let to_tx = |tx: &TxId, buyer| {
+        (
+            Some(tx_room(*tx)),
+            json!({ "transactionId": tx, "buyerName": buyer, "saleId": sale }),
+        )
+    };
+    match &event.kind {
+        EventKind::Promoted { .. } | EventKind::Left { .. } => {
+            moved.insert(sale);
+        }
+        EventKind::Joined { deadline: None, .. } => {}
+        EventKind::Expired { tx, buyer } => {
+            let (room, data) = to_tx(tx, buyer);
+            emit(io, room, "slot_expired", &data).await;
+        }
+        EventKind::RefundDue { tx, buyer } => {
+            let (room, data) = to_tx(tx, buyer);
+            emit(io, room, "refund_due", &data).await;
+        }
+        EventKind::Dropped { tx, buyer, reason } => {
+            moved.insert(sale);
+            let (room, mut data) = to_tx(tx, buyer);
+            data["reason"] = json!(match reason {
+                DropReason::SoldOut => "sold_out",
+                DropReason::SaleEnded => "sale_ended",
+            });
+            emit(io, room, "queue_closed", &data).await;
+        }
+        EventKind::SoldOut => {
+            emit(
+                io,
+                Some(sale_room(sale)),
+                "sold_out",
+                &json!({ "saleId": sale }),
+            )
+            .await;
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,249 @@
+//! Live events with the reference's own client: socket.io-client v4 on
+//! Node, websocket transport (`tests/socketio-client`, installed by
+//! `scripts/test.sh` with `npm ci`), against a real server on a free port.
+//! Time is a manual clock: sale start, slot expiry and sale end happen when
+//! the test moves it.
+#![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flashsale_core::service::Ports;
+use flashsale_core::testkit::ManualClock;
+use flashsale_core::{Catalogue, MemoryStorage, NewSale, SequentialIds, Timestamp};
+use flashsale_http::InProcess;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000); // 2026-01-01T00:00:00Z
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    clock: ManualClock,
+    stack: InProcess,
+}
+
+async fn start() -> Server {
+    let clock = ManualClock::new(T0);
+    let ports = Ports {
+        clock: Arc::new(clock.clone()),
+        storage: Arc::new(MemoryStorage::new()),
+        sink: Arc::new(flashsale_core::BroadcastSink::new(16)),
+        ids: Arc::new(|| Box::new(SequentialIds::default())),
+    };
+    let catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
+    let stack = InProcess::open(ports, catalogue).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = stack.router("*");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Server {
+        base,
+        http: reqwest::Client::new(),
+        clock,
+        stack,
+    }
+}
+
+impl Server {
+    /// A sale of `quantity` opening `opens_in` after T0, for an hour, with
+    /// a 30 s payment timeout.
+    async fn sale(&self, quantity: u64, opens_in: Duration) -> String {
+        let start = T0.saturating_add(opens_in);
+        let mut new = NewSale::new(
+            "Sneakers",
+            quantity,
+            start,
+            start.saturating_add(Duration::from_secs(3600)),
+        );
+        new.payment_timeout = Duration::from_secs(30);
+        self.stack
+            .app
+            .create_sale(new)
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn buy(&self, sale: &str, who: &str) -> String {
+        let answer = self
+            .post(&format!("/sales/{sale}/buy"), json!({ "buyerName": who }))
+            .await;
+        answer["transactionId"].as_str().unwrap().to_owned()
+    }
+}
+
+/// One socket.io-client v4 connection, printing what it receives.
+struct Client {
+    _node: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Client {
+    async fn connect(base: &str, join: Value) -> (Client, Value) {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/socketio-client");
+        assert!(
+            std::path::Path::new(dir)
+                .join("node_modules/socket.io-client")
+                .exists(),
+            "run `npm ci` in {dir} (scripts/test.sh does)"
+        );
+        let mut node = Command::new("node")
+            .arg(format!("{dir}/listen.mjs"))
+            .arg(base)
+            .arg(join.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node is installed");
+        let lines = BufReader::new(node.stdout.take().unwrap()).lines();
+        let mut client = Client { _node: node, lines };
+        let rooms = client.next("joined").await;
+        (client, rooms)
+    }
+
+    /// Every event up to and including the next `event`, in order; the
+    /// last one's data.
+    async fn until(&mut self, event: &str) -> (Vec<String>, Value) {
+        let mut seen = Vec::new();
+        let read = async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                let name = v["event"].as_str().unwrap().to_owned();
+                seen.push(name.clone());
+                assert_ne!(name, "connect_error", "{v}");
+                if name == event {
+                    return v["data"].clone();
+                }
+            }
+            panic!("client exited before {event}; got {seen:?}");
+        };
+        let data = tokio::time::timeout(Duration::from_secs(15), read)
+            .await
+            .unwrap_or_else(|_| panic!("no {event} within 15 s"));
+        (seen, data)
+    }
+
+    async fn next(&mut self, event: &str) -> Value {
+        self.until(event).await.1
+    }
+}
+
+#[tokio::test]
+async fn the_reference_events_reach_its_own_client() {
+    let s = start().await;
+    let sale = s.sale(1, Duration::from_secs(10)).await;
+    let (mut c, _) = Client::connect(&s.base, json!({})).await;
+
+    s.clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        c.next("sale_started").await,
+        json!({ "saleId": sale, "startsAt": "2026-01-01T00:00:10.000Z" })
+    );
+    assert_eq!(
+        c.next("sale_event").await,
+        json!({ "saleId": sale, "event": "start", "at": "2026-01-01T00:00:10.000Z" })
+    );
+
+    let ana = s.buy(&sale, "ana").await;
+    let bob = s.buy(&sale, "bob").await;
+    s.post(&format!("/transactions/{ana}/leave"), json!({}))
+        .await;
+    assert_eq!(
+        c.next("queue_switch").await,
+        json!({ "transactionId": bob, "buyerName": "bob", "saleId": sale })
+    );
+    s.post(
+        &format!("/sales/{sale}/paid"),
+        json!({ "transactionId": bob }),
+    )
+    .await;
+    assert_eq!(
+        c.next("sale_update").await,
+        json!({ "saleId": sale, "remainingQty": 0, "buyerName": "bob" })
+    );
+
+    s.clock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        c.next("sale_ended").await,
+        json!({ "saleId": sale, "endsAt": "2026-01-01T01:00:10.000Z" })
+    );
+    assert_eq!(c.next("sale_event").await["event"], "end");
+}
+
+#[tokio::test]
+async fn targeted_events_go_only_to_the_rooms_that_asked() {
+    let s = start().await;
+    let sale = s.sale(1, Duration::ZERO).await;
+    let ana = s.buy(&sale, "ana").await;
+    let cy = s.buy(&sale, "cy").await;
+    let (mut ana_c, rooms) = Client::connect(&s.base, json!({ "transactionId": ana })).await;
+    assert_eq!(rooms, json!([format!("tx:{ana}")]));
+    let (mut cy_c, rooms) =
+        Client::connect(&s.base, json!({ "saleId": sale, "transactionId": cy })).await;
+    assert_eq!(rooms, json!([format!("sale:{sale}"), format!("tx:{cy}")]));
+    // Made-up room names are ignored.
+    let (mut other, rooms) = Client::connect(&s.base, json!({ "saleId": "../admin" })).await;
+    assert_eq!(rooms, json!([]));
+
+    // Ana's slot expires: she hears it, cy's sale room hears the queue move.
+    s.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        ana_c.next("slot_expired").await,
+        json!({ "transactionId": ana, "buyerName": "ana", "saleId": sale })
+    );
+    let (seen, moved) = cy_c.until("queue_moved").await;
+    assert_eq!(moved, json!({ "saleId": sale }));
+    assert!(!seen.contains(&"slot_expired".to_owned()), "{seen:?}");
+
+    // Cy pays: the sale sells out and the sale room is told.
+    s.post(
+        &format!("/sales/{sale}/paid"),
+        json!({ "transactionId": cy }),
+    )
+    .await;
+    assert_eq!(cy_c.next("sold_out").await, json!({ "saleId": sale }));
+
+    // A client in no room got the broadcasts (switch, then the sale) and
+    // none of the room events sent before them.
+    let (seen, _) = other.until("sale_update").await;
+    assert!(seen.contains(&"queue_switch".to_owned()), "{seen:?}");
+    for private in ["queue_moved", "slot_expired", "sold_out"] {
+        assert!(!seen.contains(&private.to_owned()), "{private} in {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn waiting_buyers_hear_that_the_queue_closed() {
+    let s = start().await;
+    let sale = s.sale(1, Duration::ZERO).await;
+    let ana = s.buy(&sale, "ana").await;
+    let bob = s.buy(&sale, "bob").await;
+    let (mut bob_c, _) = Client::connect(&s.base, json!({ "transactionId": bob })).await;
+    s.post(
+        &format!("/sales/{sale}/paid"),
+        json!({ "transactionId": ana }),
+    )
+    .await;
+    assert_eq!(
+        bob_c.next("queue_closed").await,
+        json!({ "transactionId": bob, "buyerName": "bob", "saleId": sale, "reason": "sold_out" })
+    );
+}
