@@ -1,1 +1,83 @@
-//! Runnable examples for flashsale; see the `examples` in this package.
+//! What the example servers share: logging, shutdown on signals, the demo
+//! sale's settings, and binding with a clear error.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use flashsale_core::{NewSale, Timestamp};
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+}
+
+/// Returns on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Binds `host:port`, saying which address failed and why.
+pub async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(SocketAddr::new(host, port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))
+}
+
+/// The demo sale a server creates at start.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoSale {
+    /// Units in the demo sale.
+    #[arg(long, env = "SALE_QTY", default_value_t = 1_500_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sale_qty: u64,
+    /// The demo sale's product.
+    #[arg(long, env = "PRODUCT_NAME", default_value = "Limited edition sneakers")]
+    pub product_name: String,
+    /// How long the demo sale stays open, in seconds from now.
+    #[arg(long, env = "SALE_DURATION_S", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sale_duration_s: u64,
+    /// How long a buyer holds a payment slot, in milliseconds.
+    #[arg(long, env = "PAYMENT_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub payment_timeout_ms: u64,
+}
+
+impl DemoSale {
+    /// The sale, opening now.
+    pub fn new_sale(&self) -> NewSale {
+        let now = Timestamp::from(std::time::SystemTime::now());
+        let mut sale = NewSale::new(
+            &self.product_name,
+            self.sale_qty,
+            now,
+            now.saturating_add(Duration::from_secs(self.sale_duration_s)),
+        );
+        sale.payment_timeout = Duration::from_millis(self.payment_timeout_ms);
+        sale
+    }
+}
+
+/// Said at start by the split servers until the Kafka adapter lands.
+pub const NO_KAFKA: &str = "KAFKA_BROKERS is not used yet: the backend does not hear of payments \
+    and promotions made on the transaction service (flashsale-kafka will carry them). \
+    For the whole flow in one process, run the `flashsale` example.";

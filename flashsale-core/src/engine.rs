@@ -207,6 +207,14 @@ pub enum EventKind {
         /// Why.
         reason: DropReason,
     },
+    /// A buyer who paid elsewhere before this engine started (synced from
+    /// the catalogue): one unit sold, and the name may not buy again.
+    Imported {
+        /// Their transaction, as the catalogue knows it.
+        tx: TxId,
+        /// Who.
+        buyer: BuyerName,
+    },
     /// A payment arrived for a slot that had expired or been left: the
     /// money must go back.
     RefundDue {
@@ -352,6 +360,19 @@ pub enum LeaveError {
     /// The sale's service is not answering.
     #[error("sale service unavailable")]
     Unavailable,
+}
+
+/// Why a paid buyer could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The buyer name is not acceptable.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// The sale has no unit left for it, the name already bought or holds
+    /// a place, or the id belongs to another transaction.
+    #[error("imported buyer conflicts with the sale's state")]
+    Conflict,
 }
 
 /// Why a status was not given.
@@ -646,6 +667,40 @@ impl Engine {
         std::hint::black_box(found)
     }
 
+    /// Records a buyer who paid before this engine existed (the reference's
+    /// transaction service syncs them from the backend at start): one unit
+    /// sold, and the name may not buy again. Importing the same transaction
+    /// twice is a no-op.
+    pub fn import_paid(
+        &mut self,
+        now: Timestamp,
+        tx: TxId,
+        buyer: &str,
+    ) -> Result<(), ImportError> {
+        let now = self.advance(now);
+        let buyer = BuyerName::parse(buyer)?;
+        if let Some(i) = self.index(tx) {
+            let t = &self.txs[i];
+            return if t.state == TxState::Paid && t.name == buyer {
+                Ok(())
+            } else {
+                Err(ImportError::Conflict)
+            };
+        }
+        let event = Event {
+            sale: self.config.id,
+            at: now,
+            kind: EventKind::Imported { tx, buyer },
+        };
+        self.admissible(&event).map_err(|_| ImportError::Conflict)?;
+        self.emit(now, event.kind);
+        if self.sold == self.config.quantity {
+            self.emit(now, EventKind::SoldOut);
+        }
+        self.settle(now);
+        Ok(())
+    }
+
     /// Where `tx` stands: state, waiting position, payment deadline.
     pub fn status(&self, tx: TxId) -> Option<Status> {
         self.index(tx).map(|i| self.status_at(i))
@@ -894,18 +949,7 @@ impl Engine {
                         self.positions.push() as u64
                     }
                 };
-                let hash = self.name_hash(buyer.as_str());
-                let txs = &self.txs;
-                match self.by_name.entry(
-                    hash,
-                    |&j| txs[j as usize].name == *buyer,
-                    |&j| self.by_name_hasher.hash_one(txs[j as usize].name.as_str()),
-                ) {
-                    hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = i,
-                    hashbrown::hash_table::Entry::Vacant(e) => {
-                        e.insert(i);
-                    }
-                }
+                self.remember_name(buyer, i);
                 self.txs.push(Tx {
                     id: *tx,
                     name: buyer.clone(),
@@ -915,6 +959,29 @@ impl Engine {
                         TxState::Waiting
                     },
                     key,
+                });
+            }
+            EventKind::Imported { tx, buyer } => {
+                let i = u32::try_from(self.txs.len())
+                    .ok()
+                    .filter(|&i| i < u32::MAX)
+                    .ok_or("too many transactions")?;
+                if self.index(*tx).is_some() {
+                    return Err("transaction id used twice");
+                }
+                if self.sold + self.slots >= self.config.quantity {
+                    return Err("imported a sale beyond the stock");
+                }
+                if tx.bytes()[8..] != (i + 1).to_be_bytes() {
+                    self.foreign.insert(*tx, i);
+                }
+                self.sold += 1;
+                self.remember_name(buyer, i);
+                self.txs.push(Tx {
+                    id: *tx,
+                    name: buyer.clone(),
+                    state: TxState::Paid,
+                    key: 0,
                 });
             }
             EventKind::Promoted { tx, deadline, .. } => {
@@ -959,10 +1026,22 @@ impl Engine {
     }
 
     /// The business rules a journal from elsewhere must keep, which the
-    /// engine's own commands keep by construction: no slot without free
-    /// stock, one live entry per buyer. Checked on replay only.
+    /// engine's own commands keep by construction: no slot or import without
+    /// free stock, one live entry per buyer. Checked on replay and import.
     fn admissible(&self, event: &Event) -> Result<(), &'static str> {
         let takes_slot = match &event.kind {
+            EventKind::Imported { buyer, .. } => {
+                if self
+                    .latest_of(buyer.as_str())
+                    .is_some_and(|t| t.state.blocks_rejoin())
+                {
+                    return Err("buyer joined twice");
+                }
+                if self.available() == 0 {
+                    return Err("imported a sale beyond the stock");
+                }
+                false
+            }
             EventKind::Joined {
                 buyer, deadline, ..
             } => {
@@ -981,6 +1060,22 @@ impl Engine {
             return Err("payment slot without free stock");
         }
         Ok(())
+    }
+
+    /// Points `buyer`'s name at transaction `i`, its latest.
+    fn remember_name(&mut self, buyer: &BuyerName, i: u32) {
+        let hash = self.name_hash(buyer.as_str());
+        let txs = &self.txs;
+        match self.by_name.entry(
+            hash,
+            |&j| txs[j as usize].name == *buyer,
+            |&j| self.by_name_hasher.hash_one(txs[j as usize].name.as_str()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = i,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(i);
+            }
+        }
     }
 
     fn live(&self, tx: TxId, state: TxState) -> Result<usize, &'static str> {

@@ -87,8 +87,9 @@ pub use catalogue::{
     Catalogue, EligibilityError, NewSale, Notice, Sale, SaleError, TxMessage, TxMessageKind,
 };
 pub use engine::{
-    Admission, BuyError, ConfigError, DropReason, Engine, Event, EventKind, LeaveError, PaidError,
-    PaidOutcome, Place, ReplayError, SaleConfig, Status, StatusError, TxState,
+    Admission, BuyError, ConfigError, DropReason, Engine, Event, EventKind, ImportError,
+    LeaveError, PaidError, PaidOutcome, Place, ReplayError, SaleConfig, Status, StatusError,
+    TxState,
 };
 pub use id::{IdGenerator, InvalidId, ObjectIdGenerator, SaleId, SequentialIds, TxId};
 pub use name::{BuyerName, NameError};

@@ -235,15 +235,24 @@ impl Service {
 
     /// Opens a new sale and starts its task.
     pub async fn create_sale(&self, config: SaleConfig) -> Result<(), ServiceError> {
-        let id = config.id;
+        let ports = &self.inner.ports;
+        self.adopt(Engine::new(ports.clock.now(), config, (ports.ids)())?)
+            .await
+    }
+
+    /// Runs an engine built by hand — e.g. a new one into which buyers who
+    /// paid elsewhere were imported ([`Engine::import_paid`]): its undrained
+    /// events (its journal so far) are appended to storage and published
+    /// first.
+    pub async fn adopt(&self, mut engine: Engine) -> Result<(), ServiceError> {
+        let id = engine.config().id;
         if self.sender(id).is_some() {
             return Err(ServiceError::DuplicateSale(id));
         }
         let ports = &self.inner.ports;
-        let mut engine = Engine::new(ports.clock.now(), config, (ports.ids)())?;
-        let opened: Vec<Event> = engine.drain_events().collect();
-        ports.storage.append(id, &opened).await?;
-        ports.sink.publish(&opened).await.unwrap_or_else(|e| {
+        let journal: Vec<Event> = engine.drain_events().collect();
+        ports.storage.append(id, &journal).await?;
+        ports.sink.publish(&journal).await.unwrap_or_else(|e| {
             tracing::warn!(sale = %id, error = %e, "could not publish the sale's opening");
         });
         self.spawn(engine)

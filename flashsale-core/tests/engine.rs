@@ -582,3 +582,59 @@ fn prefetching_buyers_changes_nothing_and_finds_who_joined() {
     assert_eq!(kinds(&mut e), vec![]);
     assert!(e.transactions().eq(before));
 }
+
+#[test]
+fn buyers_who_paid_elsewhere_are_imported_as_sold() {
+    use flashsale_core::ImportError;
+    let mut e = engine(config(2));
+    let synced: TxId = "5f00000000000000000000aa".parse().unwrap();
+    e.import_paid(START, synced, " ana ").unwrap();
+    assert_eq!(
+        kinds(&mut e),
+        vec![EventKind::Imported {
+            tx: synced,
+            buyer: name("ana")
+        }]
+    );
+    assert_eq!(e.sold(), 1);
+    assert_eq!(e.status(synced).unwrap().state, TxState::Paid);
+    // Importing it again changes nothing; a different buyer on that id does.
+    e.import_paid(START, synced, "ana").unwrap();
+    assert_eq!(kinds(&mut e), vec![]);
+    assert_eq!(
+        e.import_paid(START, synced, "bob"),
+        Err(ImportError::Conflict)
+    );
+    // The name may not buy again; the one unit left still sells.
+    assert!(matches!(
+        e.buy(START, "ana"),
+        Err(BuyError::AlreadyJoined {
+            state: TxState::Paid,
+            ..
+        })
+    ));
+    let bob = buy(&mut e, "bob");
+    let cy = buy(&mut e, "cy");
+    assert_eq!(cy.place, Place::Waiting { position: 1 });
+    e.paid(START, bob.tx).unwrap();
+    assert_eq!(e.buy(START, "di"), Err(BuyError::SoldOut));
+    let other: TxId = "5f00000000000000000000bb".parse().unwrap();
+    assert_eq!(
+        e.import_paid(START, other, "eve"),
+        Err(ImportError::Conflict)
+    );
+}
+
+#[test]
+fn importing_the_last_unit_sells_out_and_replays() {
+    let mut journal: Vec<Event> = Vec::new();
+    let mut e = Engine::new(START, config(1), Box::new(SequentialIds::default())).unwrap();
+    e.handle_timeout(START);
+    e.import_paid(START, "5f00000000000000000000aa".parse().unwrap(), "ana")
+        .unwrap();
+    journal.extend(e.drain_events());
+    assert!(journal.iter().any(|ev| ev.kind == EventKind::SoldOut));
+    let replayed = Engine::replay(&journal, Box::new(SequentialIds::default())).unwrap();
+    assert_eq!(replayed.sold(), 1);
+    assert!(replayed.transactions().eq(e.transactions()));
+}

@@ -199,25 +199,30 @@ impl App {
         })
     }
 
-    /// Every route, with CORS for `cors_origin` (`*`, or origins separated
-    /// by commas), a body limit, request tracing, and 404/405 answers in the
-    /// reference's error shape.
+    /// Every route (backend, transaction, and `/pay` when configured),
+    /// with CORS for `cors_origin` (`*`, or origins separated by commas), a
+    /// body limit, request tracing, and 404/405 answers in the reference's
+    /// error shape.
     pub fn router(&self, cors_origin: &str) -> Router {
+        self.finish(backend_routes().merge(transaction_routes()), cors_origin)
+    }
+
+    /// The reference's Backend service alone: sales, buyers, eligibility.
+    pub fn backend_router(&self, cors_origin: &str) -> Router {
+        self.finish(backend_routes(), cors_origin)
+    }
+
+    /// The reference's Transaction service alone: buy, paid, status, leave.
+    pub fn transaction_router(&self, cors_origin: &str) -> Router {
+        self.finish(transaction_routes(), cors_origin)
+    }
+
+    fn finish(&self, routes: Router<App>, cors_origin: &str) -> Router {
         let payment = match &self.payment {
             Some(p) => p.routes(),
             None => Router::new(),
         };
-        Router::new()
-            .route("/sales", get(list_sales).post(create_sale))
-            .route("/sales/{id}", get(get_sale))
-            .route("/sales/{id}/buyers", get(sale_buyers))
-            .route("/sales/{id}/eligible", post(eligible))
-            .route("/sales/{id}/buy", post(buy_in))
-            .route("/sales/{id}/paid", post(paid_in))
-            .route("/buy", post(buy_default))
-            .route("/paid", post(paid_default))
-            .route("/transactions/{id}", get(transaction_status))
-            .route("/transactions/{id}/leave", post(leave))
+        routes
             .route("/healthz", get(|| async { "ok" }))
             .merge(payment)
             .fallback(not_found)
@@ -229,7 +234,25 @@ impl App {
     }
 }
 
-fn cors(origin: &str) -> CorsLayer {
+fn backend_routes() -> Router<App> {
+    Router::new()
+        .route("/sales", get(list_sales).post(create_sale))
+        .route("/sales/{id}", get(get_sale))
+        .route("/sales/{id}/buyers", get(sale_buyers))
+        .route("/sales/{id}/eligible", post(eligible))
+}
+
+fn transaction_routes() -> Router<App> {
+    Router::new()
+        .route("/sales/{id}/buy", post(buy_in))
+        .route("/sales/{id}/paid", post(paid_in))
+        .route("/buy", post(buy_default))
+        .route("/paid", post(paid_default))
+        .route("/transactions/{id}", get(transaction_status))
+        .route("/transactions/{id}/leave", post(leave))
+}
+
+pub(crate) fn cors(origin: &str) -> CorsLayer {
     let origins = if origin.trim() == "*" {
         AllowOrigin::any()
     } else {
@@ -248,11 +271,11 @@ fn cors(origin: &str) -> CorsLayer {
         ])
 }
 
-async fn not_found(method: Method, uri: Uri) -> ApiError {
+pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::not_found(format!("Cannot {method} {}", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("Cannot {method} {}", uri.path()),
@@ -503,9 +526,19 @@ impl InProcess {
     /// The routes plus Socket.IO, with the live forwarder and the catalogue
     /// timers started (they run until the runtime stops).
     pub fn router(&self, cors_origin: &str) -> Router {
+        self.live(self.app.router(cors_origin))
+    }
+
+    /// The backend's routes plus Socket.IO (the split deployment's
+    /// `backend`), with the live forwarder and the catalogue timers started.
+    pub fn backend_router(&self, cors_origin: &str) -> Router {
+        self.live(self.app.backend_router(cors_origin))
+    }
+
+    fn live(&self, routes: Router) -> Router {
         let (layer, io) = crate::live::layer();
         crate::live::spawn_forwarder(io, self.notices.subscribe(), self.events.subscribe());
         self.app.spawn_catalogue_timers(self.notices.clone());
-        self.app.router(cors_origin).layer(layer)
+        routes.layer(layer)
     }
 }

@@ -46,6 +46,7 @@ mod error;
 pub mod live;
 mod payment;
 pub mod signature;
+pub mod sync;
 pub mod wire;
 
 pub use app::{ApiJson, App, CatalogueFeed, InProcess, MAX_BODY_BYTES, SignedJson};

@@ -65,11 +65,24 @@ impl Payment {
         })
     }
 
-    /// `POST /pay` alone, for a payment-only server or to merge into another.
+    /// `POST /pay` alone, to merge into another router.
     pub fn routes<S>(&self) -> Router<S> {
         Router::new()
             .route("/pay", post(pay))
             .with_state(self.clone())
+    }
+
+    /// The reference's Payment service alone: `POST /pay` and `/healthz`,
+    /// with the same body limit, CORS, tracing and error answers as the
+    /// other services.
+    pub fn router(&self, cors_origin: &str) -> Router {
+        self.routes()
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .fallback(crate::app::not_found)
+            .method_not_allowed_fallback(crate::app::method_not_allowed)
+            .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
+            .layer(crate::app::cors(cors_origin))
+            .layer(tower_http::trace::TraceLayer::new_for_http())
     }
 }
 
