@@ -51,6 +51,9 @@ struct Args {
     /// Kafka brokers (not used yet; see the warning at start).
     #[arg(long, env = "KAFKA_BROKERS")]
     kafka_brokers: Option<String>,
+    /// Kafka topic for transaction events (not used yet).
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "transactions")]
+    kafka_topic: String,
 }
 
 #[tokio::main]

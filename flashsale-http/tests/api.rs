@@ -447,3 +447,78 @@ async fn hostile_input_gets_a_clear_4xx() {
     let (_, all) = s.get("/sales").await;
     assert_eq!(all[0]["productQty"], 3);
 }
+
+#[tokio::test]
+async fn buying_outside_the_sale_window_is_refused() {
+    let s = Server::start().await;
+    let (status, sale) = s
+        .post(
+            "/sales",
+            json!({
+                "productName": "Sneakers", "quantity": 5,
+                "saleStart": "2026-01-01T00:10:00Z", "saleEnd": "2026-01-01T00:20:00Z",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let sale = sale["id"].as_str().unwrap();
+    let (status, body) = s.buy(sale, "early").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("not started"),
+        "{body}"
+    );
+    s.clock.advance(Duration::from_secs(600));
+    assert_eq!(s.buy(sale, "on-time").await.0, StatusCode::OK);
+    s.clock.advance(Duration::from_secs(600));
+    let (status, body) = s.buy(sale, "late").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("ended"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn cors_follows_the_configured_origins() {
+    use flashsale_core::service::Ports;
+    let preflight = |base: String, origin: &'static str| async move {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("{base}/buy"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .unwrap()
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    // The default: any origin.
+    let s = Server::start().await;
+    assert_eq!(
+        preflight(s.base.clone(), "https://shop.example")
+            .await
+            .as_deref(),
+        Some("*")
+    );
+    // A list: only those.
+    let (ports, _) = Ports::in_memory();
+    let stack = InProcess::open(ports, Catalogue::new(Box::new(SequentialIds::default())))
+        .await
+        .unwrap();
+    let router = stack
+        .app
+        .router("https://shop.example, https://m.shop.example");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    assert_eq!(
+        preflight(base.clone(), "https://m.shop.example")
+            .await
+            .as_deref(),
+        Some("https://m.shop.example")
+    );
+    assert_eq!(preflight(base, "https://evil.example").await, None);
+}
