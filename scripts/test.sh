@@ -19,6 +19,9 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 # The reference's Socket.IO client, for flashsale-http's live-event tests.
 npm ci --prefix flashsale-http/tests/socketio-client --no-audit --no-fund --loglevel=error
+# A real Kafka-protocol broker for flashsale-kafka's tests (built once per
+# machine: it takes minutes).
+command -v tansu >/dev/null || cargo install tansu --features dynostore --locked
 fuzz_seconds=${FUZZ_SECONDS:-15}
 if [ "$fuzz_seconds" != 0 ] && ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked
@@ -36,7 +39,27 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --lock
 
 # --- tests -------------------------------------------------------------------
 summary=$(mktemp)
-trap 'rm -f "$summary"' EXIT
+broker_pid=
+cleanup() {
+  rm -f "$summary"
+  [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT
+
+step "kafka broker (tansu, in memory, loopback)"
+broker_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tansu broker --storage-engine memory://tansu/ \
+  --listener-url "tcp://127.0.0.1:$broker_port" \
+  --advertised-listener-url "tcp://127.0.0.1:$broker_port" >/tmp/flashsale-tansu.log 2>&1 &
+broker_pid=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null && break
+  kill -0 "$broker_pid" 2>/dev/null || { cat /tmp/flashsale-tansu.log; exit 1; }
+  sleep 0.1
+done
+export FLASHSALE_KAFKA_BROKERS="127.0.0.1:$broker_port"
+echo "broker on $FLASHSALE_KAFKA_BROKERS"
 
 step "tests (nextest)"
 cargo nextest run --workspace --all-features --locked --no-fail-fast 2>&1 | tee "$summary"

@@ -1,1 +1,316 @@
-//! Kafka adapter for flashsale-core. Empty until its issue lands.
+//! flashsale-kafka: the reference's `transactions` topic over Kafka
+//! (rdkafka), byte-compatible, so its services and ours can be mixed.
+//!
+//! - [`KafkaSink`] — an [`EventSink`] for the transaction service: publishes
+//!   `paid` and `switch` (and nothing else: the reference's consumer takes
+//!   any other type for a payment) as `{transactionId, buyerName, saleId,
+//!   type}`, key = transactionId. Idempotent producer, `acks=all`, no
+//!   message timeout: while the broker is down events wait, in order, and
+//!   are delivered when it returns. With several partitions, each sale is
+//!   pinned to one, so a sale's events stay in order.
+//! - [`consume`] — the backend's consumer loop: applies each message, then
+//!   commits its offset (at least once; the catalogue applies a `paid` once
+//!   however often it arrives). A message that is not valid JSON, misses
+//!   fields or has an unknown type is logged, counted and skipped.
+//!   **Not yet proven**: its tests hang on the mock broker (issue 4).
+//! - [`ensure_topic`] — creates the topic if it is missing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flashsale_core::{Event, EventSink, SaleId, SinkError, TxMessage};
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+/// The reference's topic name.
+pub const DEFAULT_TOPIC: &str = "transactions";
+
+/// How long to wait for the brokers when starting (a clear error after).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every client needs: brokers, and extra librdkafka settings.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port,host:port`.
+    pub brokers: String,
+    /// The topic (`KAFKA_TOPIC`, default `transactions`).
+    pub topic: String,
+    /// Further librdkafka settings (`security.protocol`, …).
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Brokers and topic, no extra settings.
+    pub fn new(brokers: &str, topic: &str) -> Self {
+        KafkaConfig {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            extra: Vec::new(),
+        }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// An error talking to Kafka, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaError(pub String);
+
+impl std::fmt::Display for KafkaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KafkaError {}
+
+fn err(what: &str, e: impl std::fmt::Display) -> KafkaError {
+    KafkaError(format!("{what}: {e}"))
+}
+
+/// Creates `config.topic` with `partitions` partitions if it does not
+/// exist, and returns how many partitions it has.
+pub async fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = config
+        .client()
+        .create()
+        .map_err(|e| err("kafka admin client", e))?;
+    let unreachable = |e| {
+        err(
+            &format!("cannot reach the Kafka brokers at {}", config.brokers),
+            e,
+        )
+    };
+    let count = |admin: &AdminClient<DefaultClientContext>| -> Result<i32, KafkaError> {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(&config.topic), CONNECT_TIMEOUT)
+            .map_err(unreachable)?;
+        Ok(metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map_or(0, |t| t.partitions().len() as i32))
+    };
+    let existing = count(&admin)?;
+    if existing > 0 {
+        return Ok(existing);
+    }
+    let topic = NewTopic::new(&config.topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(CONNECT_TIMEOUT));
+    let results = admin
+        .create_topics([&topic], &opts)
+        .await
+        .map_err(unreachable)?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => return Err(err(&format!("cannot create topic {t}"), code)),
+        }
+    }
+    match count(&admin)? {
+        0 => Err(KafkaError(format!(
+            "topic {} has no partitions",
+            config.topic
+        ))),
+        n => Ok(n),
+    }
+}
+
+/// The reference's message for an engine event, as the bytes it puts on
+/// the topic: `Some((key, value))` for `paid` and `switch`.
+pub fn encode(event: &Event) -> Option<(String, Vec<u8>)> {
+    let m = TxMessage::from_event(event)?;
+    let value = serde_json::to_vec(&m).ok()?;
+    Some((m.transaction_id.to_string(), value))
+}
+
+/// Publishes a transaction service's `paid` and `switch` events.
+pub struct KafkaSink {
+    producer: FutureProducer,
+    topic: String,
+    partitions: i32,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("topic", &self.topic)
+            .field("partitions", &self.partitions)
+            .finish()
+    }
+}
+
+impl KafkaSink {
+    /// Connects, creating the topic with `partitions` if missing; a clear
+    /// error if the brokers cannot be reached.
+    pub async fn connect(config: &KafkaConfig, partitions: i32) -> Result<Self, KafkaError> {
+        let partitions = ensure_topic(config, partitions).await?;
+        let producer: FutureProducer = config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Never give up on a message: an outage delays, never drops.
+            .set("message.timeout.ms", "0")
+            .set("linger.ms", "2")
+            .create()
+            .map_err(|e| err("kafka producer", e))?;
+        Ok(KafkaSink {
+            producer,
+            topic: config.topic.clone(),
+            partitions,
+        })
+    }
+
+    /// The partition a sale's events go to: stable, so a sale's events stay
+    /// in order whatever their keys.
+    fn partition(&self, sale: SaleId) -> i32 {
+        let b = sale.bytes();
+        let h = u32::from_be_bytes([b[8], b[9], b[10], b[11]])
+            ^ u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+        (h % self.partitions as u32) as i32
+    }
+
+    /// Waits until everything sent so far is delivered (or `timeout`).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout).map_err(|e| err("flush", e))
+    }
+}
+
+#[async_trait]
+impl EventSink for KafkaSink {
+    async fn publish(&self, events: &[Event]) -> Result<(), SinkError> {
+        // Enqueue the whole batch first (in order), then await deliveries:
+        // the idempotent producer keeps them in order per partition.
+        let mut deliveries = Vec::new();
+        for event in events {
+            let Some((key, value)) = encode(event) else {
+                continue;
+            };
+            let record = FutureRecord::to(&self.topic)
+                .key(&key)
+                .payload(&value)
+                .partition(self.partition(event.sale));
+            let delivery = self
+                .producer
+                .send_result(record)
+                .map_err(|(e, _)| SinkError::msg(format!("kafka enqueue: {e}")))?;
+            deliveries.push(delivery);
+        }
+        for d in deliveries {
+            match d.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(SinkError::msg(format!("kafka delivery: {e}"))),
+                Err(_) => return Err(SinkError::msg("kafka producer dropped a delivery")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a consumer did, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Messages applied.
+    pub applied: AtomicU64,
+    /// Messages skipped because they could not be read.
+    pub skipped: AtomicU64,
+}
+
+/// A consumer of the topic in consumer group `group` that commits only
+/// what it has applied.
+pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+    let c: StreamConsumer = config
+        .client()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(|e| err("kafka consumer", e))?;
+    c.subscribe(&[&config.topic])
+        .map_err(|e| err(&format!("subscribe to {}", config.topic), e))?;
+    Ok(c)
+}
+
+/// Like [`consumer`], but reading partitions `0..partitions` directly
+/// instead of joining the group's rebalancing (offsets are still committed
+/// to `group`): for a single backend, and for tests, where group joins are
+/// slow.
+pub fn assigned_consumer(
+    config: &KafkaConfig,
+    group: &str,
+    partitions: i32,
+) -> Result<StreamConsumer, KafkaError> {
+    let c: StreamConsumer = config
+        .client()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(|e| err("kafka consumer", e))?;
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition_offset(&config.topic, p, rdkafka::Offset::Stored)
+            .map_err(|e| err("assign", e))?;
+    }
+    c.assign(&list)
+        .map_err(|e| err(&format!("assign {}", config.topic), e))?;
+    Ok(c)
+}
+
+/// Reads messages for ever: each readable one goes to `apply`, then its
+/// offset is committed; an unreadable one is logged, counted and its offset
+/// committed (it would never become readable). Broker errors are logged and
+/// the loop goes on (librdkafka reconnects by itself).
+pub async fn consume<F, Fut>(consumer: &StreamConsumer, stats: Arc<ConsumerStats>, mut apply: F)
+where
+    F: FnMut(TxMessage) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        let message = match consumer.recv().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka receive failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        match message.payload().map(serde_json::from_slice::<TxMessage>) {
+            Some(Ok(m)) => {
+                apply(m).await;
+                stats.applied.fetch_add(1, Ordering::Relaxed);
+            }
+            other => {
+                let why = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "empty message".to_owned(),
+                };
+                stats.skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    error = %why,
+                    "skipping an unreadable message"
+                );
+            }
+        }
+        if let Err(e) = consumer.commit_message(&message, CommitMode::Async) {
+            tracing::warn!(error = %e, "kafka commit failed; the message may be applied again");
+        }
+    }
+}
