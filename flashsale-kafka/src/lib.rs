@@ -12,7 +12,8 @@
 //!   commits its offset (at least once; the catalogue applies a `paid` once
 //!   however often it arrives). A message that is not valid JSON, misses
 //!   fields or has an unknown type is logged, counted and skipped.
-//!   **Not yet proven**: its tests hang on the mock broker (issue 4).
+//!   (Its tests run on a real broker: on librdkafka's mock broker, stored
+//!   offsets and commits hang.)
 //! - [`ensure_topic`] — creates the topic if it is missing.
 
 use std::sync::Arc;
