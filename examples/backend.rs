@@ -6,12 +6,14 @@
 //! Run: `cargo run --release --example backend` (`-- --help` for settings)
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use clap::Parser;
+use flashsale_core::EventSink;
 use flashsale_core::catalogue::Sale;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, Timestamp};
-use flashsale_examples::{DemoSale, NO_KAFKA, bind, init_tracing, shutdown_signal};
+use flashsale_examples::{DemoSale, Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
 use flashsale_http::InProcess;
 
 /// The reference's Backend service: sales, buyers, eligibility and live
@@ -33,19 +35,17 @@ struct Args {
     /// Allowed browser origins: `*`, or origins separated by commas.
     #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
     cors_origin: String,
-    /// Kafka brokers (not used yet; see the warning at start).
-    #[arg(long, env = "KAFKA_BROKERS")]
-    kafka_brokers: Option<String>,
-    /// Kafka topic for transaction events (not used yet).
-    #[arg(long, env = "KAFKA_TOPIC", default_value = "transactions")]
-    kafka_topic: String,
+    #[command(flatten)]
+    kafka: Kafka,
+    /// Kafka consumer group of the backends.
+    #[arg(long, env = "KAFKA_GROUP_ID", default_value = "flashsale-backend")]
+    kafka_group_id: String,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
-    tracing::warn!("{NO_KAFKA}");
 
     let new = args.demo.new_sale();
     let mut catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
@@ -66,6 +66,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (ports, _) = Ports::in_memory();
     let stack = InProcess::open(ports, catalogue).await?;
 
+    match args.kafka.config() {
+        Some(config) => {
+            flashsale_kafka::ensure_topic(&config, args.kafka.kafka_partitions).await?;
+            let consumer = flashsale_kafka::consumer(&config, &args.kafka_group_id)?;
+            let (app, notices) = (stack.app.clone(), stack.notices.clone());
+            let stats = Arc::new(flashsale_kafka::ConsumerStats::default());
+            tokio::spawn(async move {
+                flashsale_kafka::consume(&consumer, stats, |message| {
+                    let notices_now = app.apply_message(message);
+                    let notices = notices.clone();
+                    async move {
+                        let _ = notices.publish(&notices_now).await;
+                    }
+                })
+                .await;
+            });
+            tracing::info!(brokers = %config.brokers, topic = %config.topic, "consuming paid and switch from Kafka");
+        }
+        None => tracing::warn!("{NO_KAFKA}"),
+    }
     let listener = bind(args.host, args.port).await?;
     println!("backend listening on http://{}", listener.local_addr()?);
     println!(

@@ -6,13 +6,15 @@
 //! Run: `SALE_ID=… cargo run --release --example transaction`
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
 use flashsale_core::service::Ports;
-use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, Timestamp};
-use flashsale_examples::{NO_KAFKA, bind, init_tracing, shutdown_signal};
-use flashsale_http::InProcess;
+use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, Service, Timestamp};
+use flashsale_examples::{Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
+use flashsale_http::App;
+use flashsale_kafka::KafkaSink;
 
 /// The reference's Transaction service: buy, paid, status and leave for
 /// one sale, synced from the backend at start.
@@ -48,19 +50,14 @@ struct Args {
     /// Allowed browser origins: `*`, or origins separated by commas.
     #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
     cors_origin: String,
-    /// Kafka brokers (not used yet; see the warning at start).
-    #[arg(long, env = "KAFKA_BROKERS")]
-    kafka_brokers: Option<String>,
-    /// Kafka topic for transaction events (not used yet).
-    #[arg(long, env = "KAFKA_TOPIC", default_value = "transactions")]
-    kafka_topic: String,
+    #[command(flatten)]
+    kafka: Kafka,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
-    tracing::warn!("{NO_KAFKA}");
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -90,13 +87,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     tracing::info!(sale = %args.sale_id, remaining = sale.product_qty, paid = buyers.len(), "synced from the backend");
 
-    let (ports, _) = Ports::in_memory();
-    let mut stack =
-        InProcess::open(ports, Catalogue::new(Box::new(ObjectIdGenerator::random()))).await?;
-    stack.app.service().adopt(engine).await?;
-    stack.app = stack.app.with_default_sale(args.sale_id);
+    let (mut ports, _) = Ports::in_memory();
+    match args.kafka.config() {
+        Some(config) => {
+            ports.sink = Arc::new(KafkaSink::connect(&config, args.kafka.kafka_partitions).await?);
+            tracing::info!(brokers = %config.brokers, topic = %config.topic, "publishing paid and switch to Kafka");
+        }
+        None => tracing::warn!("{NO_KAFKA}"),
+    }
+    let clock = ports.clock.clone();
+    let service = Service::open(ports).await?;
+    service.adopt(engine).await?;
+    // The transaction routes do not read the catalogue; the backend has it.
+    let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(
+        ObjectIdGenerator::random(),
+    ))));
+    let mut app = App::new(service.clone(), catalogue, clock, Some(args.sale_id));
     if let Some(secret) = &args.payment_secret {
-        stack.app = stack.app.with_payment_secret(secret.as_bytes());
+        app = app.with_payment_secret(secret.as_bytes());
     } else {
         tracing::warn!("PAYMENT_SECRET is not set: anyone can mark a transaction paid");
     }
@@ -107,9 +115,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.sale_id,
         listener.local_addr()?
     );
-    axum::serve(listener, stack.app.transaction_router(&args.cors_origin))
+    axum::serve(listener, app.transaction_router(&args.cors_origin))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    stack.app.service().clone().shutdown().await;
+    service.shutdown().await;
     Ok(())
 }

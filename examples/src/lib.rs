@@ -77,7 +77,31 @@ impl DemoSale {
     }
 }
 
-/// Said at start by the split servers until the Kafka adapter lands.
-pub const NO_KAFKA: &str = "KAFKA_BROKERS is not used yet: the backend does not hear of payments \
-    and promotions made on the transaction service (flashsale-kafka will carry them). \
-    For the whole flow in one process, run the `flashsale` example.";
+/// Said at start by a split server without Kafka.
+pub const NO_KAFKA: &str = "KAFKA_BROKERS is not set: the backend will not hear of payments \
+    and promotions made on the transaction service. Set it on both, or run the `flashsale` \
+    example for the whole flow in one process.";
+
+/// The Kafka settings of the split servers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Kafka {
+    /// Kafka brokers (`host:port,…`); without them the services do not talk.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The topic for `paid` and `switch`.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = flashsale_kafka::DEFAULT_TOPIC)]
+    pub kafka_topic: String,
+    /// Partitions when the topic has to be created.
+    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+    pub kafka_partitions: i32,
+}
+
+impl Kafka {
+    /// The client settings, when brokers are given.
+    pub fn config(&self) -> Option<flashsale_kafka::KafkaConfig> {
+        self.kafka_brokers
+            .as_deref()
+            .filter(|b| !b.trim().is_empty())
+            .map(|b| flashsale_kafka::KafkaConfig::new(b, &self.kafka_topic))
+    }
+}

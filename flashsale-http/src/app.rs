@@ -16,7 +16,7 @@ use flashsale_core::ports::FanOut;
 use flashsale_core::service::{Ports, ServiceError};
 use flashsale_core::{
     BroadcastSink, BuyError, Catalogue, Clock, Event, EventSink, NewSale, Notice, PaidError,
-    SaleId, Service, SinkError, StatusError, TxId, TxMessage,
+    SaleId, Service, SinkError, StatusError, Timestamp, TxId, TxMessage,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
@@ -146,6 +146,12 @@ impl App {
     pub fn with_default_sale(mut self, sale: SaleId) -> Self {
         self.default_sale = Some(sale);
         self
+    }
+
+    /// Applies a `paid` or `switch` message from elsewhere (e.g. a Kafka
+    /// consumer) to the catalogue, and returns the notices it caused.
+    pub fn apply_message(&self, message: TxMessage) -> Vec<Notice> {
+        apply_messages(&self.catalogue, self.clock.now(), [message])
     }
 
     /// The service running the sales.
@@ -464,26 +470,31 @@ impl CatalogueFeed {
     }
 }
 
+/// Applies engine messages to `catalogue` (logging refusals and
+/// oversells) and returns the notices they caused.
+fn apply_messages(
+    catalogue: &Mutex<Catalogue>,
+    now: Timestamp,
+    messages: impl IntoIterator<Item = TxMessage>,
+) -> Vec<Notice> {
+    let mut catalogue = catalogue.lock().unwrap_or_else(PoisonError::into_inner);
+    for message in messages {
+        match catalogue.apply(now, &message) {
+            Ok(flashsale_core::catalogue::Applied::Oversold) => {
+                tracing::error!(?message, "catalogue recorded a sale beyond its stock");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(?message, error = %e, "catalogue refused a message"),
+        }
+    }
+    catalogue.drain_notices().collect()
+}
+
 #[async_trait]
 impl EventSink for CatalogueFeed {
     async fn publish(&self, events: &[Event]) -> Result<(), SinkError> {
-        let notices: Vec<Notice> = {
-            let mut catalogue = self
-                .catalogue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let now = self.clock.now();
-            for message in events.iter().filter_map(TxMessage::from_event) {
-                match catalogue.apply(now, &message) {
-                    Ok(flashsale_core::catalogue::Applied::Oversold) => {
-                        tracing::error!(?message, "catalogue recorded a sale beyond its stock");
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(?message, error = %e, "catalogue refused a message"),
-                }
-            }
-            catalogue.drain_notices().collect()
-        };
+        let messages = events.iter().filter_map(TxMessage::from_event);
+        let notices = apply_messages(&self.catalogue, self.clock.now(), messages);
         self.notices.publish(&notices).await
     }
 }
