@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use clap::Parser;
 use flashsale_core::EventSink;
-use flashsale_core::catalogue::Sale;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, Timestamp};
 use flashsale_examples::{DemoSale, Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
@@ -50,16 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let new = args.demo.new_sale();
     let mut catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
     let sale = match args.sale_id {
-        Some(id) => catalogue.insert(Sale {
-            id,
-            product_name: new.product_name,
-            quantity: new.quantity,
-            remaining: new.quantity,
-            starts_at: new.starts_at,
-            ends_at: new.ends_at,
-            payment_timeout: new.payment_timeout,
-            max_payment_slots: new.max_payment_slots,
-        }),
+        Some(id) => catalogue.create_with_id(id, new),
         None => catalogue.create(Timestamp::from(std::time::SystemTime::now()), new),
     }
     .map_err(|e| format!("could not create the demo sale: {e}"))?;

@@ -306,6 +306,12 @@ impl Catalogue {
     pub fn create(&mut self, now: Timestamp, new: NewSale) -> Result<Sale, SaleError> {
         self.advance(now);
         let id = SaleId(self.ids.next_id(now));
+        self.create_with_id(id, new)
+    }
+
+    /// Creates a sale with a chosen id (e.g. one that other services are
+    /// configured with).
+    pub fn create_with_id(&mut self, id: SaleId, new: NewSale) -> Result<Sale, SaleError> {
         self.insert(Sale {
             id,
             product_name: new.product_name,

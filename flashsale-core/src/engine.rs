@@ -927,16 +927,7 @@ impl Engine {
                 buyer,
                 deadline,
             } => {
-                let i = u32::try_from(self.txs.len())
-                    .ok()
-                    .filter(|&i| i < u32::MAX)
-                    .ok_or("too many transactions")?;
-                if self.index(*tx).is_some() {
-                    return Err("transaction id used twice");
-                }
-                if tx.bytes()[8..] != (i + 1).to_be_bytes() {
-                    self.foreign.insert(*tx, i);
-                }
+                let i = self.next_index(*tx)?;
                 let key = match deadline {
                     Some(deadline) => {
                         self.slots += 1;
@@ -962,19 +953,10 @@ impl Engine {
                 });
             }
             EventKind::Imported { tx, buyer } => {
-                let i = u32::try_from(self.txs.len())
-                    .ok()
-                    .filter(|&i| i < u32::MAX)
-                    .ok_or("too many transactions")?;
-                if self.index(*tx).is_some() {
-                    return Err("transaction id used twice");
-                }
                 if self.sold + self.slots >= self.config.quantity {
                     return Err("imported a sale beyond the stock");
                 }
-                if tx.bytes()[8..] != (i + 1).to_be_bytes() {
-                    self.foreign.insert(*tx, i);
-                }
+                let i = self.next_index(*tx)?;
                 self.sold += 1;
                 self.remember_name(buyer, i);
                 self.txs.push(Tx {
@@ -1060,6 +1042,22 @@ impl Engine {
             return Err("payment slot without free stock");
         }
         Ok(())
+    }
+
+    /// The index the next transaction gets, if `tx` may have it; an id
+    /// that does not carry that index is remembered as foreign.
+    fn next_index(&mut self, tx: TxId) -> Result<u32, &'static str> {
+        let i = u32::try_from(self.txs.len())
+            .ok()
+            .filter(|&i| i < u32::MAX)
+            .ok_or("too many transactions")?;
+        if self.index(tx).is_some() {
+            return Err("transaction id used twice");
+        }
+        if tx.bytes()[8..] != (i + 1).to_be_bytes() {
+            self.foreign.insert(tx, i);
+        }
+        Ok(i)
     }
 
     /// Points `buyer`'s name at transaction `i`, its latest.

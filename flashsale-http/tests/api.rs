@@ -3,18 +3,17 @@
 //! is fed from committed engine events, so tests wait for its notices.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use flashsale_core::service::Ports;
+use flashsale_core::Notice;
 use flashsale_core::testkit::ManualClock;
-use flashsale_core::{BroadcastSink, Catalogue, MemoryStorage, Notice, SequentialIds, Timestamp};
-use flashsale_http::{InProcess, MAX_BODY_BYTES};
+use flashsale_http::MAX_BODY_BYTES;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000); // 2026-01-01T00:00:00Z
+mod common;
+use common::{manual_stack, serve};
 
 struct Server {
     base: String,
@@ -25,23 +24,10 @@ struct Server {
 
 impl Server {
     async fn start() -> Server {
-        let clock = ManualClock::new(T0);
-        let ports = Ports {
-            clock: Arc::new(clock.clone()),
-            storage: Arc::new(MemoryStorage::new()),
-            sink: Arc::new(BroadcastSink::new(16)),
-            ids: Arc::new(|| Box::new(SequentialIds::default())),
-        };
-        let catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
-        let stack = InProcess::open(ports, catalogue).await.unwrap();
+        let (stack, clock) = manual_stack().await;
         let notices = stack.notices.subscribe();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = stack.router("*");
-        // The server task ends with the test's runtime.
-        tokio::spawn(async move { axum::serve(listener, router).await });
         Server {
-            base,
+            base: serve(stack.router("*")).await,
             http: reqwest::Client::new(),
             clock,
             notices,
@@ -481,7 +467,6 @@ async fn buying_outside_the_sale_window_is_refused() {
 
 #[tokio::test]
 async fn cors_follows_the_configured_origins() {
-    use flashsale_core::service::Ports;
     let preflight = |base: String, origin: &'static str| async move {
         reqwest::Client::new()
             .request(reqwest::Method::OPTIONS, format!("{base}/buy"))
@@ -504,16 +489,13 @@ async fn cors_follows_the_configured_origins() {
         Some("*")
     );
     // A list: only those.
-    let (ports, _) = Ports::in_memory();
-    let stack = InProcess::open(ports, Catalogue::new(Box::new(SequentialIds::default())))
-        .await
-        .unwrap();
-    let router = stack
-        .app
-        .router("https://shop.example, https://m.shop.example");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (stack, _) = manual_stack().await;
+    let base = serve(
+        stack
+            .app
+            .router("https://shop.example, https://m.shop.example"),
+    )
+    .await;
     assert_eq!(
         preflight(base.clone(), "https://m.shop.example")
             .await

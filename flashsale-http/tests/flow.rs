@@ -5,34 +5,20 @@
 //! refused, and the catalogue agrees with the engine.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use flashsale_core::service::Ports;
-use flashsale_core::testkit::ManualClock;
-use flashsale_core::{BroadcastSink, Catalogue, MemoryStorage, Notice, SequentialIds, Timestamp};
-use flashsale_http::InProcess;
+use flashsale_core::Notice;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
+mod common;
+use common::{manual_stack, serve};
 
 #[tokio::test]
 async fn a_whole_sale_from_first_buyer_to_sold_out() {
-    let clock = ManualClock::new(T0);
-    let ports = Ports {
-        clock: Arc::new(clock.clone()),
-        storage: Arc::new(MemoryStorage::new()),
-        sink: Arc::new(BroadcastSink::new(16)),
-        ids: Arc::new(|| Box::new(SequentialIds::default())),
-    };
-    let catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
-    let stack = InProcess::open(ports, catalogue).await.unwrap();
+    let (stack, clock) = manual_stack().await;
     let mut notices = stack.notices.subscribe();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = stack.router("*");
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let base = serve(stack.router("*")).await;
     let http = reqwest::Client::new();
     let post = |path: String, body: Value| {
         let http = http.clone();

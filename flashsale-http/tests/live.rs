@@ -6,18 +6,17 @@
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use flashsale_core::service::Ports;
+use flashsale_core::NewSale;
 use flashsale_core::testkit::ManualClock;
-use flashsale_core::{Catalogue, MemoryStorage, NewSale, SequentialIds, Timestamp};
 use flashsale_http::InProcess;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000); // 2026-01-01T00:00:00Z
+mod common;
+use common::{T0, manual_stack, serve};
 
 struct Server {
     base: String,
@@ -27,19 +26,8 @@ struct Server {
 }
 
 async fn start() -> Server {
-    let clock = ManualClock::new(T0);
-    let ports = Ports {
-        clock: Arc::new(clock.clone()),
-        storage: Arc::new(MemoryStorage::new()),
-        sink: Arc::new(flashsale_core::BroadcastSink::new(16)),
-        ids: Arc::new(|| Box::new(SequentialIds::default())),
-    };
-    let catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
-    let stack = InProcess::open(ports, catalogue).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = stack.router("*");
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (stack, clock) = manual_stack().await;
+    let base = serve(stack.router("*")).await;
     Server {
         base,
         http: reqwest::Client::new(),

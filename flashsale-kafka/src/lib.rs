@@ -232,16 +232,22 @@ pub struct ConsumerStats {
     pub skipped: AtomicU64,
 }
 
-/// A consumer of the topic in consumer group `group` that commits only
-/// what it has applied.
-pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
-    let c: StreamConsumer = config
+/// A consumer in `group` that commits only what it was told to, reading
+/// from the start when the group has no offset yet.
+fn new_consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+    config
         .client()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create()
-        .map_err(|e| err("kafka consumer", e))?;
+        .map_err(|e| err("kafka consumer", e))
+}
+
+/// A consumer of the topic in consumer group `group` that commits only
+/// what it has applied.
+pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+    let c = new_consumer(config, group)?;
     c.subscribe(&[&config.topic])
         .map_err(|e| err(&format!("subscribe to {}", config.topic), e))?;
     Ok(c)
@@ -256,13 +262,7 @@ pub fn assigned_consumer(
     group: &str,
     partitions: i32,
 ) -> Result<StreamConsumer, KafkaError> {
-    let c: StreamConsumer = config
-        .client()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .map_err(|e| err("kafka consumer", e))?;
+    let c = new_consumer(config, group)?;
     let mut list = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {
         list.add_partition_offset(&config.topic, p, rdkafka::Offset::Stored)

@@ -1,0 +1,37 @@
+//! Shared by the test files: the all-in-one stack on a manual clock, and
+//! serving a router on a free loopback port.
+// Each test file uses part of this.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use flashsale_core::service::Ports;
+use flashsale_core::testkit::ManualClock;
+use flashsale_core::{BroadcastSink, Catalogue, MemoryStorage, SequentialIds, Timestamp};
+use flashsale_http::InProcess;
+
+/// 2026-01-01T00:00:00Z.
+pub(crate) const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
+
+/// The all-in-one stack with deterministic ids, in memory, on a manual
+/// clock showing [`T0`].
+pub(crate) async fn manual_stack() -> (InProcess, ManualClock) {
+    let clock = ManualClock::new(T0);
+    let ports = Ports {
+        clock: Arc::new(clock.clone()),
+        storage: Arc::new(MemoryStorage::new()),
+        sink: Arc::new(BroadcastSink::new(16)),
+        ids: Arc::new(|| Box::new(SequentialIds::default())),
+    };
+    let catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
+    (InProcess::open(ports, catalogue).await.unwrap(), clock)
+}
+
+/// Serves `router` on a free loopback port until the test's runtime ends;
+/// returns its base URL.
+pub(crate) async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
