@@ -86,10 +86,10 @@ proptest! {
 
     #[test]
     fn sold_out_empties_the_queue_and_tells_everyone((config, ops) in scenario()) {
-        let s = holds(config, &ops, Checker::sold_out_tells_everyone)?;
-        // The run must reach sell-outs often enough to mean something;
-        // `Scenario::step` already checked every buy after one was refused.
-        let _ = s;
+        // `Scenario::step` also checks that every buy after a sell-out is
+        // refused as sold out; `scenarios_reach_interesting_states` checks
+        // that sell-outs happen often enough for this to mean something.
+        holds(config, &ops, Checker::sold_out_tells_everyone)?;
     }
 
     #[test]

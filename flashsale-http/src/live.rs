@@ -212,7 +212,6 @@ async fn emit_event(io: &SocketIo, event: &Event, moved: &mut BTreeSet<SaleId>) 
         EventKind::Promoted { .. } | EventKind::Left { .. } => {
             moved.insert(sale);
         }
-        EventKind::Joined { deadline: None, .. } => {}
         EventKind::Expired { tx, buyer } => {
             let (room, data) = to_tx(tx, buyer);
             emit(io, room, "slot_expired", &data).await;

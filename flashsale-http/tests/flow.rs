@@ -21,25 +21,12 @@ async fn a_whole_sale_from_first_buyer_to_sold_out() {
     let base = serve(stack.router("*")).await;
     let http = reqwest::Client::new();
     let post = |path: String, body: Value| {
-        let http = http.clone();
-        let url = format!("{base}{path}");
-        async move {
-            let r = http.post(url).json(&body).send().await.unwrap();
-            (r.status(), r.json::<Value>().await.unwrap())
-        }
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move { common::post(&http, url, &body).await }
     };
     let get = |path: String| {
-        let http = http.clone();
-        let url = format!("{base}{path}");
-        async move {
-            http.get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move { common::get(&http, url).await.1 }
     };
 
     let (status, sale) = post(

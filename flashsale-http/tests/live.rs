@@ -58,15 +58,10 @@ impl Server {
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
+        let (status, answer) =
+            common::post(&self.http, format!("{}{path}", self.base), &body).await;
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
     }
 
     async fn buy(&self, sale: &str, who: &str) -> String {

@@ -3,6 +3,8 @@
 //! refused.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
+mod common;
+
 use std::time::Duration;
 
 use flashsale_core::service::Ports;
@@ -58,14 +60,7 @@ async fn start(secret: Option<&str>) -> Server {
 
 impl Server {
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
+        common::post(&self.http, format!("{}{path}", self.base), &body).await
     }
 
     async fn buy(&self, who: &str) -> String {

@@ -28,7 +28,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// The reference's topic name.
 pub const DEFAULT_TOPIC: &str = "transactions";
@@ -184,11 +184,6 @@ impl KafkaSink {
         let h = u32::from_be_bytes([b[8], b[9], b[10], b[11]])
             ^ u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
         (h % self.partitions as u32) as i32
-    }
-
-    /// Waits until everything sent so far is delivered (or `timeout`).
-    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout).map_err(|e| err("flush", e))
     }
 }
 

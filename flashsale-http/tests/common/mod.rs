@@ -1,7 +1,11 @@
 //! Shared by the test files: the all-in-one stack on a manual clock, and
 //! serving a router on a free loopback port.
 // Each test file uses part of this.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    reason = "test helpers stop at the first surprise"
+)]
 
 use std::sync::Arc;
 
@@ -34,4 +38,25 @@ pub(crate) async fn serve(router: axum::Router) -> String {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
     base
+}
+
+/// POSTs `body` as JSON; the status and the JSON answer (`null` if none).
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    url: String,
+    body: &serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let r = http.post(url).json(body).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// GETs `url`; the status and the JSON answer (`null` if none).
+pub(crate) async fn get(
+    http: &reqwest::Client,
+    url: String,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let r = http.get(url).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
