@@ -1,7 +1,14 @@
 //! The split deployment's transaction service (the reference's Transaction
 //! service): buy, paid, status and leave for the sale `SALE_ID` on `PORT`
-//! (3099). At start it syncs the sale and the buyers who already paid from
-//! the backend, retrying every `SYNC_RETRY_MS` until the backend answers.
+//! (3099).
+//!
+//! With `KAFKA_BROKERS` it journals the sale to a Kafka topic of its own
+//! (`JOURNAL=kafka`, the default then) and, when restarted, even after
+//! `kill -9`, replays it: payment slots, the waiting queue, the sold count
+//! and buyer names come back. A sale it has no journal for (and any sale
+//! with `JOURNAL=memory`) is synced at start from the backend: the sale and
+//! the buyers who already paid, retrying every `SYNC_RETRY_MS` until the
+//! backend answers.
 //!
 //! Run: `SALE_ID=… cargo run --release --example transaction`
 
@@ -11,13 +18,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use flashsale_core::service::Ports;
-use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, Service, Timestamp};
+use flashsale_core::{Catalogue, Engine, ObjectIdGenerator, SaleId, Service, Timestamp};
 use flashsale_examples::{Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
 use flashsale_http::App;
-use flashsale_kafka::KafkaSink;
+use flashsale_kafka::{DEFAULT_JOURNAL_PREFIX, KafkaSink, KafkaStorage};
 
 /// The reference's Transaction service: buy, paid, status and leave for
-/// one sale, synced from the backend at start.
+/// one sale, journaled to Kafka or synced from the backend at start.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -50,15 +57,26 @@ struct Args {
     /// Allowed browser origins: `*`, or origins separated by commas.
     #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
     cors_origin: String,
+    /// Where the sale's journal lives: `kafka` (replayed at restart; the
+    /// default when KAFKA_BROKERS is set) or `memory` (lost at exit).
+    #[arg(long, env = "JOURNAL", value_enum)]
+    journal: Option<Journal>,
+    /// Journal topics are named this prefix and the sale id.
+    #[arg(long, env = "KAFKA_JOURNAL_PREFIX", default_value = DEFAULT_JOURNAL_PREFIX)]
+    kafka_journal_prefix: String,
     #[command(flatten)]
     kafka: Kafka,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    init_tracing();
-    let args = Args::parse();
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Journal {
+    Kafka,
+    Memory,
+}
 
+/// The sale as the backend has it, as a new engine; `None` if told to stop
+/// while waiting for the backend.
+async fn sync_from_backend(args: &Args) -> Result<Option<Engine>, Box<dyn std::error::Error>> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
@@ -72,32 +90,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(args.sync_retry_ms)) => {}
-                    () = shutdown_signal() => return Ok(()),
+                    () = shutdown_signal() => return Ok(None),
                 }
             }
         }
     };
-    let now = Timestamp::from(std::time::SystemTime::now());
     let engine = flashsale_http::sync::engine(
-        now,
+        Timestamp::from(std::time::SystemTime::now()),
         &sale,
         &buyers,
         Duration::from_millis(args.payment_timeout_ms),
         Box::new(ObjectIdGenerator::random()),
     )?;
     tracing::info!(sale = %args.sale_id, remaining = sale.product_qty, paid = buyers.len(), "synced from the backend");
+    Ok(Some(engine))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    init_tracing();
+    let args = Args::parse();
 
     let (mut ports, _) = Ports::in_memory();
     match args.kafka.config() {
         Some(config) => {
             ports.sink = Arc::new(KafkaSink::connect(&config, args.kafka.kafka_partitions).await?);
             tracing::info!(brokers = %config.brokers, topic = %config.topic, "publishing paid and switch to Kafka");
+            if args.journal != Some(Journal::Memory) {
+                ports.storage =
+                    Arc::new(KafkaStorage::connect(&config, &args.kafka_journal_prefix).await?);
+                tracing::info!(prefix = %args.kafka_journal_prefix, "journaling to Kafka");
+            }
+        }
+        None if args.journal == Some(Journal::Kafka) => {
+            return Err("JOURNAL=kafka needs KAFKA_BROKERS".into());
         }
         None => tracing::warn!("{NO_KAFKA}"),
     }
     let clock = ports.clock.clone();
     let service = Service::open(ports).await?;
-    service.adopt(engine).await?;
+    if service.sale_ids().contains(&args.sale_id) {
+        let stats = service.stats(args.sale_id).await;
+        tracing::info!(sale = %args.sale_id, ?stats, "recovered from the journal");
+    } else {
+        let Some(engine) = sync_from_backend(&args).await? else {
+            return Ok(());
+        };
+        service.adopt(engine).await?;
+    }
     // The transaction routes do not read the catalogue; the backend has it.
     let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(
         ObjectIdGenerator::random(),

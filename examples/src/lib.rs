@@ -94,6 +94,17 @@ pub struct Kafka {
     /// Partitions when the topic has to be created.
     #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     pub kafka_partitions: i32,
+    /// Further librdkafka settings, `key=value` separated by commas
+    /// (e.g. `security.protocol=ssl,ssl.ca.location=/etc/ca.pem`).
+    #[arg(long = "kafka-option", env = "KAFKA_OPTIONS", value_delimiter = ',', value_parser = key_value)]
+    pub kafka_options: Vec<(String, String)>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("{s:?} is not key=value")),
+    }
 }
 
 impl Kafka {
@@ -102,6 +113,9 @@ impl Kafka {
         self.kafka_brokers
             .as_deref()
             .filter(|b| !b.trim().is_empty())
-            .map(|b| flashsale_kafka::KafkaConfig::new(b, &self.kafka_topic))
+            .map(|b| flashsale_kafka::KafkaConfig {
+                extra: self.kafka_options.clone(),
+                ..flashsale_kafka::KafkaConfig::new(b, &self.kafka_topic)
+            })
     }
 }

@@ -5,8 +5,13 @@
 //! events to [`Storage`] in one call (group commit), hands them to the
 //! [`EventSink`] through a publisher task of its own (so a slow sink never
 //! stalls the engine), and only then replies. Before applying a batch it
-//! calls [`Engine::prefetch_buyers`], so the batch's cache misses overlap. Between batches it sleeps
-//! until the engine's [`Engine::poll_timeout`] or the next command.
+//! calls [`Engine::prefetch_buyers`], so the batch's cache misses overlap.
+//! Between batches it sleeps until the engine's [`Engine::poll_timeout`] or
+//! the next command.
+//!
+//! A sale replayed at start offers its journal's payments to the sink
+//! again: a payment journaled but not yet handed on when the process died
+//! still reaches the catalogue, which applies each payment once.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -16,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::engine::{
-    Admission, BuyError, ConfigError, Engine, Event, LeaveError, PaidError, PaidOutcome,
+    Admission, BuyError, ConfigError, Engine, Event, EventKind, LeaveError, PaidError, PaidOutcome,
     ReplayError, SaleConfig, Status, StatusError,
 };
 use crate::id::{IdGenerator, ObjectIdGenerator, SaleId, TxId};
@@ -228,7 +233,14 @@ impl Service {
             let engine = Engine::replay(&journal, (service.inner.ports.ids)())
                 .map_err(|source| ServiceError::Replay { sale, source })?;
             tracing::info!(%sale, events = journal.len(), "sale replayed from journal");
-            service.spawn(engine)?;
+            // A crash between the journal append and the sink loses the
+            // hand-over, not the payment: offer every payment again (the
+            // catalogue applies each once).
+            let paid = journal
+                .into_iter()
+                .filter(|e| matches!(e.kind, EventKind::Paid { .. }))
+                .collect();
+            service.spawn(engine, paid)?;
         }
         Ok(service)
     }
@@ -255,7 +267,7 @@ impl Service {
         ports.sink.publish(&journal).await.unwrap_or_else(|e| {
             tracing::warn!(sale = %id, error = %e, "could not publish the sale's opening");
         });
-        self.spawn(engine)
+        self.spawn(engine, Vec::new())
     }
 
     /// The ids of the running sales.
@@ -350,7 +362,8 @@ impl Service {
         answer.await.map_err(|_| CallError::Unavailable)
     }
 
-    fn spawn(&self, engine: Engine) -> Result<(), ServiceError> {
+    /// Starts a sale's task; `backlog` is published before anything new.
+    fn spawn(&self, engine: Engine, backlog: Vec<Event>) -> Result<(), ServiceError> {
         let id = engine.config().id;
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         {
@@ -360,7 +373,12 @@ impl Service {
             }
             sales.insert(id, sender);
         }
-        let task = tokio::spawn(run_sale(engine, receiver, self.inner.ports.clone()));
+        let task = tokio::spawn(run_sale(
+            engine,
+            receiver,
+            self.inner.ports.clone(),
+            backlog,
+        ));
         self.inner
             .tasks
             .lock()
@@ -417,9 +435,17 @@ where
     }
 }
 
-async fn run_sale(mut engine: Engine, mut commands: mpsc::Receiver<Command>, ports: Ports) {
+async fn run_sale(
+    mut engine: Engine,
+    mut commands: mpsc::Receiver<Command>,
+    ports: Ports,
+    backlog: Vec<Event>,
+) {
     let sale = engine.config().id;
     let (publish, batches) = mpsc::unbounded_channel::<Vec<Event>>();
+    if !backlog.is_empty() {
+        let _ = publish.send(backlog);
+    }
     let publisher = tokio::spawn(run_publisher(sale, batches, ports.sink.clone()));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut done = Vec::with_capacity(MAX_BATCH);

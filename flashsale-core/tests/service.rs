@@ -171,7 +171,12 @@ async fn a_restarted_service_replays_every_sale_from_storage() {
     let stats = service.stats(sale(1)).await.unwrap();
     service.shutdown().await;
 
+    let mut live = rig.sink.subscribe();
     let service = Service::open(rig.ports()).await.unwrap();
+    // The journal's payment is offered to the sink again, and nothing else.
+    let again = live.recv().await.unwrap();
+    assert!(matches!(again.kind, EventKind::Paid { tx, .. } if tx == waiting[0]));
+    assert!(live.try_recv().is_err());
     let mut ids = service.sale_ids();
     ids.sort();
     assert_eq!(ids, vec![sale(1), sale(2)]);

@@ -14,7 +14,15 @@
 //!   fields or has an unknown type is logged, counted and skipped.
 //!   (Its tests run on a real broker: on librdkafka's mock broker, stored
 //!   offsets and commits hang.)
+//! - [`KafkaStorage`] — a [`Storage`](flashsale_core::Storage) for the
+//!   transaction service: each sale's engine journal on a topic of its own,
+//!   replayed at start, so a killed service comes back with its payment
+//!   slots, queue, sold count and buyer names.
 //! - [`ensure_topic`] — creates the topic if it is missing.
+
+mod journal;
+
+pub use journal::{DEFAULT_JOURNAL_PREFIX, KafkaStorage, MAX_PART_BYTES};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,6 +94,16 @@ fn err(what: &str, e: impl std::fmt::Display) -> KafkaError {
 /// Creates `config.topic` with `partitions` partitions if it does not
 /// exist, and returns how many partitions it has.
 pub async fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, KafkaError> {
+    ensure_topic_with(config, partitions, &[]).await
+}
+
+/// [`ensure_topic`], with topic settings (`retention.ms`, …) for a topic it
+/// creates.
+async fn ensure_topic_with(
+    config: &KafkaConfig,
+    partitions: i32,
+    settings: &[(&str, &str)],
+) -> Result<i32, KafkaError> {
     let admin: AdminClient<DefaultClientContext> = config
         .client()
         .create()
@@ -111,7 +129,10 @@ pub async fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, 
     if existing > 0 {
         return Ok(existing);
     }
-    let topic = NewTopic::new(&config.topic, partitions, TopicReplication::Fixed(1));
+    let topic = settings.iter().fold(
+        NewTopic::new(&config.topic, partitions, TopicReplication::Fixed(1)),
+        |topic, (k, v)| topic.set(k, v),
+    );
     let opts = AdminOptions::new().operation_timeout(Some(CONNECT_TIMEOUT));
     let results = admin
         .create_topics([&topic], &opts)

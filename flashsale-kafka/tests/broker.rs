@@ -18,12 +18,7 @@ use tokio::sync::mpsc;
 const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
 mod common;
-
-fn brokers() -> String {
-    std::env::var("FLASHSALE_KAFKA_BROKERS").expect(
-        "FLASHSALE_KAFKA_BROKERS names the test broker; scripts/test.sh starts one and sets it",
-    )
-}
+use common::brokers;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_are_created_with_the_asked_partitions_once() {

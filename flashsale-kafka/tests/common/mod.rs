@@ -7,6 +7,7 @@ use rdkafka::Message;
 use rdkafka::consumer::StreamConsumer;
 
 /// Yields each readable message on the topic.
+#[allow(dead_code, reason = "not every test file reads the topic")]
 pub(crate) struct TopicProbe(pub(crate) StreamConsumer);
 
 #[async_trait]
@@ -19,4 +20,12 @@ impl SinkProbe for TopicProbe {
             }
         }
     }
+}
+
+/// The test broker's address.
+#[allow(dead_code, reason = "not every test file talks to the real broker")]
+pub(crate) fn brokers() -> String {
+    std::env::var("FLASHSALE_KAFKA_BROKERS").expect(
+        "FLASHSALE_KAFKA_BROKERS names the test broker; scripts/test.sh starts one and sets it",
+    )
 }

@@ -1,0 +1,141 @@
+//! The Kafka journal ([`KafkaStorage`]) against a real Kafka-protocol broker
+//! (tansu) on loopback, started by `scripts/test.sh`.
+#![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use flashsale_core::service::Ports;
+use flashsale_core::testkit::{sample_journal, storage_conformance};
+use flashsale_core::{Event, Place, SaleConfig, SaleId, Service, Storage, Timestamp, TxState};
+use flashsale_kafka::{KafkaConfig, KafkaStorage, MAX_PART_BYTES};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+mod common;
+use common::brokers;
+
+/// A prefix no other test (or earlier run on the same broker) uses.
+fn fresh_prefix(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "journal-{what}-{}-{}-",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn storage(prefix: &str) -> KafkaStorage {
+    KafkaStorage::connect(&KafkaConfig::new(&brokers(), "unused"), prefix)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_passes_the_core_storage_conformance_suite() {
+    storage_conformance(|| async { storage(&fresh_prefix("conformance")).await }).await;
+}
+
+/// A batch as the storage frames it, written by hand.
+fn frame(seq: u64, part: u32, parts: u32, events: &[Event]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "seq": seq, "part": part, "parts": parts, "events": events,
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_and_repeated_batches_are_read_once_and_appends_follow_on() {
+    let prefix = fresh_prefix("torn");
+    let sale = "5f0000000000000000000001".parse::<SaleId>().unwrap();
+    let journal = sample_journal(sale, 90);
+    let (a, rest) = journal.split_at(10);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    let (b1, b2) = b.split_at(b.len() / 2);
+
+    // The first append makes the topic; then write, by hand, what a writer
+    // that died mid-batch and one that retried an acknowledged batch leave.
+    let s = storage(&prefix).await;
+    s.append(sale, a).await.unwrap();
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let topic = format!("{prefix}{sale}");
+    let seq = a.len() as u64;
+    for record in [
+        frame(seq, 0, 2, b1), // torn: its part 1 never came
+        frame(seq, 0, 2, b1), // the retry, whole
+        frame(seq, 1, 2, b2),
+        frame(seq, 0, 1, b), // written again after a lost acknowledgement
+        frame(99, 1, 2, b2), // a stray part of no batch
+    ] {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(&topic).payload(&record),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+
+    // A new storage (a restarted process) reads a and b once each, and its
+    // next append follows on: a batch big enough to need several records.
+    let s = storage(&prefix).await;
+    assert_eq!(s.read(sale).await.unwrap(), [a, b].concat());
+    let big = sample_journal(sale, 6_000);
+    assert!(serde_json::to_vec(&big).unwrap().len() > 2 * MAX_PART_BYTES);
+    s.append(sale, c).await.unwrap();
+    assert_eq!(s.read(sale).await.unwrap(), journal);
+    assert_eq!(s.sales().await.unwrap(), vec![sale]);
+
+    // Appending without reading first also finds where the journal ends.
+    let fresh = storage(&prefix).await;
+    fresh.append(sale, &big).await.unwrap();
+    let read = storage(&prefix).await.read(sale).await.unwrap();
+    assert_eq!(read.len(), journal.len() + big.len());
+    assert!(read == [journal.as_slice(), &big].concat());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_service_recovers_slots_queue_sold_count_and_names() {
+    let prefix = fresh_prefix("restart");
+    let sale = "5f0000000000000000000001".parse::<SaleId>().unwrap();
+    let ports = || async {
+        let (mut ports, _) = Ports::in_memory();
+        ports.storage = Arc::new(storage(&prefix).await);
+        ports
+    };
+    let service = Service::open(ports().await).await.unwrap();
+    let now = Timestamp::from(std::time::SystemTime::now());
+    let mut config = SaleConfig::new(sale, 3, now, now.saturating_add(Duration::from_secs(3600)));
+    config.payment_timeout = Duration::from_secs(3600);
+    service.create_sale(config).await.unwrap();
+    let mut txs = Vec::new();
+    for i in 0..8 {
+        txs.push(service.buy(sale, &format!("buyer-{i}")).await.unwrap());
+    }
+    service.paid(sale, txs[0].tx).await.unwrap();
+    service.leave(sale, txs[4].tx).await.unwrap();
+    let mut before = Vec::new();
+    for a in &txs {
+        before.push(service.status(sale, a.tx).await.unwrap());
+    }
+    let stats = service.stats(sale).await.unwrap();
+    service.shutdown().await;
+
+    let service = Service::open(ports().await).await.unwrap();
+    assert_eq!(service.stats(sale).await.unwrap(), stats);
+    for (a, was) in txs.iter().zip(&before) {
+        assert_eq!(&service.status(sale, a.tx).await.unwrap(), was);
+    }
+    assert_eq!(stats.sold, 1);
+    assert!(matches!(txs[3].place, Place::Waiting { position: 1 }));
+    assert_eq!(before[4].state, TxState::Left);
+    // Names are remembered: the same buyer cannot join twice.
+    assert!(service.buy(sale, "buyer-2").await.is_err());
+    // And the queue goes on where it was.
+    let next = service.buy(sale, "buyer-8").await.unwrap();
+    assert_eq!(next.place, Place::Waiting { position: 5 });
+    service.shutdown().await;
+}
