@@ -5,17 +5,15 @@
 //! the test moves it.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use flashsale_core::NewSale;
 use flashsale_core::testkit::ManualClock;
 use flashsale_http::InProcess;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
 
 mod common;
+use common::socketio::Client;
 use common::{T0, manual_stack, serve};
 
 struct Server {
@@ -69,63 +67,6 @@ impl Server {
             .post(&format!("/sales/{sale}/buy"), json!({ "buyerName": who }))
             .await;
         answer["transactionId"].as_str().unwrap().to_owned()
-    }
-}
-
-/// One socket.io-client v4 connection, printing what it receives.
-struct Client {
-    _node: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Client {
-    async fn connect(base: &str, join: Value) -> (Client, Value) {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/socketio-client");
-        assert!(
-            std::path::Path::new(dir)
-                .join("node_modules/socket.io-client")
-                .exists(),
-            "run `npm ci` in {dir} (scripts/test.sh does)"
-        );
-        let mut node = Command::new("node")
-            .arg(format!("{dir}/listen.mjs"))
-            .arg(base)
-            .arg(join.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node is installed");
-        let lines = BufReader::new(node.stdout.take().unwrap()).lines();
-        let mut client = Client { _node: node, lines };
-        let rooms = client.next("joined").await;
-        (client, rooms)
-    }
-
-    /// Every event up to and including the next `event`, in order; the
-    /// last one's data.
-    async fn until(&mut self, event: &str) -> (Vec<String>, Value) {
-        let mut seen = Vec::new();
-        let read = async {
-            while let Some(line) = self.lines.next_line().await.unwrap() {
-                let v: Value = serde_json::from_str(&line).unwrap();
-                let name = v["event"].as_str().unwrap().to_owned();
-                seen.push(name.clone());
-                assert_ne!(name, "connect_error", "{v}");
-                if name == event {
-                    return v["data"].clone();
-                }
-            }
-            panic!("client exited before {event}; got {seen:?}");
-        };
-        let data = tokio::time::timeout(Duration::from_secs(15), read)
-            .await
-            .unwrap_or_else(|_| panic!("no {event} within 15 s"));
-        (seen, data)
-    }
-
-    async fn next(&mut self, event: &str) -> Value {
-        self.until(event).await.1
     }
 }
 

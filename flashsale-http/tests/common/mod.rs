@@ -7,6 +7,8 @@
     reason = "test helpers stop at the first surprise"
 )]
 
+pub(crate) mod socketio;
+
 use std::sync::Arc;
 
 use flashsale_core::service::Ports;

@@ -1,0 +1,626 @@
+//! The split deployment as separate processes — the `backend`,
+//! `transaction` and `payment` example servers, built by `cargo test` —
+//! talking over a real Kafka-protocol broker (tansu) on loopback, watched
+//! by the reference's own Socket.IO client. `scripts/test.sh` starts the
+//! shared broker (`FLASHSALE_KAFKA_BROKERS`); the outage test starts a
+//! broker of its own behind a proxy it can cut.
+#![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, watch};
+
+#[path = "../../flashsale-http/tests/common/socketio.rs"]
+mod socketio;
+use socketio::Client;
+
+/// Names no other test (or earlier run on the same broker) uses.
+fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn unique_sale() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{:08x}{:016x}",
+        std::process::id(),
+        u64::from(N.fetch_add(1, Ordering::Relaxed)) + 0x5a1e_0000
+    )
+}
+
+fn shared_brokers() -> String {
+    std::env::var("FLASHSALE_KAFKA_BROKERS").expect(
+        "FLASHSALE_KAFKA_BROKERS names the test broker; scripts/test.sh starts one and sets it",
+    )
+}
+
+/// One example server as a child process, killed when dropped.
+struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    base: String,
+}
+
+impl Server {
+    /// Starts example `name` on a free port (or `port`) with `env`, and
+    /// waits for it to say where it listens.
+    async fn start(name: &str, port: u16, env: &[(&str, String)]) -> Server {
+        let dir = std::env::current_exe().unwrap();
+        let bin = dir
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples")
+            .join(name);
+        assert!(
+            bin.exists(),
+            "{} is missing: `cargo test` builds the examples",
+            bin.display()
+        );
+        let mut child = Command::new(&bin)
+            .env_clear()
+            .env("PORT", port.to_string())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let listening = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some((_, at)) = line.split_once("listening on http://") {
+                    return at.split_whitespace().next().unwrap().to_owned();
+                }
+            }
+            panic!("{name} exited before listening");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not listen within 60 s"));
+        // Keep reading, so the server never writes to a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server {
+            child,
+            base: format!("http://{listening}"),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// `kill -9`, and waits until it is gone.
+    async fn kill_9(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
+
+/// The three split servers for one sale.
+struct Split {
+    sale: String,
+    backend: Server,
+    /// The transaction service's process, replaced when it is restarted on
+    /// the same port.
+    transaction: Mutex<Server>,
+    transaction_base: String,
+    transaction_env: Vec<(&'static str, String)>,
+    http: reqwest::Client,
+}
+
+impl Split {
+    async fn start(brokers: &str, quantity: u64, journal: &str) -> Split {
+        let sale = unique_sale();
+        let kafka = [
+            ("KAFKA_BROKERS", brokers.to_owned()),
+            ("KAFKA_TOPIC", unique("transactions")),
+        ];
+        let mut backend_env = kafka.to_vec();
+        backend_env.extend([
+            ("SALE_ID", sale.clone()),
+            ("SALE_QTY", quantity.to_string()),
+            ("KAFKA_GROUP_ID", unique("backend")),
+        ]);
+        let backend = Server::start("backend", 0, &backend_env).await;
+        let mut transaction_env = kafka.to_vec();
+        transaction_env.extend([
+            ("SALE_ID", sale.clone()),
+            ("BACKEND_BASE_URL", backend.base.clone()),
+            ("PAYMENT_TIMEOUT_MS", "600000".to_owned()),
+            ("PAYMENT_SECRET", "s3cret".to_owned()),
+            ("JOURNAL", journal.to_owned()),
+            ("KAFKA_JOURNAL_PREFIX", unique("journal") + "-"),
+        ]);
+        let transaction = Server::start("transaction", 0, &transaction_env).await;
+        Split {
+            sale,
+            backend,
+            transaction_base: transaction.base.clone(),
+            transaction: Mutex::new(transaction),
+            transaction_env,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn buy(&self, who: &str) -> (u16, Value) {
+        self.try_buy(who).await.unwrap()
+    }
+
+    /// A buy that may meet a dead server.
+    async fn try_buy(&self, who: &str) -> Result<(u16, Value), reqwest::Error> {
+        let r = self
+            .http
+            .post(format!("{}/buy", self.transaction_base))
+            .json(&json!({ "buyerName": who }))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await?))
+    }
+
+    async fn status(&self, tx: &str) -> Value {
+        let (code, body) = self
+            .call(
+                reqwest::Method::GET,
+                format!("{}/transactions/{tx}", self.transaction_base),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
+    /// The backend's remaining quantity and buyers' names.
+    async fn backend_view(&self) -> (u64, Vec<String>) {
+        let (_, sale) = self
+            .call(
+                reqwest::Method::GET,
+                format!("{}/sales/{}", self.backend.base, self.sale),
+                None,
+            )
+            .await;
+        let (_, buyers) = self
+            .call(
+                reqwest::Method::GET,
+                format!("{}/sales/{}/buyers", self.backend.base, self.sale),
+                None,
+            )
+            .await;
+        let names = buyers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["buyerName"].as_str().unwrap().to_owned())
+            .collect();
+        (sale["productQty"].as_u64().unwrap(), names)
+    }
+
+    /// Waits (polling, up to 60 s) until the backend shows `remaining`.
+    async fn backend_reaches(&self, remaining: u64) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (left, names) = self.backend_view().await;
+            if left == remaining {
+                return names;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "backend stuck at {left} remaining, waiting for {remaining}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Marks `tx` paid on the transaction service, signed as the payment
+    /// service would.
+    async fn paid(&self, tx: &str) -> u16 {
+        self.try_paid(tx).await.unwrap()
+    }
+
+    async fn try_paid(&self, tx: &str) -> Result<u16, reqwest::Error> {
+        let body = serde_json::to_vec(&json!({ "transactionId": tx })).unwrap();
+        let r = self
+            .http
+            .post(format!("{}/paid", self.transaction_base))
+            .header("content-type", "application/json")
+            .header(
+                "x-flashsale-signature",
+                flashsale_http::signature::sign(b"s3cret", &body),
+            )
+            .body(body)
+            .send()
+            .await?;
+        Ok(r.status().as_u16())
+    }
+
+    /// `kill -9` the transaction service and start it again on its port.
+    async fn crash_and_restart_transaction(&self) {
+        let mut server = self.transaction.lock().await;
+        let port = server.port();
+        server.kill_9().await;
+        *server = Server::start("transaction", port, &self.transaction_env).await;
+    }
+}
+
+fn tx_of(answer: &Value) -> String {
+    answer["transactionId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_servers_buy_pay_and_tell_the_backend_and_the_browser() {
+    let split = Split::start(&shared_brokers(), 3, "kafka").await;
+    let payment = Server::start(
+        "payment",
+        0,
+        &[
+            (
+                "PAY_CALLBACK_URL",
+                format!("{}/paid", split.transaction_base),
+            ),
+            ("PAYMENT_SECRET", "s3cret".to_owned()),
+        ],
+    )
+    .await;
+    let (mut browser, _) = Client::connect(&split.backend.base, json!({})).await;
+
+    let mut txs = Vec::new();
+    for who in ["ana", "bo", "cy", "dee"] {
+        let (code, answer) = split.buy(who).await;
+        assert_eq!(code, 200, "{answer}");
+        txs.push(tx_of(&answer));
+    }
+    assert_eq!(split.status(&txs[3]).await["state"], "waiting");
+
+    // Pay through the payment service: it calls the transaction service,
+    // which publishes `paid`; the backend applies it and tells browsers.
+    let (code, answer) = split
+        .call(
+            reqwest::Method::POST,
+            format!("{}/pay", payment.base),
+            Some(json!({ "transactionId": txs[0], "quantity": 1 })),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    let update = browser.next("sale_update").await;
+    assert_eq!(
+        update,
+        json!({ "saleId": split.sale, "remainingQty": 2, "buyerName": "ana" })
+    );
+    assert_eq!(split.backend_view().await, (2, vec!["ana".to_owned()]));
+
+    // bo gives up his slot: dee is promoted, and the browser hears it.
+    let (code, _) = split
+        .call(
+            reqwest::Method::POST,
+            format!("{}/transactions/{}/leave", split.transaction_base, txs[1]),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let switch = browser.next("queue_switch").await;
+    assert_eq!(
+        switch,
+        json!({ "transactionId": txs[3], "buyerName": "dee", "saleId": split.sale })
+    );
+    assert_eq!(split.status(&txs[3]).await["state"], "payment");
+}
+
+/// What one client of the crash test was told.
+#[derive(Debug, Default)]
+struct Told {
+    /// Buys answered: name, transaction, in the order this client made them.
+    bought: Vec<(String, String)>,
+    /// Payments answered 200.
+    paid: Vec<String>,
+}
+
+/// Buys `count` names one after another, paying two slots in three; a
+/// request that meets a dead server is left unanswered and the run goes on.
+async fn shopper(
+    split: Arc<Split>,
+    who: usize,
+    count: usize,
+    answered: Arc<watch::Sender<u32>>,
+) -> Told {
+    let mut told = Told::default();
+    for i in 0..count {
+        let name = format!("w{who}-{i}");
+        let Ok((code, answer)) = split.try_buy(&name).await else {
+            continue;
+        };
+        if code != 200 {
+            continue;
+        }
+        answered.send_modify(|n| *n += 1);
+        let tx = tx_of(&answer);
+        told.bought.push((name, tx.clone()));
+        if answer["state"] == "payment"
+            && i % 3 != 0
+            && let Ok(200) = split.try_paid(&tx).await
+        {
+            told.paid.push(tx);
+        }
+    }
+    told
+}
+
+/// Every transaction's status, by id.
+async fn statuses(split: &Split, txs: &[String]) -> BTreeMap<String, Value> {
+    let mut all = BTreeMap::new();
+    for tx in txs {
+        all.insert(tx.clone(), split.status(tx).await);
+    }
+    all
+}
+
+/// Pays every slot until the backend shows the sale sold out.
+async fn sell_out(split: &Split, txs: &[String], quantity: u64) -> Vec<String> {
+    loop {
+        let mut paid_any = false;
+        for (tx, status) in statuses(split, txs).await {
+            if status["state"] == "payment" {
+                assert_eq!(split.paid(&tx).await, 200);
+                paid_any = true;
+            }
+        }
+        if !paid_any {
+            break;
+        }
+    }
+    let buyers = split.backend_reaches(0).await;
+    assert_eq!(buyers.len() as u64, quantity, "sold exactly the quantity");
+    buyers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_service_killed_mid_run_comes_back_with_all_it_acknowledged() {
+    const QUANTITY: u64 = 30;
+    let split = Arc::new(Split::start(&shared_brokers(), QUANTITY, "kafka").await);
+    let answered = Arc::new(watch::Sender::new(0));
+    let shoppers: Vec<_> = (0..3)
+        .map(|who| tokio::spawn(shopper(split.clone(), who, 30, answered.clone())))
+        .collect();
+    // kill -9 in the middle of the run, with requests in flight.
+    answered.subscribe().wait_for(|n| *n >= 40).await.unwrap();
+    split.crash_and_restart_transaction().await;
+    let mut told = Vec::new();
+    for s in shoppers {
+        told.push(s.await.unwrap());
+    }
+    let all: Vec<String> = told
+        .iter()
+        .flat_map(|t| t.bought.iter().map(|(_, tx)| tx.clone()))
+        .collect();
+    let after = statuses(&split, &all).await;
+
+    // No answered payment is lost; every answered buy is there, its buyer's.
+    for t in &told {
+        for tx in &t.paid {
+            assert_eq!(after[tx]["state"], "paid", "{tx}");
+        }
+        for (name, tx) in &t.bought {
+            assert_eq!(after[tx]["buyerName"], name.as_str());
+            // …and nobody can join twice.
+            let (code, answer) = split.buy(name).await;
+            assert_eq!(code, 400, "{name} bought twice: {answer}");
+        }
+    }
+    // The queue is whole (positions 1..n) and each shopper's buyers wait in
+    // the order they joined.
+    let mut positions: Vec<u64> = after
+        .values()
+        .filter_map(|s| s["position"].as_u64())
+        .collect();
+    positions.sort_unstable();
+    assert!(!positions.is_empty(), "the run should leave buyers waiting");
+    assert_eq!(positions, (1..=positions.len() as u64).collect::<Vec<_>>());
+    for t in &told {
+        let mine: Vec<u64> = t
+            .bought
+            .iter()
+            .filter_map(|(_, tx)| after[tx]["position"].as_u64())
+            .collect();
+        assert!(mine.is_sorted(), "{mine:?}");
+    }
+    // The backend has each payment once (including any the crash kept from
+    // being answered), and every buyer it lists paid.
+    let paid = after.values().filter(|s| s["state"] == "paid").count() as u64;
+    let buyers = split.backend_reaches(QUANTITY - paid).await;
+    let unique: BTreeSet<&String> = buyers.iter().collect();
+    assert_eq!(unique.len(), buyers.len(), "a buyer twice: {buyers:?}");
+    assert!(buyers.len() as u64 >= paid);
+
+    // A second kill -9, quiet this time: every transaction stands exactly
+    // as it did, waiting order included.
+    split.crash_and_restart_transaction().await;
+    assert_eq!(statuses(&split, &all).await, after);
+
+    // Selling the rest sells exactly the quantity, never more.
+    let buyers = sell_out(&split, &all, QUANTITY).await;
+    let unique: BTreeSet<&String> = buyers.iter().collect();
+    assert_eq!(unique.len(), buyers.len());
+    let (code, answer) = split.buy("late").await;
+    assert_eq!(code, 400, "{answer}");
+}
+
+/// A TCP proxy in front of a broker that can be cut: every connection
+/// dropped and new ones refused, as when the broker is down, and restored.
+struct Proxy {
+    up: Arc<AtomicBool>,
+    /// Connections refused while cut.
+    refused: Arc<watch::Sender<u32>>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(listener: TcpListener, target: String) -> Proxy {
+        let up = Arc::new(AtomicBool::new(true));
+        let refused = Arc::new(watch::Sender::new(0));
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up2, refused2, connections2) = (up.clone(), refused.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    refused2.send_modify(|n| *n += 1);
+                    continue; // dropped: the broker is "down"
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut broker) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    }
+                });
+                connections2.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy {
+            up,
+            refused,
+            connections,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.connections.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A tansu broker of this test's own, reached through a [`Proxy`]: it
+/// advertises the proxy's address, so every client goes through it.
+async fn broker_behind_proxy() -> (Child, Proxy, String) {
+    let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
+    let broker_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let broker = Command::new("tansu")
+        .args([
+            "broker",
+            "--storage-engine",
+            "memory://tansu/",
+            "--listener-url",
+            &format!("tcp://{broker_addr}"),
+            "--advertised-listener-url",
+            &format!("tcp://{proxy_addr}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tansu is installed (scripts/test.sh installs it)");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&broker_addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tansu did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let proxy = Proxy::start(proxy_listener, broker_addr).await;
+    (broker, proxy, proxy_addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_delays_payments_but_loses_and_reorders_none() {
+    const QUANTITY: u64 = 30;
+    let (_broker, proxy, brokers) = broker_behind_proxy().await;
+    // The journal stays in memory here: with the Kafka journal, answers
+    // wait for the broker (nothing is acknowledged that is not durable).
+    let split = Split::start(&brokers, QUANTITY, "memory").await;
+    let (mut browser, _) = Client::connect(&split.backend.base, json!({})).await;
+    let mut txs = Vec::new();
+    for i in 0..QUANTITY {
+        let (code, answer) = split.buy(&format!("b{i:02}")).await;
+        assert_eq!((code, &answer["state"]), (200, &json!("payment")));
+        txs.push(tx_of(&answer));
+    }
+    let names: Vec<String> = (0..QUANTITY).map(|i| format!("b{i:02}")).collect();
+
+    for tx in &txs[..10] {
+        assert_eq!(split.paid(tx).await, 200);
+    }
+    split.backend_reaches(20).await;
+
+    // The broker goes away; payments go on and are answered at once.
+    proxy.cut();
+    for tx in &txs[10..20] {
+        assert_eq!(split.paid(tx).await, 200);
+    }
+    assert_eq!(
+        split.backend_view().await.0,
+        20,
+        "nothing can have crossed a cut link"
+    );
+    // Held down until the clients have tried, and failed, to reconnect a
+    // few times.
+    proxy
+        .refused
+        .subscribe()
+        .wait_for(|n| *n >= 4)
+        .await
+        .unwrap();
+    assert_eq!(split.backend_view().await.0, 20);
+    proxy.restore();
+    for tx in &txs[20..] {
+        assert_eq!(split.paid(tx).await, 200);
+    }
+
+    // Every payment arrives once, in order, and the counts agree.
+    let mut buyers = split.backend_reaches(0).await;
+    buyers.sort();
+    assert_eq!(buyers, names);
+    let mut heard = Vec::new();
+    while heard.len() < names.len() {
+        let update = browser.next("sale_update").await;
+        heard.push((
+            update["buyerName"].as_str().unwrap().to_owned(),
+            update["remainingQty"].as_u64().unwrap(),
+        ));
+    }
+    let expected: Vec<(String, u64)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), QUANTITY - 1 - i as u64))
+        .collect();
+    assert_eq!(heard, expected);
+}
