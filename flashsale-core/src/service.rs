@@ -492,7 +492,12 @@ async fn run_publisher(
     mut batches: mpsc::UnboundedReceiver<Vec<Event>>,
     sink: Arc<dyn EventSink>,
 ) {
-    while let Some(events) = batches.recv().await {
+    // Everything queued while the last publish was under way goes out as
+    // one: a sink with a round trip per publish (Kafka) keeps up with any
+    // rate, its batches growing instead of its queue.
+    let mut queued = Vec::new();
+    while batches.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        let events: Vec<Event> = queued.drain(..).flatten().collect();
         retry("publish", sale, || sink.publish(&events)).await;
     }
 }

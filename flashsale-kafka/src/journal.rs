@@ -103,13 +103,12 @@ impl KafkaStorage {
             )));
         }
         let producer: FutureProducer = config
-            .client()
+            .client(&[("linger.ms", "1")])
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // An append that cannot be delivered fails after this long;
             // the service retries it (the framing drops any duplicate).
             .set("message.timeout.ms", "30000")
-            .set("linger.ms", "1")
             .create()
             .map_err(|e| err("kafka producer", e))?;
         let storage = KafkaStorage {
@@ -146,7 +145,7 @@ impl KafkaStorage {
 
     fn reader(&self) -> Result<StreamConsumer, KafkaError> {
         self.config
-            .client()
+            .client(&[])
             .set("group.id", format!("{}reader", self.prefix))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
