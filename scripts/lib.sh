@@ -1,0 +1,57 @@
+# Shell helpers shared by the scripts: source it, do not run it.
+
+# A free TCP port on loopback.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits (up to 30 s) until $1/healthz answers.
+wait_up() {
+  for _ in $(seq 300); do curl -sf "$1/healthz" >/dev/null && return; sleep 0.1; done
+  echo "$1 did not start; see /tmp/flashsale-*.log" >&2
+  exit 1
+}
+
+# Starts tansu in memory on a free loopback port; sets $brokers and
+# $broker_pid. The caller stops it.
+start_tansu() {
+  local port
+  port=$(free_port)
+  brokers=127.0.0.1:$port
+  tansu broker --storage-engine memory://tansu/ --listener-url "tcp://$brokers" \
+    --advertised-listener-url "tcp://$brokers" >/tmp/flashsale-tansu-$port.log 2>&1 &
+  broker_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/$brokers") 2>/dev/null && return
+    kill -0 "$broker_pid" 2>/dev/null || { cat "/tmp/flashsale-tansu-$port.log"; exit 1; }
+    sleep 0.1
+  done
+  echo "tansu did not start" >&2
+  exit 1
+}
+
+# start_split JOURNAL QUANTITY [extra env for the transaction service…]:
+# release backend and transaction services on free ports for a new sale,
+# over $brokers; sets $sale, $backend, $tx, $backend_pid and $tx_pid.
+split_run=0
+start_split() {
+  local journal=$1 quantity=$2 topic bp tp
+  shift 2
+  split_run=$((split_run + 1))
+  sale=$(printf '%08x%016x' $$ $split_run)
+  topic=load-$$-$split_run
+  bp=$(free_port)
+  tp=$(free_port)
+  env RUST_LOG=warn PORT="$bp" SALE_ID="$sale" SALE_QTY="$quantity" KAFKA_BROKERS="$brokers" \
+    KAFKA_TOPIC="$topic" KAFKA_GROUP_ID="$topic" \
+    target/release/examples/backend >>/tmp/flashsale-backend.log 2>&1 &
+  backend_pid=$!
+  backend=http://127.0.0.1:$bp
+  wait_up "$backend"
+  env RUST_LOG=warn PORT="$tp" SALE_ID="$sale" BACKEND_BASE_URL="$backend" JOURNAL="$journal" \
+    KAFKA_BROKERS="$brokers" KAFKA_TOPIC="$topic" KAFKA_JOURNAL_PREFIX="load-journal-$$-$split_run-" \
+    "$@" target/release/examples/transaction >>/tmp/flashsale-transaction.log 2>&1 &
+  tx_pid=$!
+  tx=http://127.0.0.1:$tp
+  wait_up "$tx"
+}
