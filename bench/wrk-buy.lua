@@ -1,5 +1,7 @@
--- POST /buy with a fresh buyer name every request (per wrk thread), as the
--- reference's k6 script does. Counts the answers by status.
+-- POST /buy with a fresh buyer name every request, as the reference's k6
+-- script does (names carry WRK_RUN, so runs against the same sale differ).
+-- Counts the answers by status.
+local run = os.getenv("WRK_RUN") or tostring(os.time())
 local threads = {}
 function setup(thread)
   thread:set("id", #threads)
@@ -9,7 +11,7 @@ end
 local n = 0
 function request()
   n = n + 1
-  local body = string.format('{"buyerName":"w%d-%d"}', id, n)
+  local body = string.format('{"buyerName":"w%s-%d-%d"}', run, id, n)
   return wrk.format("POST", "/buy", { ["Content-Type"] = "application/json" }, body)
 end
 

@@ -22,7 +22,7 @@ start_tansu() {
     --advertised-listener-url "tcp://$brokers" >/tmp/flashsale-tansu-$port.log 2>&1 &
   broker_pid=$!
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/$brokers") 2>/dev/null && return
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return
     kill -0 "$broker_pid" 2>/dev/null || { cat "/tmp/flashsale-tansu-$port.log"; exit 1; }
     sleep 0.1
   done

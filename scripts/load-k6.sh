@@ -63,23 +63,34 @@ cpu() { for p in "${servers[@]}"; do cut -d' ' -f14,15 "/proc/$p/stat"; done |
   awk -v hz="$(getconf CLK_TCK)" '{t += $1 + $2} END {printf "%.1f", t / hz}'; }
 sold_out_env=()
 [ "$quantity" -lt 100000000 ] && sold_out_env=(-e SOLD_OUT=1 -e PAY_RATIO=1)
+# CPU seconds (user + system) of this shell's finished children, from
+# `times` (which must run in this shell, not in a $(…) subshell).
+times_file=$(mktemp)
+children_cpu() { tail -1 "$times_file" | awk '{
+  for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } } END {printf "%.1f", t}'; }
 summary=$(mktemp)
+times >"$times_file"
+k60=$(children_cpu)
 cpu0=$(cpu)
 start=$(date +%s.%N)
 k6_status=0
 k6 run --quiet --summary-export "$summary" -e SCENARIO="$scenario" -e BUY_URL="$buy_url" \
   -e PAY_URL="$pay_url" "${sold_out_env[@]}" bench/k6-buy-pay.js || k6_status=$?
 end=$(date +%s.%N)
+times >"$times_file"
+k61=$(children_cpu)
 cpu1=$(cpu)
 peak=$(for p in "${servers[@]}"; do grep VmHWM "/proc/$p/status" | awk '{print $2}'; done |
   awk '{t += $1} END {printf "%.0f", t / 1024}')
 
 python3 - "$summary" "$backend" "$sale" "$quantity" "$scenario" "$deployment" \
-  "$cpu0" "$cpu1" "$start" "$end" "$peak" "$k6_status" <<'PY'
+  "$cpu0" "$cpu1" "$start" "$end" "$peak" "$k6_status" "$k60" "$k61" <<'PY'
 import json, sys, time, urllib.request
-summary, backend, sale, quantity, scenario, deployment, cpu0, cpu1, start, end, peak, k6_status = sys.argv[1:]
+(summary, backend, sale, quantity, scenario, deployment, cpu0, cpu1, start, end, peak,
+ k6_status, k60, k61) = sys.argv[1:]
 quantity, k6_status = int(quantity), int(k6_status)
 cpu, elapsed = float(cpu1) - float(cpu0), float(end) - float(start)
+k6_cpu = float(k61) - float(k60)
 m = json.load(open(summary))["metrics"]
 count = lambda k: int(m.get(k, {}).get("count", 0))
 d = m["http_req_duration"]
@@ -89,7 +100,7 @@ print(f"{scenario} on {deployment}: {m['http_reqs']['rate']:.0f} req/s, "
       f"failed {failed.get('passes', 0)} of {count('http_reqs')}, "
       f"iterations {count('iterations')}, dropped {count('dropped_iterations')}, "
       f"server CPU {cpu:.1f} s over {elapsed:.0f} s ({100 * cpu / elapsed:.0f}% of one core), "
-      f"peak RSS {peak} MiB")
+      f"peak RSS {peak} MiB; k6 CPU {k6_cpu:.1f} s ({100 * k6_cpu / elapsed:.0f}% of one core)")
 
 def get(path):
     with urllib.request.urlopen(backend + path, timeout=30) as r:
