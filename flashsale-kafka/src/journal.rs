@@ -160,12 +160,8 @@ impl KafkaStorage {
     /// answers ListOffsets(latest) with the last batch's first offset + 1,
     /// so the end is read from fetch responses instead.)
     fn has_records(&self, consumer: &StreamConsumer, topic: &str) -> Result<bool, KafkaError> {
-        Ok(self.list_latest(consumer, topic)? > 0)
-    }
-
-    fn list_latest(&self, consumer: &StreamConsumer, topic: &str) -> Result<i64, KafkaError> {
         match consumer.fetch_watermarks(topic, 0, READ_TIMEOUT) {
-            Ok((_, high)) => Ok(high),
+            Ok((_, high)) => Ok(high > 0),
             Err(e)
                 if matches!(
                     e.rdkafka_error_code(),
@@ -176,7 +172,7 @@ impl KafkaStorage {
                     )
                 ) =>
             {
-                Ok(0)
+                Ok(false)
             }
             Err(e) => Err(err(&format!("watermarks of {topic}"), e)),
         }
