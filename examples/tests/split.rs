@@ -204,20 +204,15 @@ impl Split {
 
     /// The backend's remaining quantity and buyers' names.
     async fn backend_view(&self) -> (u64, Vec<String>) {
-        let (_, sale) = self
-            .call(
+        let get = |path: String| {
+            self.call(
                 reqwest::Method::GET,
-                format!("{}/sales/{}", self.backend.base, self.sale),
+                format!("{}{path}", self.backend.base),
                 None,
             )
-            .await;
-        let (_, buyers) = self
-            .call(
-                reqwest::Method::GET,
-                format!("{}/sales/{}/buyers", self.backend.base, self.sale),
-                None,
-            )
-            .await;
+        };
+        let (_, sale) = get(format!("/sales/{}", self.sale)).await;
+        let (_, buyers) = get(format!("/sales/{}/buyers", self.sale)).await;
         let names = buyers
             .as_array()
             .unwrap()

@@ -12,9 +12,9 @@ use flashsale_core::testkit::{
     ManualClock, broadcast_sink_with_probe, sink_conformance, storage_conformance,
 };
 use flashsale_core::{
-    BroadcastSink, BuyError, Event, EventKind, MemoryStorage, PaidError, PaidOutcome, Place,
-    SaleConfig, SaleId, SequentialIds, Service, StatusError, Storage, StorageError, Timestamp,
-    TxState,
+    Admission, BroadcastSink, BuyError, Event, EventKind, MemoryStorage, PaidError, PaidOutcome,
+    Place, SaleConfig, SaleId, SequentialIds, Service, StatusError, Storage, StorageError,
+    Timestamp, TxState,
 };
 
 const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
@@ -67,14 +67,27 @@ async fn broadcast_sink_passes_the_conformance_suite() {
     sink_conformance(broadcast_sink_with_probe).await;
 }
 
-#[tokio::test]
-async fn buy_pay_and_status_through_the_service() {
+/// A sale of one unit with ana holding the slot and bob waiting, and a
+/// receiver of its events from the start.
+async fn one_unit_two_buyers() -> (
+    Rig,
+    tokio::sync::broadcast::Receiver<Event>,
+    Service,
+    Admission,
+    Admission,
+) {
     let rig = Rig::new(Arc::new(MemoryStorage::new()));
-    let mut events = rig.sink.subscribe();
+    let events = rig.sink.subscribe();
     let service = Service::open(rig.ports()).await.unwrap();
     service.create_sale(config(1, 1)).await.unwrap();
     let ana = service.buy(sale(1), "ana").await.unwrap();
     let bob = service.buy(sale(1), "bob").await.unwrap();
+    (rig, events, service, ana, bob)
+}
+
+#[tokio::test]
+async fn buy_pay_and_status_through_the_service() {
+    let (_rig, mut events, service, ana, bob) = one_unit_two_buyers().await;
     assert!(matches!(ana.place, Place::Payment { .. }));
     assert_eq!(bob.place, Place::Waiting { position: 1 });
     assert_eq!(service.paid(sale(1), ana.tx).await, Ok(PaidOutcome::Paid));
@@ -114,12 +127,7 @@ async fn buy_pay_and_status_through_the_service() {
 
 #[tokio::test]
 async fn the_clock_expires_slots_and_promotes_the_next_buyer() {
-    let rig = Rig::new(Arc::new(MemoryStorage::new()));
-    let mut events = rig.sink.subscribe();
-    let service = Service::open(rig.ports()).await.unwrap();
-    service.create_sale(config(1, 1)).await.unwrap();
-    let ana = service.buy(sale(1), "ana").await.unwrap();
-    let bob = service.buy(sale(1), "bob").await.unwrap();
+    let (rig, mut events, service, ana, bob) = one_unit_two_buyers().await;
 
     rig.clock.advance(Duration::from_secs(60));
     // The sale's task wakes by itself: wait for the promotion to be published.
