@@ -271,6 +271,12 @@ pub struct Status {
     pub position: Option<u64>,
     /// The payment deadline, while holding a slot.
     pub deadline: Option<Timestamp>,
+    /// While waiting: the latest time this buyer reaches a payment slot if
+    /// every slot now held runs to its deadline and as many slots stay in
+    /// use — an upper bound for an estimated wait. Earlier when buyers
+    /// ahead pay, leave or time out sooner; never reached when the sale
+    /// sells out or ends first.
+    pub turn_by: Option<Timestamp>,
 }
 
 /// Why a buy was refused.
@@ -804,7 +810,20 @@ impl Engine {
             state: t.state,
             position,
             deadline,
+            turn_by: position.and_then(|p| self.turn_by(p)),
         }
+    }
+
+    /// The bound behind [`Status::turn_by`] for waiting position `p`
+    /// (1-based). Slots are handed out in deadline order, so with `k` slots
+    /// held the buyer at `p` takes over a slot in round `(p - 1) / k`, each
+    /// round lasting at most one payment timeout after the latest deadline
+    /// now held (the back of `deadlines`, live or not, is never earlier).
+    fn turn_by(&self, p: u64) -> Option<Timestamp> {
+        let latest = self.deadlines.back()?;
+        let rounds = u32::try_from((p - 1) / self.slots.max(1)).unwrap_or(u32::MAX);
+        let wait = self.config.payment_timeout.saturating_mul(rounds);
+        Some(Timestamp::from_millis(self.txs[*latest as usize].key).saturating_add(wait))
     }
 
     fn index(&self, tx: TxId) -> Option<usize> {

@@ -414,6 +414,81 @@ fn status_reports_state_position_and_deadline() {
     assert!(e.status(tx(99)).is_none());
 }
 
+/// With two slots held and nobody paying or leaving, each waiting buyer's
+/// `turn_by` is exactly when its slot comes (the driver calling
+/// `handle_timeout` at every `poll_timeout`); a leave ahead only makes it
+/// sooner.
+#[test]
+fn turn_by_bounds_when_a_waiting_buyer_gets_a_slot() {
+    let mut c = config(10);
+    c.max_payment_slots = Some(2);
+    let mut e = engine(c);
+    let t = |ms| Some(at(ms));
+    let names = ["a", "b", "c", "d", "e", "f", "g"];
+    let txs: Vec<TxId> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| e.buy(at(i as u64 * 1_000), n).unwrap().tx)
+        .collect();
+    let timeout = TIMEOUT.as_millis() as u64;
+    // a and b hold slots until T and T + 1 s; c..g wait in rounds of two,
+    // each round ending by the later of the two deadlines.
+    let bounds: Vec<_> = txs[2..]
+        .iter()
+        .map(|&x| e.status(x).unwrap().turn_by)
+        .collect();
+    assert_eq!(
+        bounds,
+        [
+            t(timeout + 1_000),
+            t(timeout + 1_000),
+            t(2 * timeout + 1_000),
+            t(2 * timeout + 1_000),
+            t(3 * timeout + 1_000)
+        ]
+    );
+    assert_eq!(
+        e.status(txs[0]).unwrap().turn_by,
+        None,
+        "a slot holder has no turn to wait for"
+    );
+
+    let mut promoted_at = std::collections::HashMap::new();
+    let _ = kinds(&mut e);
+    while let Some(now) = e.poll_timeout().filter(|&now| now < END) {
+        e.handle_timeout(now);
+        for k in kinds(&mut e) {
+            if let EventKind::Promoted { tx, .. } = k {
+                promoted_at.insert(tx, now);
+            }
+        }
+        if promoted_at.len() == 5 {
+            break;
+        }
+    }
+    // Each slot passes on at its deadline: never later than the bound, and
+    // here within the second between the two slots' deadlines.
+    for (tx, bound) in txs[2..].iter().zip(&bounds) {
+        assert!(
+            Some(promoted_at[tx]) <= *bound,
+            "{tx}: {:?} > {bound:?}",
+            promoted_at[tx]
+        );
+    }
+    assert_eq!(promoted_at[&txs[6]], at(3 * timeout));
+
+    // A leave ahead moves the bound earlier.
+    let mut e = engine(config(1));
+    let ana = buy(&mut e, "ana");
+    let bob = buy(&mut e, "bob");
+    let cy = buy(&mut e, "cy");
+    assert_eq!(e.status(cy.tx).unwrap().turn_by, t(2 * timeout));
+    e.leave(START, bob.tx).unwrap();
+    assert_eq!(e.status(cy.tx).unwrap().turn_by, t(timeout));
+    e.leave(START, ana.tx).unwrap();
+    assert_eq!(e.status(cy.tx).unwrap().state, TxState::Payment);
+}
+
 #[test]
 fn the_sale_end_lets_waiting_buyers_go_but_open_slots_may_still_pay() {
     let mut c = config(1);

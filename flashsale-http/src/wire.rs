@@ -131,6 +131,10 @@ pub struct StatusBody {
     /// Pay by then (ISO-8601), while holding a slot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_deadline: Option<String>,
+    /// While waiting: a slot comes by then at the latest if the slots now
+    /// held run to their deadlines (ISO-8601; see `Status::turn_by`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_by: Option<String>,
 }
 
 impl StatusBody {
@@ -143,6 +147,7 @@ impl StatusBody {
             state: status.state,
             position: status.position,
             payment_deadline: status.deadline.map(iso),
+            turn_by: status.turn_by.map(iso),
         }
     }
 }

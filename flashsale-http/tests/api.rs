@@ -300,9 +300,18 @@ async fn status_and_leave_let_a_buyer_resume_or_give_up() {
     assert_eq!(a["saleId"], sale.as_str());
     let (_, c) = s.get(&format!("/transactions/{}", id(&cy))).await;
     assert_eq!(
-        (c["state"].clone(), c["position"].clone()),
-        (json!("waiting"), json!(2))
+        (
+            c["state"].clone(),
+            c["position"].clone(),
+            c["turnBy"].clone()
+        ),
+        (
+            json!("waiting"),
+            json!(2),
+            json!("2026-01-01T00:01:00.000Z")
+        )
     );
+    assert!(a.get("turnBy").is_none() && c.get("paymentDeadline").is_none());
 
     // Bob gives up his place: cy moves up.
     let (status, _) = s
