@@ -27,6 +27,7 @@ use tower_http::trace::TraceLayer;
 use crate::ApiError;
 use crate::payment::Payment;
 use crate::signature::{SIGNATURE_HEADER, verify};
+use crate::web::WebPage;
 use crate::wire::{
     BuyAnswer, BuyerBody, CreateSale, SaleBody, StatusBody, Success, TransactionBody, parse_iso,
 };
@@ -97,6 +98,7 @@ pub struct App {
     default_sale: Option<SaleId>,
     payment_secret: Option<Arc<[u8]>>,
     payment: Option<Payment>,
+    web: Option<WebPage>,
     /// Wakes the catalogue's timer task when a sale is added.
     sales_changed: Arc<Notify>,
 }
@@ -125,6 +127,7 @@ impl App {
             default_sale,
             payment_secret: None,
             payment: None,
+            web: None,
             sales_changed: Arc::new(Notify::new()),
         }
     }
@@ -139,6 +142,12 @@ impl App {
     /// Also serves the payment stand-in's `POST /pay`.
     pub fn with_payment(mut self, payment: Payment) -> Self {
         self.payment = Some(payment);
+        self
+    }
+
+    /// Also serves the buyer's web page at `/` (see [`crate::web`]).
+    pub fn with_web_page(mut self, page: WebPage) -> Self {
+        self.web = Some(page);
         self
     }
 
@@ -224,13 +233,15 @@ impl App {
     }
 
     fn finish(&self, routes: Router<App>, cors_origin: &str) -> Router {
-        let payment = match &self.payment {
-            Some(p) => p.routes(),
-            None => Router::new(),
-        };
+        let payment = self
+            .payment
+            .as_ref()
+            .map_or_else(Router::new, Payment::routes);
+        let web = self.web.as_ref().map_or_else(Router::new, WebPage::routes);
         routes
             .route("/healthz", get(|| async { "ok" }))
             .merge(payment)
+            .merge(web)
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -385,25 +396,32 @@ async fn buy_in(
     buy(&app, Some(sale_id(&id)?), body).await
 }
 
-async fn paid(
-    app: &App,
-    sale: Option<SaleId>,
-    body: TransactionBody,
-) -> Result<Json<Success>, ApiError> {
+fn paid_tx(body: &TransactionBody) -> Result<TxId, ApiError> {
     if body.transaction_id.trim().is_empty() {
         return Err(ApiError::bad_request("transactionId is required"));
     }
-    let tx = tx_id(&body.transaction_id)?;
-    let sale = sale.ok_or(PaidError::UnknownSale)?;
-    app.service.paid(sale, tx).await?;
-    Ok(Json(Success { success: true }))
+    tx_id(&body.transaction_id)
 }
 
+/// `POST /paid`: the default sale's transaction, or else whichever sale
+/// holds it (the payment stand-in calls this one route for every sale).
 async fn paid_default(
     State(app): State<App>,
     SignedJson(body): SignedJson<TransactionBody>,
 ) -> Result<Json<Success>, ApiError> {
-    paid(&app, app.default_sale, body).await
+    let tx = paid_tx(&body)?;
+    let first = match app.default_sale {
+        Some(sale) => app.service.paid(sale, tx).await,
+        None => Err(PaidError::UnknownSale),
+    };
+    if let Err(PaidError::UnknownSale | PaidError::UnknownTransaction) = first
+        && let Ok((sale, _)) = locate(&app, tx).await
+    {
+        app.service.paid(sale, tx).await?;
+    } else {
+        first?;
+    }
+    Ok(Json(Success { success: true }))
 }
 
 async fn paid_in(
@@ -411,7 +429,9 @@ async fn paid_in(
     Path(id): Path<String>,
     SignedJson(body): SignedJson<TransactionBody>,
 ) -> Result<Json<Success>, ApiError> {
-    paid(&app, Some(sale_id(&id)?), body).await
+    let tx = paid_tx(&body)?;
+    app.service.paid(sale_id(&id)?, tx).await?;
+    Ok(Json(Success { success: true }))
 }
 
 /// The sale holding `tx`: the default sale first, then the others.
@@ -550,6 +570,6 @@ impl InProcess {
         let (layer, io) = crate::live::layer();
         crate::live::spawn_forwarder(io, self.notices.subscribe(), self.events.subscribe());
         self.app.spawn_catalogue_timers(self.notices.clone());
-        routes.layer(layer)
+        crate::web::socket_io_client().merge(routes.layer(layer))
     }
 }

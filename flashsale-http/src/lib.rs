@@ -16,7 +16,8 @@
 //! | `POST /transactions/{id}/leave` | `{success: true}`, 400, 404 |
 //! | `POST /pay` `{transactionId, quantity: 1}` (with [`App::with_payment`]) | `{success: true}` after calling back `/paid`; the callback's refusal passed on |
 //! | `GET /healthz` | `ok` |
-//! | `/socket.io/` (with [`InProcess::router`]) | live events, see [`live`] |
+//! | `/socket.io/` (with [`InProcess::router`]) | live events, see [`live`]; `/socket.io/socket.io.js` is the browser client |
+//! | `GET /` (with [`App::with_web_page`]) | the buyer's web page, see [`web`] |
 //!
 //! With [`App::with_payment_secret`], `/paid` requires an HMAC-SHA256
 //! signature of its body ([`signature`]); the payment stand-in signs with
@@ -47,8 +48,10 @@ pub mod live;
 mod payment;
 pub mod signature;
 pub mod sync;
+pub mod web;
 pub mod wire;
 
 pub use app::{ApiJson, App, CatalogueFeed, InProcess, MAX_BODY_BYTES, SignedJson};
 pub use error::ApiError;
 pub use payment::Payment;
+pub use web::WebPage;

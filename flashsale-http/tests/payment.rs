@@ -185,3 +185,50 @@ async fn an_unreachable_transaction_service_is_a_bad_gateway() {
     assert_eq!(answer["error"], "Bad Gateway");
     assert!(Payment::new("https://example.invalid/paid", None).is_err());
 }
+
+/// `/pay` calls back the one `/paid` route; a transaction of a sale other
+/// than the default one is found and paid all the same.
+#[tokio::test]
+async fn pay_reaches_a_sale_other_than_the_default_one() {
+    let s = start(None).await;
+    let now = Timestamp::from(std::time::SystemTime::now());
+    let (status, sale) = s
+        .post(
+            "/sales",
+            json!({
+                "productName": "Scarf",
+                "quantity": 2,
+                "saleStart": flashsale_http::wire::iso(now),
+                "saleEnd": flashsale_http::wire::iso(now.saturating_add(Duration::from_secs(600))),
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let sale = sale["id"].as_str().unwrap();
+    let (_, bought) = s
+        .post(&format!("/sales/{sale}/buy"), json!({ "buyerName": "ana" }))
+        .await;
+    let tx = bought["transactionId"].as_str().unwrap();
+    let (status, body) = s
+        .post("/pay", json!({ "transactionId": tx, "quantity": 1 }))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "success": true })));
+    let state = s
+        .http
+        .get(format!("{}/transactions/{tx}", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(state["state"], "paid");
+    // An id no sale knows is still the reference's 400.
+    let (status, _) = s
+        .post(
+            "/paid",
+            json!({ "transactionId": "5f00000000000000000000ff" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

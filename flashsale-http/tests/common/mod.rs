@@ -7,6 +7,7 @@
     reason = "test helpers stop at the first surprise"
 )]
 
+pub(crate) mod browser;
 pub(crate) mod socketio;
 
 use std::sync::Arc;
@@ -22,7 +23,12 @@ pub(crate) const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 /// The all-in-one stack with deterministic ids, in memory, on a manual
 /// clock showing [`T0`].
 pub(crate) async fn manual_stack() -> (InProcess, ManualClock) {
-    let clock = ManualClock::new(T0);
+    manual_stack_at(T0).await
+}
+
+/// [`manual_stack`] on a clock showing `start`.
+pub(crate) async fn manual_stack_at(start: Timestamp) -> (InProcess, ManualClock) {
+    let clock = ManualClock::new(start);
     let ports = Ports {
         clock: Arc::new(clock.clone()),
         storage: Arc::new(MemoryStorage::new()),

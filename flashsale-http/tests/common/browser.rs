@@ -1,0 +1,166 @@
+//! A real headless Chromium, driven over WebDriver (chromedriver +
+//! fantoccini): one chromedriver per test, one browser session per page so
+//! that each page has its own storage (its own signed-in buyer).
+//!
+//! `CHROMEDRIVER` and `CHROMIUM` override `/usr/bin/chromedriver` and
+//! `/usr/bin/chromium` (Debian's `chromium-driver` and `chromium`).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+/// How long a page may take to show what a test waits for. Generous: the
+/// machine is shared and three browsers share it.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A chromedriver on a free loopback port, killed when dropped.
+pub(crate) struct Browser {
+    _driver: tokio::process::Child,
+    url: String,
+}
+
+impl Browser {
+    pub(crate) async fn start() -> Browser {
+        let driver =
+            std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {driver}: {e} (apt-get install chromium chromium-driver)")
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let since = Instant::now();
+        loop {
+            let ready = match http.get(format!("{url}/status")).send().await {
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["value"]["ready"] == true),
+                Err(_) => false,
+            };
+            if ready {
+                break;
+            }
+            assert!(since.elapsed() < PATIENCE, "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Browser {
+            _driver: child,
+            url,
+        }
+    }
+
+    /// A new browser window of `width`×`height` CSS pixels at `url`.
+    pub(crate) async fn open(&self, url: &str, width: u32, height: u32) -> Page {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                    format!("--window-size={width},{height}"),
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .unwrap();
+        client.goto(url).await.unwrap();
+        Page { client }
+    }
+}
+
+/// One browser window, with the few things the tests do to it.
+pub(crate) struct Page {
+    pub(crate) client: Client,
+}
+
+impl Page {
+    /// The text of the first element matching `css` once `ok(text)` holds;
+    /// fails the test after [`PATIENCE`], saying what was seen.
+    pub(crate) async fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let since = Instant::now();
+        loop {
+            let seen = match self.client.find(Locator::Css(css)).await {
+                Ok(e) => e.text().await.ok(),
+                Err(_) => None,
+            };
+            if let Some(text) = &seen
+                && ok(text)
+            {
+                return text.clone();
+            }
+            if since.elapsed() > PATIENCE {
+                let js = "return [location.href, document.getElementById('view').innerText, \
+                          window.flashsaleErrors];";
+                let shown = self.client.execute(js, vec![]).await;
+                panic!("{css}: waited {PATIENCE:?}, last saw {seen:?}; the page: {shown:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for `css` to show exactly `text`.
+    pub(crate) async fn wait_for(&self, css: &str, text: &str) {
+        self.wait_text(css, |t| t == text).await;
+    }
+
+    /// Clicks the first element matching `css`, once there.
+    pub(crate) async fn click(&self, css: &str) {
+        self.wait_text(css, |_| true).await;
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Signs in as `name` with the keyboard: type the name, press Enter.
+    pub(crate) async fn sign_in(&self, name: &str) {
+        self.wait_text("#sign-in h1", |t| t == "Sign in").await;
+        let input = self.client.find(Locator::Id("buyer-name")).await.unwrap();
+        input.send_keys(&format!("{name}\u{E007}")).await.unwrap();
+        self.wait_for("#who-name", name).await;
+    }
+
+    /// Uncaught errors and unhandled rejections the page recorded.
+    pub(crate) async fn errors(&self) -> Value {
+        self.client
+            .execute("return window.flashsaleErrors;", vec![])
+            .await
+            .unwrap()
+    }
+
+    /// Whether the element matching `css` is enabled.
+    pub(crate) async fn enabled(&self, css: &str) -> bool {
+        let e = self.client.find(Locator::Css(css)).await.unwrap();
+        e.is_enabled().await.unwrap()
+    }
+
+    /// Ends the browser session.
+    pub(crate) async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}

@@ -1,0 +1,477 @@
+// flashsale's buyer page: sign in, live sales list, sale page, waiting room
+// and payment. Plain JavaScript, no build step. Every text from the server
+// (product and buyer names) goes in as text, never as HTML.
+'use strict';
+
+// Uncaught errors are kept here too, so that a test (or a person at the
+// console) can ask the page whether anything went wrong.
+window.flashsaleErrors = [];
+window.addEventListener('error', (e) => window.flashsaleErrors.push(String(e.message)));
+window.addEventListener('unhandledrejection', (e) => window.flashsaleErrors.push(String(e.reason)));
+
+// ----- small helpers --------------------------------------------------------
+
+/** `h('p', {class: 'x'}, 'text', child)`: an element with attributes and children. */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v == null) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c != null && c !== false) el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+const $ = (id) => document.getElementById(id);
+
+/** `1 h 02 min`, `3 min 05 s`, `42 s` for a duration in ms. */
+function duration(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
+  const two = (n) => String(n).padStart(2, '0');
+  if (hh > 0) return `${hh} h ${two(mm)} min`;
+  if (mm > 0) return `${mm} min ${two(ss)} s`;
+  return `${ss} s`;
+}
+
+const when = (iso) =>
+  new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+// ----- state ----------------------------------------------------------------
+
+const NAME_KEY = 'flashsale.buyer';
+const txKey = (name, sale) => `flashsale.tx.${name}.${sale}`;
+
+const store = {
+  get: (k) => { try { return localStorage.getItem(k); } catch { return null; } },
+  set: (k, v) => { try { localStorage.setItem(k, v); } catch { /* private mode */ } },
+  remove: (k) => { try { localStorage.removeItem(k); } catch { /* private mode */ } },
+};
+
+const app = {
+  config: { transactionUrl: '', paymentUrl: '' },
+  name: store.get(NAME_KEY),
+  /** Sales by id, as `GET /sales` gives them plus `started`/`ended` flags from live events. */
+  sales: new Map(),
+  salesError: null,
+  socket: null,
+  /** What the current view wants to hear: `{onEvent(name, data), onReconnect()}`. */
+  view: null,
+};
+
+/** A JSON request; resolves to `{ok, status, body}`, `status` 0 when the server was not reached. */
+async function call(method, url, body) {
+  try {
+    const r = await fetch(url, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await r.json(); } catch { /* no JSON body */ }
+    return { ok: r.ok, status: r.status, body: data };
+  } catch {
+    return { ok: false, status: 0, body: null };
+  }
+}
+
+const txUrl = (path) => app.config.transactionUrl + path;
+const payUrl = (path) => app.config.paymentUrl + path;
+
+/** The server's refusal in plain words. */
+function plain(answer) {
+  if (answer.status === 0) return 'Could not reach the shop. Check your connection and try again.';
+  const m = String((answer.body && answer.body.message) || '');
+  if (/sold out/i.test(m)) return 'Sold out: every unit has gone.';
+  if (/already participated/i.test(m)) return 'You already took part in this sale: one per buyer.';
+  if (/already joined/i.test(m)) return 'You already have a place in this sale.';
+  if (/not started/i.test(m)) return 'The sale has not started yet.';
+  if (/ended/i.test(m)) return 'The sale has ended.';
+  if (/slot expired/i.test(m)) return 'Your payment slot expired before the payment went through.';
+  if (/not in the payment queue/i.test(m)) return 'This transaction cannot be paid any more.';
+  return m || `The shop answered with an error (${answer.status}).`;
+}
+
+// ----- sales ----------------------------------------------------------------
+
+function saleState(s, now = Date.now()) {
+  if (s.productQty === 0) return 'sold-out';
+  if (s.ended || now >= Date.parse(s.saleEnd)) return 'ended';
+  if (!s.started && now < Date.parse(s.saleStart)) return 'upcoming';
+  return 'live';
+}
+
+const STATE_TEXT = { live: 'Live now', 'sold-out': 'Sold out', ended: 'Ended', upcoming: 'Upcoming' };
+
+async function loadSales() {
+  const r = await call('GET', '/sales');
+  if (!r.ok || !Array.isArray(r.body)) {
+    app.salesError = 'The sales could not be loaded. Retrying when the connection is back.';
+    return;
+  }
+  app.salesError = null;
+  const next = new Map();
+  for (const s of r.body) {
+    const old = app.sales.get(s.id);
+    next.set(s.id, { ...s, started: old ? old.started : false, ended: old ? old.ended : false });
+  }
+  app.sales = next;
+}
+
+/** The facts shown for a sale, kept up to date by `refreshSales`. */
+function saleFacts(s) {
+  return h('div', { class: 'sale-facts', 'data-sale': s.id },
+    h('p', { class: 'remaining', 'aria-live': 'polite' }, `${s.productQty} left`),
+    h('span', { class: 'state' }),
+    h('p', { class: 'countdown muted' }),
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Starts'), h('dd', {}, h('time', { datetime: s.saleStart }, when(s.saleStart))),
+      h('dt', {}, 'Ends'), h('dd', {}, h('time', { datetime: s.saleEnd }, when(s.saleEnd)))));
+}
+
+/** Brings every shown sale's remaining quantity, state and countdown up to date. */
+function refreshSales() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll('.sale-facts')) {
+    const s = app.sales.get(el.dataset.sale);
+    if (!s) continue;
+    const state = saleState(s, now);
+    el.querySelector('.remaining').textContent = `${s.productQty} left`;
+    const badge = el.querySelector('.state');
+    badge.textContent = STATE_TEXT[state];
+    badge.className = `state state-${state}`;
+    const countdown = el.querySelector('.countdown');
+    countdown.textContent = state === 'upcoming'
+      ? `Starts in ${duration(Date.parse(s.saleStart) - now)}`
+      : state === 'live' ? `Ends in ${duration(Date.parse(s.saleEnd) - now)}` : '';
+  }
+  const buy = $('buy');
+  if (buy) {
+    const s = app.sales.get(buy.dataset.for);
+    buy.disabled = !s || saleState(s, now) !== 'live' || buy.dataset.busy === '1';
+  }
+}
+
+/** The sales list; shown at once, then again with a fresh `GET /sales` unless `fresh` is false. */
+function viewSales(fresh = true) {
+  const list = h('ul', { class: 'sales', id: 'sales' },
+    [...app.sales.values()].map((s) =>
+      h('li', { class: 'card sale' },
+        h('h2', {}, h('a', { href: `#/sales/${s.id}` }, s.productName)),
+        saleFacts(s))));
+  show(h('section', {},
+    h('h1', {}, 'Sales'),
+    app.salesError && h('p', { class: 'message bad' }, app.salesError),
+    app.sales.size === 0 && !app.salesError && h('p', { class: 'muted' }, 'No sales yet.'),
+    list));
+  const view = {
+    onEvent: (name) => { if (name === 'sales') viewSales(false); },
+    onReconnect: async () => { await loadSales(); if (app.view === view) viewSales(false); },
+  };
+  app.view = view;
+  if (fresh) loadSales().then(() => { if (app.view === view) viewSales(false); });
+}
+
+function viewSale(id) {
+  const s = app.sales.get(id);
+  if (!s) {
+    show(h('section', {}, h('h1', {}, 'Sale not found'),
+      h('p', {}, h('a', { href: '#/' }, 'All sales'))));
+    app.view = { onEvent() {}, onReconnect: async () => { await loadSales(); route(); } };
+    return;
+  }
+  const known = store.get(txKey(app.name, id));
+  const message = h('p', { class: 'message', id: 'message', role: 'status', 'aria-live': 'polite' });
+  const buy = h('button', { type: 'button', class: 'primary', id: 'buy', 'data-for': id }, 'Buy');
+  buy.addEventListener('click', async () => {
+    buy.dataset.busy = '1';
+    refreshSales();
+    message.className = 'message';
+    message.textContent = 'Asking for a place…';
+    const done = (text) => {
+      delete buy.dataset.busy;
+      message.className = 'message bad';
+      message.textContent = text;
+      refreshSales();
+    };
+    const eligible = await call('POST', `/sales/${id}/eligible`, { buyerName: app.name });
+    if (!eligible.ok) return done(plain(eligible));
+    const bought = await call('POST', txUrl(`/sales/${id}/buy`), { buyerName: app.name });
+    if (!bought.ok) return done(plain(bought));
+    store.set(txKey(app.name, id), bought.body.transactionId);
+    location.hash = `#/tx/${bought.body.transactionId}`;
+  });
+  show(h('section', { class: 'card' },
+    h('p', {}, h('a', { href: '#/' }, '← All sales')),
+    h('h1', {}, s.productName),
+    saleFacts(s),
+    h('div', { class: 'actions' }, buy,
+      known && h('a', { class: 'button', id: 'earlier', href: `#/tx/${known}` }, 'Your earlier place')),
+    message));
+  app.view = {
+    onEvent() {},
+    onReconnect: async () => { await loadSales(); refreshSales(); },
+  };
+}
+
+// ----- a transaction: waiting room, payment, outcome -------------------------
+
+const OUTCOME = {
+  paid: ['Paid: it is yours. Thank you!', 'ok'],
+  expired: ['Your payment slot expired. You can try again while stock lasts.', 'bad'],
+  left: ['You gave up your place.', 'muted'],
+  rejected_sold_out: ['Sold out: every unit has gone before your turn.', 'bad'],
+  rejected_sale_ended: ['The sale ended before your turn.', 'bad'],
+};
+
+function viewTx(txId) {
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading your place…'));
+  const message = h('p', { class: 'message', id: 'message', role: 'status', 'aria-live': 'polite' });
+  show(h('section', { class: 'card' }, body, message));
+
+  let status = null;
+  let firstSeen = null; // {at, position}: for a wait estimate from how fast the queue moves
+  let fetching = null;
+  let again = false;
+
+  const leave = (label) => h('button', {
+    type: 'button', id: 'leave',
+    async onclick() {
+      const r = await call('POST', txUrl(`/transactions/${txId}/leave`), {});
+      if (!r.ok) { message.className = 'message bad'; message.textContent = plain(r); }
+      refresh();
+    },
+  }, label);
+
+  function render() {
+    const s = status;
+    const sale = app.sales.get(s.saleId);
+    const title = sale ? sale.productName : 'Your place';
+    const back = h('p', {}, h('a', { href: `#/sales/${s.saleId}` }, `← ${title}`));
+    if (s.state === 'waiting') {
+      body.replaceChildren(back,
+        h('h1', {}, 'Waiting room'),
+        h('p', {}, 'Your place in the queue'),
+        h('p', { class: 'big', id: 'position', 'aria-live': 'polite' }, s.position),
+        h('p', {}, 'Estimated wait: ', h('strong', { id: 'wait' })),
+        h('p', { class: 'muted' }, 'Keep this page open: it moves to payment by itself when your turn comes.'),
+        h('div', { class: 'actions' }, leave('Leave the queue')));
+    } else if (s.state === 'payment') {
+      const pay = h('button', { type: 'button', class: 'primary', id: 'pay' }, 'Pay');
+      pay.addEventListener('click', async () => {
+        pay.disabled = true;
+        message.className = 'message';
+        message.textContent = 'Paying…';
+        const r = await call('POST', payUrl('/pay'), { transactionId: txId, quantity: 1 });
+        if (!r.ok) { message.className = 'message bad'; message.textContent = plain(r); }
+        else message.textContent = '';
+        refresh();
+      });
+      body.replaceChildren(back,
+        h('h1', {}, 'Your turn: pay now'),
+        h('p', {}, 'Time left to pay'),
+        h('p', { class: 'big', id: 'countdown', 'aria-live': 'off' }),
+        h('div', { class: 'actions' }, pay, leave('Give up my slot')));
+      pay.focus();
+    } else {
+      const [text, tone] = OUTCOME[s.state] || [`State: ${s.state}`, 'muted'];
+      body.replaceChildren(back,
+        h('h1', {}, s.state === 'paid' ? 'Done' : 'No longer in line'),
+        h('p', { class: `outcome message ${tone}`, id: 'outcome' }, text),
+        h('div', { class: 'actions' },
+          s.state === 'expired' && h('a', { class: 'button primary', href: `#/sales/${s.saleId}`, id: 'try-again' }, 'Try again'),
+          h('a', { class: 'button', href: '#/' }, 'All sales')));
+    }
+    tick();
+  }
+
+  function tick() {
+    if (!status) return;
+    const now = Date.now();
+    const countdown = $('countdown');
+    if (countdown && status.paymentDeadline) {
+      const left = Date.parse(status.paymentDeadline) - now;
+      countdown.textContent = left > 0 ? duration(left) : 'Time is up';
+    }
+    const wait = $('wait');
+    if (wait) {
+      let text = 'a moment';
+      const bound = status.turnBy ? Date.parse(status.turnBy) - now : null;
+      let guess = null;
+      if (firstSeen && status.position < firstSeen.position) {
+        const perMs = (firstSeen.position - status.position) / (now - firstSeen.at);
+        guess = status.position / perMs;
+      }
+      if (guess != null && (bound == null || guess < bound)) text = `about ${duration(guess)}`;
+      else if (bound != null) text = `at most ${duration(bound)}`;
+      wait.textContent = text;
+    }
+  }
+
+  /** Asks where the transaction stands; calls made meanwhile fold into one more. */
+  async function refresh() {
+    if (fetching) { again = true; return fetching; }
+    fetching = (async () => {
+      do {
+        again = false;
+        const r = await call('GET', txUrl(`/transactions/${txId}`));
+        if (app.view !== view) return;
+        if (!r.ok) {
+          if (r.status === 404) {
+            body.replaceChildren(h('h1', {}, 'Not found'),
+              h('p', {}, 'This place in line is not known. ', h('a', { href: '#/' }, 'All sales')));
+          } else {
+            message.className = 'message bad';
+            message.textContent = plain(r);
+          }
+          return;
+        }
+        const before = status && status.state;
+        status = r.body;
+        if (status.state === 'waiting' && (!firstSeen || before !== 'waiting')) {
+          firstSeen = { at: Date.now(), position: status.position };
+        }
+        if (before !== status.state || status.state !== 'waiting') render();
+        else { $('position').textContent = status.position; tick(); }
+        join(status.saleId);
+      } while (again);
+    })();
+    try { await fetching; } finally { fetching = null; }
+  }
+
+  let joined = null;
+  function join(saleId) {
+    const live = status && (status.state === 'waiting' || status.state === 'payment');
+    if (!live || !app.socket || !app.socket.connected || joined === app.socket.id) return;
+    joined = app.socket.id;
+    app.socket.emit('join', { saleId, transactionId: txId });
+  }
+
+  // Many `queue_moved` in a burst: at most one status request per 250 ms.
+  let moveTimer = null;
+  const moved = () => {
+    if (moveTimer) return;
+    moveTimer = setTimeout(() => { moveTimer = null; refresh(); }, 250);
+  };
+
+  const view = {
+    tick,
+    onEvent(name, data) {
+      if (!status || !data) return;
+      const mine = data.transactionId === txId;
+      if (name === 'queue_moved' && data.saleId === status.saleId) moved();
+      else if (name === 'sold_out' && data.saleId === status.saleId) refresh();
+      else if (mine && ['queue_switch', 'slot_expired', 'queue_closed', 'refund_due'].includes(name)) refresh();
+      else if (name === 'sales' && status.state !== 'waiting') render();
+    },
+    onReconnect() { joined = null; refresh(); },
+  };
+  app.view = view;
+  refresh();
+}
+
+// ----- sign in, routing, live link -----------------------------------------
+
+function viewSignIn() {
+  const input = h('input', {
+    type: 'text', id: 'buyer-name', name: 'buyerName', required: true, maxlength: 64,
+    autocomplete: 'nickname', autocapitalize: 'off', spellcheck: 'false',
+  });
+  const message = h('p', { class: 'message bad', id: 'message', role: 'alert' });
+  const form = h('form', { class: 'card', id: 'sign-in' },
+    h('h1', {}, 'Sign in'),
+    h('p', { class: 'muted' }, 'Your buyer name is all the shop needs. It stays in this browser until you sign out.'),
+    h('label', { for: 'buyer-name' }, 'Buyer name'),
+    input,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Continue')),
+    message);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = input.value.trim();
+    if (!name) { message.textContent = 'Please enter a name.'; return; }
+    if ([...name].length > 64) { message.textContent = 'At most 64 characters, please.'; return; }
+    app.name = name;
+    store.set(NAME_KEY, name);
+    route();
+  });
+  show(form);
+  app.view = null;
+  input.focus();
+}
+
+function show(content) {
+  const main = $('view');
+  main.replaceChildren(content);
+  refreshSales();
+}
+
+function route() {
+  $('who').hidden = !app.name;
+  $('who-name').textContent = app.name || '';
+  if (!app.name) return viewSignIn();
+  const parts = location.hash.replace(/^#\/?/, '').split('/');
+  const previous = app.view;
+  if (parts[0] === 'sales' && parts[1]) viewSale(decodeURIComponent(parts[1]));
+  else if (parts[0] === 'tx' && parts[1]) viewTx(decodeURIComponent(parts[1]));
+  else viewSales();
+  if (previous) $('view').focus({ preventScroll: true });
+}
+
+function connect() {
+  const conn = $('conn');
+  const setConn = (up, text) => {
+    conn.textContent = text;
+    conn.className = `conn ${up ? 'conn-up' : 'conn-down'}`;
+  };
+  if (typeof io !== 'function') { setConn(false, 'Live updates unavailable'); return; }
+  const socket = io({ transports: ['websocket'] });
+  app.socket = socket;
+  let connectedBefore = false;
+  socket.on('connect', async () => {
+    setConn(true, 'Live');
+    // Anything may have changed while the link was down: ask again.
+    if (connectedBefore) await loadSales();
+    connectedBefore = true;
+    if (app.view) app.view.onReconnect();
+  });
+  socket.on('disconnect', () => setConn(false, 'Reconnecting…'));
+  socket.io.on('reconnect_attempt', () => setConn(false, 'Reconnecting…'));
+  socket.on('connect_error', () => setConn(false, 'Offline: retrying…'));
+
+  const saleChanged = (id, change) => {
+    const s = app.sales.get(id);
+    if (!s) { loadSales().then(() => app.view && app.view.onEvent('sales')); return; }
+    Object.assign(s, change);
+    refreshSales();
+  };
+  socket.on('sale_update', (d) => d && saleChanged(d.saleId, { productQty: d.remainingQty }));
+  socket.on('sale_started', (d) => d && saleChanged(d.saleId, { started: true }));
+  socket.on('sale_ended', (d) => d && saleChanged(d.saleId, { ended: true }));
+  for (const name of ['queue_moved', 'queue_switch', 'sold_out', 'slot_expired', 'queue_closed', 'refund_due']) {
+    socket.on(name, (d) => app.view && app.view.onEvent(name, d));
+  }
+}
+
+async function start() {
+  const r = await call('GET', '/config.json');
+  if (r.ok && r.body) Object.assign(app.config, r.body);
+  $('sign-out').addEventListener('click', () => {
+    store.remove(NAME_KEY);
+    app.name = null;
+    location.hash = '#/';
+    route();
+  });
+  await loadSales();
+  window.addEventListener('hashchange', route);
+  connect();
+  route();
+  setInterval(() => {
+    refreshSales();
+    if (app.view && app.view.tick) app.view.tick();
+  }, 1000);
+}
+
+start();
