@@ -1,7 +1,9 @@
 //! The split deployment's backend (the reference's Backend service): sales,
-//! buyers, eligibility and Socket.IO on `PORT` (3001). Creates a demo sale
-//! at start, with the id `SALE_ID` if given, so the transaction service can
-//! be started with the same setting.
+//! buyers, eligibility, Socket.IO and the buyer's web page on `PORT`
+//! (3001); the page buys at `PUBLIC_TRANSACTION_URL` and pays at
+//! `PUBLIC_PAYMENT_URL`. Creates a demo sale at start, with the id
+//! `SALE_ID` if given, so the transaction service can be started with the
+//! same setting.
 //!
 //! Run: `cargo run --release --example backend` (`-- --help` for settings)
 
@@ -13,7 +15,7 @@ use flashsale_core::EventSink;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, Timestamp};
 use flashsale_examples::{DemoSale, Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
-use flashsale_http::InProcess;
+use flashsale_http::{InProcess, WebPage};
 
 /// The reference's Backend service: sales, buyers, eligibility and live
 /// events.
@@ -39,6 +41,22 @@ struct Args {
     /// Kafka consumer group of the backends.
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "flashsale-backend")]
     kafka_group_id: String,
+    /// The transaction service as buyers' browsers reach it (the web page
+    /// buys there).
+    #[arg(
+        long,
+        env = "PUBLIC_TRANSACTION_URL",
+        default_value = "http://localhost:3099"
+    )]
+    public_transaction_url: String,
+    /// The payment service as buyers' browsers reach it (the web page pays
+    /// there).
+    #[arg(
+        long,
+        env = "PUBLIC_PAYMENT_URL",
+        default_value = "http://localhost:3100"
+    )]
+    public_payment_url: String,
 }
 
 #[tokio::main]
@@ -54,7 +72,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     .map_err(|e| format!("could not create the demo sale: {e}"))?;
     let (ports, _) = Ports::in_memory();
-    let stack = InProcess::open(ports, catalogue).await?;
+    let mut stack = InProcess::open(ports, catalogue).await?;
+    stack.app = stack.app.with_web_page(WebPage::new(
+        &args.public_transaction_url,
+        &args.public_payment_url,
+    ));
 
     match args.kafka.config() {
         Some(config) => {

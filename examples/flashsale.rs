@@ -1,6 +1,7 @@
-//! The all-in-one server: backend, transaction and payment routes and
-//! Socket.IO on one port, in memory, events in-process, no Kafka. Creates a
-//! demo sale that is open now and prints its URL and id.
+//! The all-in-one server: backend, transaction and payment routes,
+//! Socket.IO and the buyer's web page (at `/`) on one port, in memory,
+//! events in-process, no Kafka. Creates a demo sale that is open now and
+//! prints its URL and id.
 //!
 //! Run: `cargo run --release --example flashsale` (`-- --help` for settings)
 
@@ -10,7 +11,7 @@ use clap::Parser;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator};
 use flashsale_examples::{DemoSale, bind, init_tracing, shutdown_signal};
-use flashsale_http::{InProcess, Payment};
+use flashsale_http::{InProcess, Payment, WebPage};
 
 /// Everything in one process: the reference's backend, transaction and
 /// payment routes and its Socket.IO events on one port, in memory, no Kafka.
@@ -60,13 +61,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     stack.app = stack
         .app
         .with_default_sale(sale.id)
-        .with_payment(Payment::new(&callback, secret)?);
+        .with_payment(Payment::new(&callback, secret)?)
+        .with_web_page(WebPage::same_origin());
     if let Some(secret) = secret {
         stack.app = stack.app.with_payment_secret(secret);
     } else {
         tracing::warn!("PAYMENT_SECRET is not set: anyone can mark a transaction paid");
     }
     println!("flashsale listening on http://{addr}");
+    println!("buyer's page: http://{addr}/");
     println!(
         "demo sale {} — {} × {:?}",
         sale.id, sale.quantity, sale.product_name

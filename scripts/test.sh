@@ -14,8 +14,15 @@ step() { printf '\n==> %s\n' "$*"; }
 step "tools"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq nodejs npm
+# Node and npm for the reference's Socket.IO client; Chromium and
+# ChromeDriver for the web page's end-to-end tests.
+apt_missing=()
+command -v node >/dev/null || apt_missing+=(nodejs)
+command -v npm >/dev/null || apt_missing+=(npm)
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${apt_missing[@]}"
 fi
 # The reference's Socket.IO client, for flashsale-http's live-event tests.
 npm ci --prefix flashsale-http/tests/socketio-client --no-audit --no-fund --loglevel=error

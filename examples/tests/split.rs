@@ -289,6 +289,20 @@ async fn split_servers_buy_pay_and_tell_the_backend_and_the_browser() {
     )
     .await;
     let (mut browser, _) = Client::connect(&split.backend.base, json!({})).await;
+    // The backend serves the buyer's page, which buys and pays elsewhere.
+    let config: Value = split
+        .http
+        .get(format!("{}/config.json", split.backend.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config,
+        json!({"transactionUrl": "http://localhost:3099", "paymentUrl": "http://localhost:3100"})
+    );
 
     let mut txs = Vec::new();
     for who in ["ana", "bo", "cy", "dee"] {

@@ -9,52 +9,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, Page};
-use common::{get, manual_stack_at, post};
-use flashsale_core::testkit::ManualClock;
-use flashsale_core::{Clock, NewSale, Timestamp};
-use flashsale_http::{Payment, WebPage};
+use common::browser::{Browser, Page, TIMEOUT, shop};
+use common::{get, post};
+use flashsale_core::{Clock, Timestamp};
 use reqwest::StatusCode;
 use serde_json::json;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Shop {
-    base: String,
-    sale: String,
-    clock: ManualClock,
-    http: reqwest::Client,
-}
-
-/// The all-in-one server with the page, `/pay`, and one live sale of
-/// `quantity` "Limited sneakers" as its default sale.
-async fn shop(quantity: u64) -> Shop {
-    let now = Timestamp::from(std::time::SystemTime::now());
-    let (mut stack, clock) = manual_stack_at(now).await;
-    let mut new = NewSale::new(
-        "Limited sneakers",
-        quantity,
-        now,
-        now.saturating_add(Duration::from_secs(3600)),
-    );
-    new.payment_timeout = TIMEOUT;
-    let sale = stack.app.create_sale(new).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    stack.app = stack
-        .app
-        .with_default_sale(sale.id)
-        .with_payment(Payment::new(&format!("{base}/paid"), None).unwrap())
-        .with_web_page(WebPage::same_origin());
-    let router = stack.router("*");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Shop {
-        base,
-        sale: sale.id.to_string(),
-        clock,
-        http: reqwest::Client::new(),
-    }
-}
 
 #[tokio::test]
 async fn the_page_its_config_and_the_socket_io_client_are_served() {
@@ -264,10 +223,15 @@ async fn refusals_starts_ends_and_signing_out() {
     page.wait_for(&format!("{first} .state"), "Ended").await;
     page.wait_for(&format!("{later} .state"), "Live now").await;
 
+    assert!(page.displayed("#sign-out").await);
     page.click("#sign-out").await;
     page.wait_for("#sign-in h1", "Sign in").await;
     page.client.refresh().await.unwrap();
     page.wait_for("#sign-in h1", "Sign in").await;
+    assert!(
+        !page.displayed("#sign-out").await,
+        "Sign out shown to nobody"
+    );
     assert_eq!(page.errors().await, json!([]));
     page.close().await;
 }

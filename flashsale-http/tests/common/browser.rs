@@ -9,12 +9,55 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use flashsale_core::testkit::ManualClock;
+use flashsale_core::{NewSale, Timestamp};
+use flashsale_http::{Payment, WebPage};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
 /// How long a page may take to show what a test waits for. Generous: the
 /// machine is shared and three browsers share it.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The shop's payment timeout.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(crate) struct Shop {
+    pub(crate) base: String,
+    pub(crate) sale: String,
+    pub(crate) clock: ManualClock,
+    pub(crate) http: reqwest::Client,
+}
+
+/// The all-in-one server with the page, `/pay`, and one live sale of
+/// `quantity` "Limited sneakers" as its default sale.
+pub(crate) async fn shop(quantity: u64) -> Shop {
+    let now = Timestamp::from(std::time::SystemTime::now());
+    let (mut stack, clock) = super::manual_stack_at(now).await;
+    let mut new = NewSale::new(
+        "Limited sneakers",
+        quantity,
+        now,
+        now.saturating_add(Duration::from_secs(3600)),
+    );
+    new.payment_timeout = TIMEOUT;
+    let sale = stack.app.create_sale(new).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    stack.app = stack
+        .app
+        .with_default_sale(sale.id)
+        .with_payment(Payment::new(&format!("{base}/paid"), None).unwrap())
+        .with_web_page(WebPage::same_origin());
+    let router = stack.router("*");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Shop {
+        base,
+        sale: sale.id.to_string(),
+        clock,
+        http: reqwest::Client::new(),
+    }
+}
 
 /// A chromedriver on a free loopback port, killed when dropped.
 pub(crate) struct Browser {
@@ -77,6 +120,13 @@ impl Browser {
                 ],
             },
         });
+        // Chromium's windows are at least 500 pixels wide: a phone is
+        // emulated instead (its width, touch, a mobile user agent).
+        let mut caps = caps;
+        if width < 500 {
+            caps["goog:chromeOptions"]["mobileEmulation"] =
+                json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2}});
+        }
         let Value::Object(caps) = caps else {
             unreachable!()
         };
@@ -157,6 +207,12 @@ impl Page {
     pub(crate) async fn enabled(&self, css: &str) -> bool {
         let e = self.client.find(Locator::Css(css)).await.unwrap();
         e.is_enabled().await.unwrap()
+    }
+
+    /// Whether the element matching `css` is shown.
+    pub(crate) async fn displayed(&self, css: &str) -> bool {
+        let e = self.client.find(Locator::Css(css)).await.unwrap();
+        e.is_displayed().await.unwrap()
     }
 
     /// Ends the browser session.
