@@ -20,7 +20,9 @@
 //!
 //! // The split deployment's backend: buys and payments go elsewhere.
 //! let page = WebPage::new("http://localhost:3099/", "http://localhost:3100");
-//! assert_eq!(page.config_json(), r#"{"transactionUrl":"http://localhost:3099","paymentUrl":"http://localhost:3100"}"#);
+//! let config = page.config_json(); // trailing slashes dropped
+//! assert!(config.contains(r#""transactionUrl":"http://localhost:3099""#));
+//! assert!(config.contains(r#""paymentUrl":"http://localhost:3100""#));
 //! ```
 
 use axum::Router;
