@@ -59,10 +59,22 @@ pub(crate) async fn shop(quantity: u64) -> Shop {
     }
 }
 
-/// A chromedriver on a free loopback port, killed when dropped.
+/// A chromedriver on a free loopback port. Dropped, it is killed with
+/// every browser it started (its process group), even when a failing test
+/// never closed its pages.
 pub(crate) struct Browser {
-    _driver: tokio::process::Child,
+    driver: tokio::process::Child,
     url: String,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
 }
 
 impl Browser {
@@ -77,6 +89,7 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| {
@@ -99,10 +112,7 @@ impl Browser {
             assert!(since.elapsed() < PATIENCE, "chromedriver did not come up");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Browser {
-            _driver: child,
-            url,
-        }
+        Browser { driver: child, url }
     }
 
     /// A new browser window of `width`×`height` CSS pixels at `url`.
