@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -18,8 +18,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, watch};
 
+#[path = "../../flashsale-http/tests/common/proxy.rs"]
+mod proxy;
 #[path = "../../flashsale-http/tests/common/socketio.rs"]
 mod socketio;
+use proxy::Proxy;
 use socketio::Client;
 
 /// Names no other test (or earlier run on the same broker) uses.
@@ -482,55 +485,6 @@ async fn a_transaction_service_killed_mid_run_comes_back_with_all_it_acknowledge
     assert_eq!(unique.len(), buyers.len());
     let (code, answer) = split.buy("late").await;
     assert_eq!(code, 400, "{answer}");
-}
-
-/// A TCP proxy in front of a broker that can be cut: every connection
-/// dropped and new ones refused, as when the broker is down, and restored.
-struct Proxy {
-    up: Arc<AtomicBool>,
-    /// Connections refused while cut.
-    refused: Arc<watch::Sender<u32>>,
-    connections: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(listener: TcpListener, target: String) -> Proxy {
-        let up = Arc::new(AtomicBool::new(true));
-        let refused = Arc::new(watch::Sender::new(0));
-        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (up2, refused2, connections2) = (up.clone(), refused.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    refused2.send_modify(|n| *n += 1);
-                    continue; // dropped: the broker is "down"
-                }
-                let target = target.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut broker) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                    }
-                });
-                connections2.lock().unwrap().push(task.abort_handle());
-            }
-        });
-        Proxy {
-            up,
-            refused,
-            connections,
-        }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for c in self.connections.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
 }
 
 /// A tansu broker of this test's own, reached through a [`Proxy`]: it

@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{Browser, Page, TIMEOUT, shop};
+use common::proxy::Proxy;
 use common::{get, post};
 use flashsale_core::{Clock, Timestamp};
 use reqwest::StatusCode;
@@ -232,6 +233,48 @@ async fn refusals_starts_ends_and_signing_out() {
         !page.displayed("#sign-out").await,
         "Sign out shown to nobody"
     );
+    assert_eq!(page.errors().await, json!([]));
+    page.close().await;
+}
+
+/// The live link drops (a proxy in front of the server is cut) and comes
+/// back: the header says so, and a sale made meanwhile shows once it is
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_the_live_link_down_and_catches_up_when_it_is_back() {
+    let s = shop(2).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = format!("http://{}", listener.local_addr().unwrap());
+    let proxy = Proxy::start(listener, s.base.trim_start_matches("http://").to_owned()).await;
+    let browser = Browser::start().await;
+    let page = browser.open(&front, 1280, 800).await;
+    page.sign_in("eve").await;
+    page.wait_for("#conn", "Live").await;
+    page.wait_for("#sales .remaining", "2 left").await;
+
+    proxy.cut();
+    let down = page.wait_text("#conn", |t| t != "Live").await;
+    assert!(
+        down == "Reconnecting…" || down.starts_with("Offline"),
+        "{down:?}"
+    );
+    let (_, early) = post(
+        &s.http,
+        format!("{}/buy", s.base),
+        &json!({"buyerName": "early"}),
+    )
+    .await;
+    let pay = json!({"transactionId": early["transactionId"], "quantity": 1});
+    let (status, _) = post(&s.http, format!("{}/pay", s.base), &pay).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        page.wait_text("#sales .remaining", |_| true).await,
+        "2 left"
+    );
+
+    proxy.restore();
+    page.wait_for("#conn", "Live").await;
+    page.wait_for("#sales .remaining", "1 left").await;
     assert_eq!(page.errors().await, json!([]));
     page.close().await;
 }

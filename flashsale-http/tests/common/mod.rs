@@ -8,6 +8,7 @@
 )]
 
 pub(crate) mod browser;
+pub(crate) mod proxy;
 pub(crate) mod socketio;
 
 use std::sync::Arc;
