@@ -3,11 +3,17 @@
 // (product and buyer names) goes in as text, never as HTML.
 'use strict';
 
-// Uncaught errors are kept here too, so that a test (or a person at the
-// console) can ask the page whether anything went wrong.
+// Uncaught errors, unhandled rejections and console errors are kept here
+// too, so that a test (or a person at the console) can ask the page whether
+// anything went wrong.
 window.flashsaleErrors = [];
 window.addEventListener('error', (e) => window.flashsaleErrors.push(String(e.message)));
 window.addEventListener('unhandledrejection', (e) => window.flashsaleErrors.push(String(e.reason)));
+const consoleError = console.error.bind(console);
+console.error = (...args) => {
+  window.flashsaleErrors.push(args.map(String).join(' '));
+  consoleError(...args);
+};
 
 // ----- small helpers --------------------------------------------------------
 
@@ -306,7 +312,8 @@ function viewTx(txId) {
         guess = status.position / perMs;
       }
       if (guess != null && (bound == null || guess < bound)) text = `about ${duration(guess)}`;
-      else if (bound != null) text = `at most ${duration(bound)}`;
+      else if (bound != null && bound > 1000) text = `at most ${duration(bound)}`;
+      else if (bound != null) text = 'any moment now';
       wait.textContent = text;
     }
   }
