@@ -18,12 +18,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, watch};
 
-#[path = "../../flashsale-http/tests/common/proxy.rs"]
-mod proxy;
-#[path = "../../flashsale-http/tests/common/socketio.rs"]
-mod socketio;
-use proxy::Proxy;
-use socketio::Client;
+// flashsale-http's test helpers: the browser, the cut-able proxy, the
+// reference's Socket.IO client.
+#[path = "../../flashsale-http/tests/common/mod.rs"]
+mod common;
+use common::browser::Browser;
+use common::proxy::Proxy;
+use common::socketio::Client;
 
 /// Names no other test (or earlier run on the same broker) uses.
 fn unique(what: &str) -> String {
@@ -356,6 +357,66 @@ struct Told {
     bought: Vec<(String, String)>,
     /// Payments answered 200.
     paid: Vec<String>,
+}
+
+/// The buyer's page as the split deployment serves it, in headless
+/// Chromium: the backend serves it, it buys on the transaction service and
+/// pays on the payment service (other origins, so CORS is exercised), and
+/// the sale reaches it back over Kafka and Socket.IO.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backends_page_buys_and_pays_on_the_other_services() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+    };
+    let (tx_port, pay_port) = (free(), free());
+    let (sale, topic) = (unique_sale(), unique("transactions"));
+    let kafka = [("KAFKA_BROKERS", shared_brokers()), ("KAFKA_TOPIC", topic)];
+    let mut env = kafka.to_vec();
+    env.extend([
+        ("SALE_ID", sale.clone()),
+        ("SALE_QTY", "1".to_owned()),
+        ("KAFKA_GROUP_ID", unique("backend")),
+        ("PRODUCT_NAME", "Split sneakers".to_owned()),
+        (
+            "PUBLIC_TRANSACTION_URL",
+            format!("http://127.0.0.1:{tx_port}"),
+        ),
+        ("PUBLIC_PAYMENT_URL", format!("http://127.0.0.1:{pay_port}")),
+    ]);
+    let backend = Server::start("backend", 0, &env).await;
+    let mut env = kafka.to_vec();
+    env.extend([
+        ("SALE_ID", sale.clone()),
+        ("BACKEND_BASE_URL", backend.base.clone()),
+        ("PAYMENT_SECRET", "s3cret".to_owned()),
+        ("KAFKA_JOURNAL_PREFIX", unique("journal") + "-"),
+    ]);
+    let transaction = Server::start("transaction", tx_port, &env).await;
+    let pay_env = [
+        ("PAY_CALLBACK_URL", format!("{}/paid", transaction.base)),
+        ("PAYMENT_SECRET", "s3cret".to_owned()),
+    ];
+    let _payment = Server::start("payment", pay_port, &pay_env).await;
+
+    let browser = Browser::start().await;
+    let page = browser.open(&backend.base, 1280, 800).await;
+    page.sign_in("ana").await;
+    page.wait_for("#conn", "Live").await;
+    page.wait_for("#sales .sale h2", "Split sneakers").await;
+    page.wait_for("#sales .remaining", "1 left").await;
+    page.click("#sales .sale h2 a").await;
+    page.click("#buy").await;
+    page.wait_for("h1", "Your turn: pay now").await;
+    page.click("#pay").await;
+    page.wait_text("#outcome", |t| t.starts_with("Paid")).await;
+    page.click("#outcome ~ .actions a:last-child").await;
+    page.wait_for("#sales .remaining", "0 left").await;
+    page.wait_for("#sales .state", "Sold out").await;
+    assert_eq!(page.errors().await, json!([]));
+    page.close().await;
 }
 
 /// Buys `count` names one after another, paying two slots in three; a
