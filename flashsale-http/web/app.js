@@ -341,8 +341,13 @@ function viewTx(txId) {
         if (status.state === 'waiting' && (!firstSeen || before !== 'waiting')) {
           firstSeen = { at: Date.now(), position: status.position };
         }
-        if (before !== status.state || status.state !== 'waiting') render();
-        else { $('position').textContent = status.position; tick(); }
+        // Re-render only on a new state: a view rebuilt under the buyer's
+        // finger loses focus and clicks.
+        if (before !== status.state) render();
+        else {
+          if (status.state === 'waiting') $('position').textContent = status.position;
+          tick();
+        }
         join(status.saleId);
       } while (again);
     })();

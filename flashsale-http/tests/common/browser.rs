@@ -185,16 +185,22 @@ impl Page {
         self.wait_text(css, |t| t == text).await;
     }
 
-    /// Clicks the first element matching `css`, once there.
+    /// Clicks the first element matching `css` once it is there (again, if
+    /// the page re-rendered it between finding and clicking).
     pub(crate) async fn click(&self, css: &str) {
-        self.wait_text(css, |_| true).await;
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        let since = Instant::now();
+        loop {
+            self.wait_text(css, |_| true).await;
+            let clicked = match self.client.find(Locator::Css(css)).await {
+                Ok(e) => e.click().await,
+                Err(e) => Err(e),
+            };
+            match clicked {
+                Ok(()) => return,
+                Err(e) if since.elapsed() > PATIENCE => panic!("cannot click {css}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// Signs in as `name` with the keyboard: type the name, press Enter.
