@@ -152,6 +152,12 @@ impl TxMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Notice {
+    /// A sale was added to the catalogue (`sale_created`, an addition to
+    /// the reference's events: live lists show new sales).
+    SaleCreated {
+        /// The sale.
+        sale: SaleId,
+    },
     /// A unit was sold (`sale_update`).
     SaleUpdated {
         /// The sale.
@@ -355,6 +361,7 @@ impl Catalogue {
                 ended: false,
             },
         );
+        self.notices.push(Notice::SaleCreated { sale: sale.id });
         self.advance(self.now);
         Ok(sale)
     }

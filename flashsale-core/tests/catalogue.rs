@@ -180,7 +180,10 @@ fn starts_and_ends_are_announced_once_at_their_time() {
     let sale = c
         .create(T0, NewSale::new("Sneakers", 2, start, END))
         .unwrap();
-    assert_eq!(c.drain_notices().count(), 0);
+    assert_eq!(
+        c.drain_notices().collect::<Vec<_>>(),
+        vec![Notice::SaleCreated { sale: sale.id }]
+    );
     assert_eq!(c.poll_timeout(), Some(start));
     c.handle_timeout(Timestamp::from_millis(4_999));
     assert_eq!(c.drain_notices().count(), 0);

@@ -10,6 +10,7 @@
 //! | `sale_ended` | `{saleId, endsAt}` |
 //! | `sale_event` | `{saleId, event: "start"\|"end", at}` |
 //! | `queue_switch` | `{transactionId, buyerName, saleId}` |
+//! | `sale_created` | `{saleId}` (ours: a sale was added; ask `GET /sales`) |
 //!
 //! Sent only to the rooms a client joined with
 //! `emit("join", {saleId?, transactionId?}, ack)` (`"leave"` undoes it), so
@@ -160,6 +161,9 @@ async fn emit(io: &SocketIo, room: Option<String>, event: &str, data: &serde_jso
 
 async fn emit_notice(io: &SocketIo, notice: &Notice) {
     match notice {
+        Notice::SaleCreated { sale } => {
+            emit(io, None, "sale_created", &json!({ "saleId": sale })).await;
+        }
         Notice::SaleUpdated {
             sale,
             remaining,

@@ -171,3 +171,13 @@ async fn waiting_buyers_hear_that_the_queue_closed() {
         json!({ "transactionId": bob, "buyerName": "bob", "saleId": sale, "reason": "sold_out" })
     );
 }
+
+/// Ours, beside the reference's: a new sale is announced, so live lists
+/// can show it.
+#[tokio::test]
+async fn a_new_sale_is_announced() {
+    let s = start().await;
+    let (mut c, _) = Client::connect(&s.base, json!({})).await;
+    let sale = s.sale(1, Duration::from_secs(10)).await;
+    assert_eq!(c.next("sale_created").await, json!({ "saleId": sale }));
+}

@@ -199,7 +199,10 @@ async fn refusals_starts_ends_and_signing_out() {
     page.click("#leave").await;
     page.wait_text("#outcome", |t| t.contains("gave up")).await;
 
-    // A sale that opens in an hour: upcoming with a countdown, no Buy.
+    // A sale that opens in an hour appears on the list: upcoming, with a
+    // countdown.
+    page.client.goto(&format!("{}/#/", s.base)).await.unwrap();
+    page.wait_for("#sales .sale h2", "Limited sneakers").await;
     let now = s.clock.now().as_millis();
     let iso = |ms: u64| flashsale_http::wire::iso(Timestamp::from_millis(ms));
     let (status, later) = post(
@@ -210,7 +213,6 @@ async fn refusals_starts_ends_and_signing_out() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    page.client.goto(&format!("{}/#/", s.base)).await.unwrap();
     let later = format!("[data-sale=\"{}\"]", later["id"].as_str().unwrap());
     let first = format!("[data-sale=\"{}\"]", s.sale);
     page.wait_for(&format!("{later} .state"), "Upcoming").await;

@@ -459,6 +459,7 @@ function connect() {
     Object.assign(s, change);
     refreshSales();
   };
+  socket.on('sale_created', (d) => d && saleChanged(d.saleId, {}));
   socket.on('sale_update', (d) => d && saleChanged(d.saleId, { productQty: d.remainingQty }));
   socket.on('sale_started', (d) => d && saleChanged(d.saleId, { started: true }));
   socket.on('sale_ended', (d) => d && saleChanged(d.saleId, { ended: true }));
