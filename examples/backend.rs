@@ -38,7 +38,8 @@ struct Args {
     cors_origin: String,
     #[command(flatten)]
     kafka: Kafka,
-    /// Kafka consumer group of the backends.
+    /// Kafka consumer group the backend commits its progress to (for lag
+    /// monitoring; at start it reads the whole topic regardless).
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "flashsale-backend")]
     kafka_group_id: String,
     /// The transaction service as buyers' browsers reach it (the web page
@@ -80,8 +81,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     match args.kafka.config() {
         Some(config) => {
-            flashsale_kafka::ensure_topic(&config, args.kafka.kafka_partitions).await?;
-            let consumer = flashsale_kafka::consumer(&config, &args.kafka_group_id)?;
+            let partitions =
+                flashsale_kafka::ensure_topic(&config, args.kafka.kafka_partitions).await?;
+            // The catalogue lives in memory: rebuilt from the whole topic at
+            // every start.
+            let consumer =
+                flashsale_kafka::replay_consumer(&config, &args.kafka_group_id, partitions)?;
             let (app, notices) = (stack.app.clone(), stack.notices.clone());
             let stats = Arc::new(flashsale_kafka::ConsumerStats::default());
             tokio::spawn(async move {

@@ -118,6 +118,7 @@ impl Server {
 struct Split {
     sale: String,
     backend: Server,
+    backend_env: Vec<(&'static str, String)>,
     /// The transaction service's process, replaced when it is restarted on
     /// the same port.
     transaction: Mutex<Server>,
@@ -153,6 +154,7 @@ impl Split {
         Split {
             sale,
             backend,
+            backend_env,
             transaction_base: transaction.base.clone(),
             transaction: Mutex::new(transaction),
             transaction_env,
@@ -417,6 +419,30 @@ async fn the_backends_page_buys_and_pays_on_the_other_services() {
     page.wait_for("#sales .state", "Sold out").await;
     assert_eq!(page.errors().await, json!([]));
     page.close().await;
+}
+
+/// The backend keeps its catalogue in memory: killed and started again, it
+/// rebuilds it from the whole `transactions` topic — the same units left
+/// and the same buyers, each once.
+#[tokio::test]
+async fn a_restarted_backend_rebuilds_its_catalogue_from_the_topic() {
+    let mut split = Split::start(&shared_brokers(), 5, "kafka").await;
+    for who in ["ana", "bo", "cy"] {
+        let (code, answer) = split.buy(who).await;
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(split.paid(&tx_of(&answer)).await, 200);
+    }
+    let buyers = split.backend_reaches(2).await;
+    assert_eq!(buyers, ["ana", "bo", "cy"]);
+
+    split.backend.kill_9().await;
+    let port = split.backend.port();
+    split.backend = Server::start("backend", port, &split.backend_env).await;
+    assert_eq!(split.backend_reaches(2).await, buyers);
+    // And it goes on hearing new payments.
+    let (_, answer) = split.buy("dee").await;
+    assert_eq!(split.paid(&tx_of(&answer)).await, 200);
+    assert_eq!(split.backend_reaches(1).await, ["ana", "bo", "cy", "dee"]);
 }
 
 /// Buys `count` names one after another, paying two slots in three; a

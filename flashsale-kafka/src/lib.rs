@@ -277,18 +277,40 @@ pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, Kaf
 }
 
 /// Like [`consumer`], but reading partitions `0..partitions` directly
-/// instead of joining the group's rebalancing (offsets are still committed
-/// to `group`): for a single backend, and for tests, where group joins are
-/// slow.
+/// instead of joining the group's rebalancing, from the offsets committed
+/// to `group`: for tests, where group joins are slow.
 pub fn assigned_consumer(
     config: &KafkaConfig,
     group: &str,
     partitions: i32,
 ) -> Result<StreamConsumer, KafkaError> {
+    assign(config, group, partitions, rdkafka::Offset::Stored)
+}
+
+/// A consumer of partitions `0..partitions` from their first message,
+/// whatever `group` committed: for a service whose state is a fold of the
+/// topic kept in memory (the backend's catalogue), to rebuild it at every
+/// start. Each such service reads every message — each backend broadcasts
+/// to browsers of its own — and applying a `paid` again changes nothing.
+/// [`consume`] still commits to `group`, as progress to watch the lag by.
+pub fn replay_consumer(
+    config: &KafkaConfig,
+    group: &str,
+    partitions: i32,
+) -> Result<StreamConsumer, KafkaError> {
+    assign(config, group, partitions, rdkafka::Offset::Beginning)
+}
+
+fn assign(
+    config: &KafkaConfig,
+    group: &str,
+    partitions: i32,
+    from: rdkafka::Offset,
+) -> Result<StreamConsumer, KafkaError> {
     let c = new_consumer(config, group)?;
     let mut list = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {
-        list.add_partition_offset(&config.topic, p, rdkafka::Offset::Stored)
+        list.add_partition_offset(&config.topic, p, from)
             .map_err(|e| err("assign", e))?;
     }
     c.assign(&list)
