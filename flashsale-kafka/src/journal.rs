@@ -29,7 +29,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Deserialize;
 
-use crate::{KafkaConfig, KafkaError, ensure_topic_with, err};
+use crate::{KafkaConfig, KafkaError, blocking, ensure_topic_with, err, unreachable_brokers};
 
 /// The topic name prefix unless told otherwise.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "flashsale-journal-";
@@ -118,7 +118,7 @@ impl KafkaStorage {
             lengths: Mutex::default(),
         };
         // Fail now, clearly, if the brokers are not there.
-        storage.journal_topics()?;
+        storage.journal_topics().await?;
         Ok(storage)
     }
 
@@ -127,20 +127,20 @@ impl KafkaStorage {
     }
 
     /// The journal topics' sales, from the cluster's metadata.
-    fn journal_topics(&self) -> Result<Vec<SaleId>, KafkaError> {
-        let consumer = self.reader()?;
-        let metadata = consumer.fetch_metadata(None, READ_TIMEOUT).map_err(|e| {
-            err(
-                &format!("cannot reach the Kafka brokers at {}", self.config.brokers),
-                e,
-            )
-        })?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .filter_map(|t| t.name().strip_prefix(&self.prefix)?.parse().ok())
-            .collect())
+    async fn journal_topics(&self) -> Result<Vec<SaleId>, KafkaError> {
+        let (consumer, config, prefix) = (self.reader()?, self.config.clone(), self.prefix.clone());
+        blocking(move || {
+            let metadata = consumer
+                .fetch_metadata(None, READ_TIMEOUT)
+                .map_err(|e| unreachable_brokers(&config, e))?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none())
+                .filter_map(|t| t.name().strip_prefix(&prefix)?.parse().ok())
+                .collect())
+        })
+        .await
     }
 
     fn reader(&self) -> Result<StreamConsumer, KafkaError> {
@@ -159,31 +159,35 @@ impl KafkaStorage {
     /// Whether the sale's topic holds any record. (Only that: tansu 0.6
     /// answers ListOffsets(latest) with the last batch's first offset + 1,
     /// so the end is read from fetch responses instead.)
-    fn has_records(&self, consumer: &StreamConsumer, topic: &str) -> Result<bool, KafkaError> {
-        match consumer.fetch_watermarks(topic, 0, READ_TIMEOUT) {
-            Ok((_, high)) => Ok(high > 0),
-            Err(e)
-                if matches!(
-                    e.rdkafka_error_code(),
-                    Some(
-                        RDKafkaErrorCode::UnknownTopicOrPartition
-                            | RDKafkaErrorCode::UnknownPartition
-                            | RDKafkaErrorCode::UnknownTopic
-                    )
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(err(&format!("watermarks of {topic}"), e)),
-        }
+    async fn has_records(consumer: &Arc<StreamConsumer>, topic: &str) -> Result<bool, KafkaError> {
+        let (consumer, topic) = (consumer.clone(), topic.to_owned());
+        blocking(
+            move || match consumer.fetch_watermarks(&topic, 0, READ_TIMEOUT) {
+                Ok((_, high)) => Ok(high > 0),
+                Err(e)
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::UnknownTopicOrPartition
+                                | RDKafkaErrorCode::UnknownPartition
+                                | RDKafkaErrorCode::UnknownTopic
+                        )
+                    ) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(err(&format!("watermarks of {topic}"), e)),
+            },
+        )
+        .await
     }
 
     /// Reads a sale's journal: every complete batch whose `seq` follows on.
     async fn read_journal(&self, sale: SaleId) -> Result<Vec<Event>, KafkaError> {
         let topic = self.topic(sale);
-        let consumer = self.reader()?;
+        let consumer = Arc::new(self.reader()?);
         let mut journal = Vec::new();
-        if !self.has_records(&consumer, &topic)? {
+        if !Self::has_records(&consumer, &topic).await? {
             return Ok(journal);
         }
         let mut list = TopicPartitionList::new();
@@ -350,12 +354,12 @@ impl Storage for KafkaStorage {
 
     async fn sales(&self) -> Result<Vec<SaleId>, StorageError> {
         let mut sales = Vec::new();
-        let consumer = self.reader().map_err(storage_error)?;
-        for sale in self.journal_topics().map_err(storage_error)? {
+        let consumer = Arc::new(self.reader().map_err(storage_error)?);
+        for sale in self.journal_topics().await.map_err(storage_error)? {
             // A topic made by a metadata request but never written to
             // holds no journal.
-            if self
-                .has_records(&consumer, &self.topic(sale))
+            if Self::has_records(&consumer, &self.topic(sale))
+                .await
                 .map_err(storage_error)?
             {
                 sales.push(sale);

@@ -93,6 +93,17 @@ impl std::fmt::Display for KafkaError {
 
 impl std::error::Error for KafkaError {}
 
+/// Runs one of librdkafka's blocking calls (metadata, watermarks: they
+/// wait up to their timeout) off the async workers, so that other sales'
+/// writers on the same worker do not stall meanwhile.
+pub(crate) async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, KafkaError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| err("a blocking Kafka call", e))?
+}
+
 fn err(what: &str, e: impl std::fmt::Display) -> KafkaError {
     KafkaError(format!("{what}: {e}"))
 }
@@ -110,28 +121,13 @@ async fn ensure_topic_with(
     partitions: i32,
     settings: &[(&str, &str)],
 ) -> Result<i32, KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = config
-        .client(&[])
-        .create()
-        .map_err(|e| err("kafka admin client", e))?;
-    let unreachable = |e| {
-        err(
-            &format!("cannot reach the Kafka brokers at {}", config.brokers),
-            e,
-        )
-    };
-    let count = |admin: &AdminClient<DefaultClientContext>| -> Result<i32, KafkaError> {
-        let metadata = admin
-            .inner()
-            .fetch_metadata(Some(&config.topic), CONNECT_TIMEOUT)
-            .map_err(unreachable)?;
-        Ok(metadata
-            .topics()
-            .first()
-            .filter(|t| t.error().is_none())
-            .map_or(0, |t| t.partitions().len() as i32))
-    };
-    let existing = count(&admin)?;
+    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(
+        config
+            .client(&[])
+            .create()
+            .map_err(|e| err("kafka admin client", e))?,
+    );
+    let existing = partition_count(&admin, config).await?;
     if existing > 0 {
         return Ok(existing);
     }
@@ -143,20 +139,49 @@ async fn ensure_topic_with(
     let results = admin
         .create_topics([&topic], &opts)
         .await
-        .map_err(unreachable)?;
+        .map_err(|e| unreachable_brokers(config, e))?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((t, code)) => return Err(err(&format!("cannot create topic {t}"), code)),
         }
     }
-    match count(&admin)? {
+    match partition_count(&admin, config).await? {
         0 => Err(KafkaError(format!(
             "topic {} has no partitions",
             config.topic
         ))),
         n => Ok(n),
     }
+}
+
+/// The error for brokers that did not answer.
+pub(crate) fn unreachable_brokers(config: &KafkaConfig, e: impl std::fmt::Display) -> KafkaError {
+    err(
+        &format!("cannot reach the Kafka brokers at {}", config.brokers),
+        e,
+    )
+}
+
+/// Partitions of `config.topic` (0: no such topic), from the cluster's
+/// metadata.
+async fn partition_count(
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+    config: &KafkaConfig,
+) -> Result<i32, KafkaError> {
+    let (admin, config) = (admin.clone(), config.clone());
+    blocking(move || {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(&config.topic), CONNECT_TIMEOUT)
+            .map_err(|e| unreachable_brokers(&config, e))?;
+        Ok(metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map_or(0, |t| t.partitions().len() as i32))
+    })
+    .await
 }
 
 /// The reference's message for an engine event, as the bytes it puts on
