@@ -119,6 +119,7 @@ struct Split {
     sale: String,
     backend: Server,
     backend_env: Vec<(&'static str, String)>,
+    payment_port: u16,
     /// The transaction service's process, replaced when it is restarted on
     /// the same port.
     transaction: Mutex<Server>,
@@ -128,8 +129,18 @@ struct Split {
 }
 
 impl Split {
+    /// Backend and transaction services for a new sale of `quantity`; the
+    /// backend's page points at the transaction service and at the port
+    /// [`Split::start_payment`] uses.
     async fn start(brokers: &str, quantity: u64, journal: &str) -> Split {
         let sale = unique_sale();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port()
+        };
+        let (transaction_port, payment_port) = (free(), free());
         let kafka = [
             ("KAFKA_BROKERS", brokers.to_owned()),
             ("KAFKA_TOPIC", unique("transactions")),
@@ -139,6 +150,14 @@ impl Split {
             ("SALE_ID", sale.clone()),
             ("SALE_QTY", quantity.to_string()),
             ("KAFKA_GROUP_ID", unique("backend")),
+            (
+                "PUBLIC_TRANSACTION_URL",
+                format!("http://127.0.0.1:{transaction_port}"),
+            ),
+            (
+                "PUBLIC_PAYMENT_URL",
+                format!("http://127.0.0.1:{payment_port}"),
+            ),
         ]);
         let backend = Server::start("backend", 0, &backend_env).await;
         let mut transaction_env = kafka.to_vec();
@@ -150,11 +169,12 @@ impl Split {
             ("JOURNAL", journal.to_owned()),
             ("KAFKA_JOURNAL_PREFIX", unique("journal") + "-"),
         ]);
-        let transaction = Server::start("transaction", 0, &transaction_env).await;
+        let transaction = Server::start("transaction", transaction_port, &transaction_env).await;
         Split {
             sale,
             backend,
             backend_env,
+            payment_port,
             transaction_base: transaction.base.clone(),
             transaction: Mutex::new(transaction),
             transaction_env,
@@ -163,6 +183,18 @@ impl Split {
                 .build()
                 .unwrap(),
         }
+    }
+
+    /// The payment service, calling back the transaction service.
+    async fn start_payment(&self) -> Server {
+        let env = [
+            (
+                "PAY_CALLBACK_URL",
+                format!("{}/paid", self.transaction_base),
+            ),
+            ("PAYMENT_SECRET", "s3cret".to_owned()),
+        ];
+        Server::start("payment", self.payment_port, &env).await
     }
 
     async fn call(
@@ -282,18 +314,7 @@ fn tx_of(answer: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_servers_buy_pay_and_tell_the_backend_and_the_browser() {
     let split = Split::start(&shared_brokers(), 3, "kafka").await;
-    let payment = Server::start(
-        "payment",
-        0,
-        &[
-            (
-                "PAY_CALLBACK_URL",
-                format!("{}/paid", split.transaction_base),
-            ),
-            ("PAYMENT_SECRET", "s3cret".to_owned()),
-        ],
-    )
-    .await;
+    let payment = split.start_payment().await;
     let (mut browser, _) = Client::connect(&split.backend.base, json!({})).await;
     // The backend serves the buyer's page, which buys and pays elsewhere.
     let config: Value = split
@@ -307,7 +328,7 @@ async fn split_servers_buy_pay_and_tell_the_backend_and_the_browser() {
         .unwrap();
     assert_eq!(
         config,
-        json!({"transactionUrl": "http://localhost:3099", "paymentUrl": "http://localhost:3100"})
+        json!({"transactionUrl": split.transaction_base, "paymentUrl": payment.base})
     );
 
     let mut txs = Vec::new();
@@ -367,47 +388,15 @@ struct Told {
 /// the sale reaches it back over Kafka and Socket.IO.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backends_page_buys_and_pays_on_the_other_services() {
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port()
-    };
-    let (tx_port, pay_port) = (free(), free());
-    let (sale, topic) = (unique_sale(), unique("transactions"));
-    let kafka = [("KAFKA_BROKERS", shared_brokers()), ("KAFKA_TOPIC", topic)];
-    let mut env = kafka.to_vec();
-    env.extend([
-        ("SALE_ID", sale.clone()),
-        ("SALE_QTY", "1".to_owned()),
-        ("KAFKA_GROUP_ID", unique("backend")),
-        ("PRODUCT_NAME", "Split sneakers".to_owned()),
-        (
-            "PUBLIC_TRANSACTION_URL",
-            format!("http://127.0.0.1:{tx_port}"),
-        ),
-        ("PUBLIC_PAYMENT_URL", format!("http://127.0.0.1:{pay_port}")),
-    ]);
-    let backend = Server::start("backend", 0, &env).await;
-    let mut env = kafka.to_vec();
-    env.extend([
-        ("SALE_ID", sale.clone()),
-        ("BACKEND_BASE_URL", backend.base.clone()),
-        ("PAYMENT_SECRET", "s3cret".to_owned()),
-        ("KAFKA_JOURNAL_PREFIX", unique("journal") + "-"),
-    ]);
-    let transaction = Server::start("transaction", tx_port, &env).await;
-    let pay_env = [
-        ("PAY_CALLBACK_URL", format!("{}/paid", transaction.base)),
-        ("PAYMENT_SECRET", "s3cret".to_owned()),
-    ];
-    let _payment = Server::start("payment", pay_port, &pay_env).await;
+    let split = Split::start(&shared_brokers(), 1, "kafka").await;
+    let _payment = split.start_payment().await;
 
     let browser = Browser::start().await;
-    let page = browser.open(&backend.base, 1280, 800).await;
+    let page = browser.open(&split.backend.base, 1280, 800).await;
     page.sign_in("ana").await;
     page.wait_for("#conn", "Live").await;
-    page.wait_for("#sales .sale h2", "Split sneakers").await;
+    page.wait_for("#sales .sale h2", "Limited edition sneakers")
+        .await;
     page.wait_for("#sales .remaining", "1 left").await;
     page.click("#sales .sale h2 a").await;
     page.click("#buy").await;
