@@ -4,7 +4,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | the page (its views are `#/`, `#/sales/{id}` and `#/tx/{id}`) |
+//! | `GET /`, `GET /index.html` | the page (its views are `#/`, `#/sales/{id}` and `#/tx/{id}`) |
 //! | `GET /app.js`, `GET /app.css` | its script and style |
 //! | `GET /config.json` | `{transactionUrl, paymentUrl}`: where it buys and pays (`""`: this server) |
 //! | `GET /socket.io/socket.io.js` | the socket.io-client 4.8 browser bundle (MIT), as Node's Socket.IO server serves it |
@@ -26,8 +26,8 @@
 //! ```
 
 use axum::Router;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -111,10 +111,7 @@ fn asset(content_type: &'static str, body: impl IntoResponse) -> Response {
             (CONTENT_TYPE, header(content_type)),
             (CACHE_CONTROL, header("no-cache")),
             (X_CONTENT_TYPE_OPTIONS, header("nosniff")),
-            (
-                HeaderName::from_static("referrer-policy"),
-                header("same-origin"),
-            ),
+            (REFERRER_POLICY, header("same-origin")),
         ],
         body,
     )
