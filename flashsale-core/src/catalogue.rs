@@ -108,13 +108,20 @@ pub struct Buyer {
 pub struct TxMessage {
     /// The transaction.
     pub transaction_id: TxId,
-    /// Who.
+    /// Who. Read leniently ([`crate::name::lenient`]): a message records a
+    /// payment that already happened, so an odd name is cleaned for
+    /// display, never a reason to drop the payment.
+    #[serde(deserialize_with = "crate::name::lenient", default = "no_name")]
     pub buyer_name: BuyerName,
     /// The sale.
     pub sale_id: SaleId,
     /// Paid or switched to payment.
     #[serde(rename = "type")]
     pub kind: TxMessageKind,
+}
+
+fn no_name() -> BuyerName {
+    BuyerName::from_record("")
 }
 
 /// What a [`TxMessage`] says.
@@ -310,15 +317,29 @@ impl Catalogue {
 
     /// Creates a sale with a new id.
     pub fn create(&mut self, now: Timestamp, new: NewSale) -> Result<Sale, SaleError> {
-        self.advance(now);
-        let id = SaleId(self.ids.next_id(now));
-        self.create_with_id(id, new)
+        let sale = self.prepare(now, None, new)?;
+        self.insert(sale)
     }
 
     /// Creates a sale with a chosen id (e.g. one that other services are
     /// configured with).
     pub fn create_with_id(&mut self, id: SaleId, new: NewSale) -> Result<Sale, SaleError> {
-        self.insert(Sale {
+        let sale = self.prepare(self.now, Some(id), new)?;
+        self.insert(sale)
+    }
+
+    /// The sale that [`Catalogue::create`] would add — with the id `id`, or
+    /// a new one — checked, but not added: a caller that must also start
+    /// its engine adds it with [`Catalogue::insert`] once that worked.
+    pub fn prepare(
+        &mut self,
+        now: Timestamp,
+        id: Option<SaleId>,
+        new: NewSale,
+    ) -> Result<Sale, SaleError> {
+        self.advance(now);
+        let id = id.unwrap_or_else(|| SaleId(self.ids.next_id(now)));
+        self.check(Sale {
             id,
             product_name: new.product_name,
             quantity: new.quantity,
@@ -330,9 +351,9 @@ impl Catalogue {
         })
     }
 
-    /// Adds a sale that already has an id (e.g. one synced from another
-    /// service). Its name is trimmed and checked like a new sale's.
-    pub fn insert(&mut self, mut sale: Sale) -> Result<Sale, SaleError> {
+    /// Checks a sale like a new one: its name trimmed and bounded, some
+    /// stock, a valid schedule, an id not taken.
+    fn check(&self, mut sale: Sale) -> Result<Sale, SaleError> {
         let name = sale.product_name.trim();
         if name.is_empty() {
             return Err(SaleError::EmptyProductName);
@@ -349,6 +370,13 @@ impl Catalogue {
             return Err(SaleError::Duplicate);
         }
         sale.remaining = sale.remaining.min(sale.quantity);
+        Ok(sale)
+    }
+
+    /// Adds a sale that already has an id (prepared, or synced from another
+    /// service). It is checked like a new sale.
+    pub fn insert(&mut self, sale: Sale) -> Result<Sale, SaleError> {
+        let sale = self.check(sale)?;
         self.due = self.due.min(sale.starts_at);
         self.sales.insert(
             sale.id,

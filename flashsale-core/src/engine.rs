@@ -283,9 +283,6 @@ pub struct Status {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuyError {
-    /// No such sale (or not initialized yet).
-    #[error("sale not found or not initialized")]
-    UnknownSale,
     /// The buyer name is not acceptable.
     #[error(transparent)]
     InvalidName(#[from] NameError),
@@ -312,18 +309,12 @@ pub enum BuyError {
         /// Its state.
         state: TxState,
     },
-    /// The sale's service is not answering (stopping, or its storage failed).
-    #[error("sale service unavailable")]
-    Unavailable,
 }
 
 /// Why a payment was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PaidError {
-    /// No such sale.
-    #[error("sale not found or not initialized")]
-    UnknownSale,
     /// No such transaction in this sale.
     #[error("transaction not found")]
     UnknownTransaction,
@@ -339,18 +330,12 @@ pub enum PaidError {
         /// Its state.
         state: TxState,
     },
-    /// The sale's service is not answering.
-    #[error("sale service unavailable")]
-    Unavailable,
 }
 
 /// Why leaving was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LeaveError {
-    /// No such sale.
-    #[error("sale not found or not initialized")]
-    UnknownSale,
     /// No such transaction in this sale.
     #[error("transaction not found")]
     UnknownTransaction,
@@ -363,9 +348,6 @@ pub enum LeaveError {
         /// Its state.
         state: TxState,
     },
-    /// The sale's service is not answering.
-    #[error("sale service unavailable")]
-    Unavailable,
 }
 
 /// Why a paid buyer could not be imported.
@@ -385,15 +367,9 @@ pub enum ImportError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StatusError {
-    /// No such sale.
-    #[error("sale not found or not initialized")]
-    UnknownSale,
     /// No such transaction in this sale.
     #[error("transaction not found")]
     UnknownTransaction,
-    /// The sale's service is not answering.
-    #[error("sale service unavailable")]
-    Unavailable,
 }
 
 /// Why a journal could not be replayed.
@@ -788,6 +764,18 @@ impl Engine {
     /// The number of transactions ever made (every state).
     pub fn transaction_count(&self) -> usize {
         self.txs.len()
+    }
+
+    /// Every transaction's id, in join order.
+    pub fn transaction_ids(&self) -> impl Iterator<Item = TxId> + '_ {
+        self.txs.iter().map(|t| t.id)
+    }
+
+    /// Makes the ids of transactions from now on with `ids`. Always safe:
+    /// an id's last four bytes are its transaction's number in the sale,
+    /// which no generator chooses, so ids stay unique.
+    pub fn replace_id_generator(&mut self, ids: Box<dyn IdGenerator>) {
+        self.ids = ids;
     }
 
     /// Every transaction, in join order.

@@ -79,6 +79,7 @@ pub mod ports;
 mod positions;
 #[cfg(feature = "service")]
 pub mod service;
+pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod time;
@@ -98,5 +99,5 @@ pub use ports::{
     BroadcastSink, Clock, EventSink, MemoryStorage, SinkError, Storage, StorageError, SystemClock,
 };
 #[cfg(feature = "service")]
-pub use service::Service;
+pub use service::{CallError, CatalogueService, Service};
 pub use time::Timestamp;

@@ -60,6 +60,21 @@ impl BuyerName {
         Ok(BuyerName(CompactString::new(name)))
     }
 
+    /// What stands for a name that had nothing printable.
+    pub const NO_NAME: &'static str = "(no name)";
+
+    /// A name from a record of something that already happened (a payment
+    /// on the reference's Kafka topic): cleaned for display instead of
+    /// refused. Control characters are dropped, the rest trimmed and cut
+    /// to [`BuyerName::MAX_CHARS`]; nothing left gives
+    /// [`BuyerName::NO_NAME`]. The strict rules ([`BuyerName::parse`]) are
+    /// for our own input.
+    pub fn from_record(raw: &str) -> Self {
+        let cleaned: String = raw.chars().filter(|c| !c.is_control()).collect();
+        let cut: String = cleaned.trim().chars().take(Self::MAX_CHARS).collect();
+        BuyerName::parse(&cut).unwrap_or_else(|_| BuyerName(CompactString::new(Self::NO_NAME)))
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -84,6 +99,55 @@ impl AsRef<str> for BuyerName {
     }
 }
 
+/// Deserializes any JSON value as a [`BuyerName::from_record`]: a string
+/// cleaned, a number or boolean as its text, anything else as
+/// [`BuyerName::NO_NAME`]. For `#[serde(deserialize_with)]`.
+pub fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BuyerName, D::Error> {
+    struct Lenient;
+    impl<'de> serde::de::Visitor<'de> for Lenient {
+        type Value = BuyerName;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a buyer name")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<BuyerName, E> {
+            Ok(BuyerName::from_record(v))
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<BuyerName, E> {
+            Ok(BuyerName::from_record(&v.to_string()))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<BuyerName, E> {
+            Ok(BuyerName::from_record(&v.to_string()))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<BuyerName, E> {
+            Ok(BuyerName::from_record(&v.to_string()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<BuyerName, E> {
+            Ok(BuyerName::from_record(&v.to_string()))
+        }
+        fn visit_unit<E>(self) -> Result<BuyerName, E> {
+            Ok(BuyerName::from_record(""))
+        }
+        fn visit_none<E>(self) -> Result<BuyerName, E> {
+            Ok(BuyerName::from_record(""))
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<BuyerName, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<BuyerName, A::Error> {
+            while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(BuyerName::from_record(""))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<BuyerName, A::Error> {
+            while a
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(BuyerName::from_record(""))
+        }
+    }
+    d.deserialize_any(Lenient)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +166,15 @@ mod tests {
             BuyerName::parse(&"x".repeat(10_000)),
             Err(NameError::TooLong)
         );
+    }
+
+    #[test]
+    fn recorded_names_are_cleaned_not_refused() {
+        let long = "y".repeat(70);
+        assert_eq!(BuyerName::from_record(&long).as_str(), "y".repeat(64));
+        assert_eq!(BuyerName::from_record(" a\nb\0 ").as_str(), "ab");
+        assert_eq!(BuyerName::from_record("").as_str(), BuyerName::NO_NAME);
+        assert_eq!(BuyerName::from_record("\u{7}").as_str(), BuyerName::NO_NAME);
     }
 
     #[test]

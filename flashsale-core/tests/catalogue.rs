@@ -269,10 +269,39 @@ fn messages_have_the_reference_wire_shape() {
     assert_eq!(switch.kind, TxMessageKind::Switch);
     for bad in [
         r#"{"transactionId":"xyz","buyerName":"ana","saleId":"5f0000000000000000000001","type":"paid"}"#,
-        r#"{"transactionId":"0000000000000000000000aa","buyerName":"","saleId":"5f0000000000000000000001","type":"paid"}"#,
         r#"{"transactionId":"0000000000000000000000aa","buyerName":"ana","saleId":"5f0000000000000000000001","type":"refund"}"#,
         r#"{"transactionId":"0000000000000000000000aa","buyerName":"ana","type":"paid"}"#,
     ] {
         assert!(serde_json::from_str::<TxMessage>(bad).is_err(), "{bad}");
     }
+}
+
+/// A payment on the topic already happened: whatever its name, it is read
+/// (the name cleaned for display), never dropped. The reference's
+/// transaction service publishes names our HTTP rules refuse.
+#[test]
+fn messages_with_odd_names_are_read_not_dropped() {
+    let long = "n".repeat(100);
+    for (name, shown) in [
+        (r#""""#.to_owned(), BuyerName::NO_NAME.to_owned()),
+        (format!("\"{long}\""), "n".repeat(64)),
+        (r#""a\u0007b""#.to_owned(), "ab".to_owned()),
+        ("42".to_owned(), "42".to_owned()),
+        ("null".to_owned(), BuyerName::NO_NAME.to_owned()),
+        (
+            r#"{"first":"ana"}"#.to_owned(),
+            BuyerName::NO_NAME.to_owned(),
+        ),
+    ] {
+        let json = format!(
+            r#"{{"transactionId":"0000000000000000000000aa","buyerName":{name},"saleId":"5f0000000000000000000001","type":"paid"}}"#
+        );
+        let m: TxMessage = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(m.buyer_name.as_str(), shown, "{json}");
+    }
+    let missing: TxMessage = serde_json::from_str(
+        r#"{"transactionId":"0000000000000000000000aa","saleId":"5f0000000000000000000001","type":"paid"}"#,
+    )
+    .unwrap();
+    assert_eq!(missing.buyer_name.as_str(), BuyerName::NO_NAME);
 }

@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flashsale_core::service::{Ports, ServiceError};
+use flashsale_core::service::{CallError, Ports, ServiceError};
 use flashsale_core::testkit::{
     ManualClock, broadcast_sink_with_probe, sink_conformance, storage_conformance,
 };
 use flashsale_core::{
     Admission, BroadcastSink, BuyError, Event, EventKind, MemoryStorage, PaidError, PaidOutcome,
-    Place, SaleConfig, SaleId, SequentialIds, Service, StatusError, Storage, StorageError,
-    Timestamp, TxState,
+    Place, SaleConfig, SaleId, SequentialIds, Service, Storage, StorageError, Timestamp, TxState,
 };
 
 const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
@@ -95,15 +94,21 @@ async fn buy_pay_and_status_through_the_service() {
         service.status(sale(1), bob.tx).await.unwrap().state,
         TxState::RejectedSoldOut
     );
-    assert_eq!(service.buy(sale(1), "cy").await, Err(BuyError::SoldOut));
-    assert_eq!(service.buy(sale(9), "cy").await, Err(BuyError::UnknownSale));
+    assert_eq!(
+        service.buy(sale(1), "cy").await,
+        Err(CallError::Refused(BuyError::SoldOut))
+    );
+    assert_eq!(
+        service.buy(sale(9), "cy").await,
+        Err(CallError::UnknownSale)
+    );
     assert_eq!(
         service.paid(sale(9), ana.tx).await,
-        Err(PaidError::UnknownSale)
+        Err(CallError::UnknownSale)
     );
     assert_eq!(
         service.status(sale(9), ana.tx).await,
-        Err(StatusError::UnknownSale)
+        Err(CallError::UnknownSale)
     );
     service.shutdown().await;
 
@@ -147,7 +152,7 @@ async fn the_clock_expires_slots_and_promotes_the_next_buyer() {
     );
     assert_eq!(
         service.paid(sale(1), ana.tx).await,
-        Err(PaidError::SlotExpired)
+        Err(CallError::Refused(PaidError::SlotExpired))
     );
     assert_eq!(service.paid(sale(1), bob.tx).await, Ok(PaidOutcome::Paid));
     service.shutdown().await;
@@ -195,7 +200,7 @@ async fn a_restarted_service_replays_every_sale_from_storage() {
     // Names are remembered across the restart.
     assert!(matches!(
         service.buy(sale(1), "b3").await,
-        Err(BuyError::AlreadyJoined { .. })
+        Err(CallError::Refused(BuyError::AlreadyJoined { .. }))
     ));
     // New ids do not collide with replayed ones.
     let fresh = service.buy(sale(1), "new").await.unwrap();
@@ -286,4 +291,106 @@ async fn a_failing_journal_delays_answers_but_loses_nothing() {
         TxState::Payment
     );
     replayed.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_transaction_id_alone_finds_its_sale_among_many() {
+    let rig = Rig::new(Arc::new(MemoryStorage::new()));
+    let service = Service::open(rig.ports()).await.unwrap();
+    for n in 1..=50 {
+        service.create_sale(config(n, 5)).await.unwrap();
+    }
+    let last = service.buy(sale(50), "ana").await.unwrap();
+    let first = service.buy(sale(1), "ana").await.unwrap();
+    assert_ne!(last.tx, first.tx);
+    // One candidate each: the lookup asks one sale, not fifty.
+    assert_eq!(service.sales_of(last.tx), vec![sale(50)]);
+    assert_eq!(service.sales_of(first.tx), vec![sale(1)]);
+    let (found, status) = service.status_of(last.tx).await.unwrap();
+    assert_eq!((found, status.state), (sale(50), TxState::Payment));
+    assert_eq!(
+        service.paid_tx(last.tx).await,
+        Ok((sale(50), PaidOutcome::Paid))
+    );
+    assert_eq!(service.leave_tx(first.tx).await, Ok((sale(1), ())));
+    assert_eq!(
+        service.status_of(first.tx).await.unwrap().1.state,
+        TxState::Left
+    );
+    // An id nobody made asks nobody.
+    let stranger: flashsale_core::TxId = "ffffffffffffffffffffffff".parse().unwrap();
+    assert!(service.sales_of(stranger).is_empty());
+    assert_eq!(
+        service.status_of(stranger).await,
+        Err(CallError::Refused(
+            flashsale_core::StatusError::UnknownTransaction
+        ))
+    );
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn ids_made_by_another_generator_are_still_found() {
+    let rig = Rig::new(Arc::new(MemoryStorage::new()));
+    let service = Service::open(rig.ports()).await.unwrap();
+    service.create_sale(config(1, 5)).await.unwrap();
+    // An engine built elsewhere: a buyer imported from the reference's
+    // backend, and one who joined under that engine's own generator.
+    let mut engine = flashsale_core::Engine::new(
+        T0,
+        config(2, 5),
+        Box::new(flashsale_core::ObjectIdGenerator::with_seed(
+            0xabcd_0000_0000,
+        )),
+    )
+    .unwrap();
+    let imported: flashsale_core::TxId = "65a1b2c3d4e5f60718293a4b".parse().unwrap();
+    engine.import_paid(T0, imported, "old").unwrap();
+    let joined = engine.buy(T0, "ana").unwrap().tx;
+    service.adopt(engine).await.unwrap();
+    let made_here = service.buy(sale(2), "bob").await.unwrap().tx;
+    for (tx, state) in [
+        (imported, TxState::Paid),
+        (joined, TxState::Payment),
+        (made_here, TxState::Payment),
+    ] {
+        let (found, status) = service.status_of(tx).await.unwrap();
+        assert_eq!((found, status.state), (sale(2), state), "{tx}");
+    }
+    service.shutdown().await;
+
+    // After a restart, replayed ids are found the same way.
+    let service = Service::open(rig.ports()).await.unwrap();
+    assert_eq!(service.status_of(imported).await.unwrap().0, sale(2));
+    assert_eq!(service.status_of(made_here).await.unwrap().0, sale(2));
+    service.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_journal_that_cannot_commit_answers_unavailable_and_is_not_ready() {
+    let storage = Arc::new(Flaky::default());
+    let rig = Rig::new(storage.clone());
+    let service = Service::open(rig.ports()).await.unwrap();
+    service.create_sale(config(1, 10)).await.unwrap();
+    assert!(service.is_ready());
+    storage.failures_left.store(usize::MAX, Ordering::SeqCst);
+    let buy = tokio::spawn({
+        let service = service.clone();
+        async move { service.buy(sale(1), "ana").await }
+    });
+    while service.is_ready() {
+        tokio::task::yield_now().await;
+    }
+    // The commit timeout runs on the service's clock.
+    rig.clock.advance(Duration::from_secs(11));
+    assert_eq!(buy.await.unwrap(), Err(CallError::Unavailable));
+    assert!(!service.is_ready());
+    // The journal comes back: the buy was committed after all, and says so.
+    storage.failures_left.store(0, Ordering::SeqCst);
+    assert!(matches!(
+        service.buy(sale(1), "ana").await,
+        Err(CallError::Refused(BuyError::AlreadyJoined { .. }))
+    ));
+    assert!(service.is_ready());
+    service.shutdown().await;
 }

@@ -1,0 +1,339 @@
+//! [`CatalogueService`]: the one owner of a [`Catalogue`], a single-writer
+//! task like each sale's in [`Service`].
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use hashbrown::HashSet;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{Service, ServiceError};
+use crate::catalogue::{
+    Applied, Buyer, Catalogue, EligibilityError, NewSale, Notice, Sale, SaleError, TxMessage,
+};
+use crate::engine::Event;
+use crate::id::SaleId;
+use crate::ports::{BroadcastSink, Clock, EventSink, SinkError};
+
+/// How many commands may queue before callers wait.
+const QUEUE_DEPTH: usize = 4096;
+/// The most commands handled between two looks at the clock.
+const MAX_BATCH: usize = 256;
+
+type Reply<T> = oneshot::Sender<T>;
+
+enum Command {
+    /// Checks a new sale and reserves its id, without adding it.
+    Prepare(Option<SaleId>, NewSale, Reply<Result<Sale, SaleError>>),
+    /// Adds a prepared (or synced) sale.
+    Insert(Sale, Reply<Result<Sale, SaleError>>),
+    /// Drops a reservation whose engine could not start.
+    Release(SaleId),
+    Apply(Vec<TxMessage>, Reply<Vec<Notice>>),
+    List(Reply<Vec<Sale>>),
+    Get(SaleId, Reply<Option<Sale>>),
+    Buyers(SaleId, Reply<Option<Vec<Buyer>>>),
+    Eligible(SaleId, String, Reply<Result<(), EligibilityError>>),
+    Stop,
+}
+
+/// Why [`CatalogueService::create_sale`] created nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// The sale's settings are refused.
+    #[error(transparent)]
+    Invalid(#[from] SaleError),
+    /// The sale's engine could not start (e.g. its journal cannot be
+    /// written); the catalogue kept nothing.
+    #[error("the sale's engine could not start: {0}")]
+    Engine(#[from] ServiceError),
+    /// The catalogue has stopped.
+    #[error("catalogue unavailable")]
+    Unavailable,
+}
+
+struct Shared {
+    commands: mpsc::Sender<Command>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Owns a [`Catalogue`] in a task of its own: sale creation (with the
+/// sale's engine, atomically, when it runs engines), `paid` and `switch`
+/// messages, queries, and the catalogue's timers (sale starts and ends).
+/// Every notice goes out on the broadcast given at [`CatalogueService::open`].
+/// Cheap to clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use flashsale_core::service::{CatalogueService, Ports};
+/// use flashsale_core::{BroadcastSink, Catalogue, NewSale, ObjectIdGenerator, Service, Timestamp};
+/// use std::sync::Arc;
+///
+/// let (mut ports, _) = Ports::in_memory();
+/// let notices = BroadcastSink::new(64);
+/// let catalogue = CatalogueService::open(
+///     ports.clock.clone(),
+///     Catalogue::new(Box::new(ObjectIdGenerator::random())),
+///     notices.clone(),
+/// );
+/// ports.sink = Arc::new(catalogue.feed()); // paid and switch reach the catalogue
+/// let engines = Service::open(ports).await.unwrap();
+/// let catalogue = catalogue.with_engines(engines.clone());
+///
+/// let now = Timestamp::from(std::time::SystemTime::now());
+/// let new = NewSale::new("Sneakers", 2, now, now.saturating_add(std::time::Duration::from_secs(60)));
+/// let sale = catalogue.create_sale(None, new).await.unwrap(); // catalogue entry + engine
+/// let ana = engines.buy(sale.id, "ana").await.unwrap();
+/// engines.paid(sale.id, ana.tx).await.unwrap();
+/// engines.clone().shutdown().await; // flushes the payment to the catalogue
+/// assert_eq!(catalogue.get(sale.id).await.unwrap().unwrap().remaining, 1);
+/// catalogue.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CatalogueService {
+    shared: Arc<Shared>,
+    engines: Option<Service>,
+}
+
+impl std::fmt::Debug for CatalogueService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogueService")
+            .field("engines", &self.engines.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CatalogueService {
+    /// Starts the catalogue's task. Must run inside a tokio runtime.
+    pub fn open(
+        clock: Arc<dyn Clock>,
+        catalogue: Catalogue,
+        notices: BroadcastSink<Notice>,
+    ) -> Self {
+        let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let task = tokio::spawn(run(catalogue, receiver, clock, notices));
+        CatalogueService {
+            shared: Arc::new(Shared {
+                commands,
+                task: Mutex::new(Some(task)),
+            }),
+            engines: None,
+        }
+    }
+
+    /// This handle, starting each new sale's engine in `engines` too.
+    pub fn with_engines(mut self, engines: Service) -> Self {
+        self.engines = Some(engines);
+        self
+    }
+
+    /// The [`EventSink`] that feeds committed engine events to this
+    /// catalogue: each `Paid` and `Promoted` as a `paid` or `switch`
+    /// message (what the reference does over Kafka).
+    pub fn feed(&self) -> CatalogueFeed {
+        CatalogueFeed {
+            catalogue: self.clone(),
+        }
+    }
+
+    /// Whether the catalogue's task still runs.
+    pub fn is_running(&self) -> bool {
+        !self.shared.commands.is_closed()
+    }
+
+    /// Creates a sale — with the id `id`, or a new one — and, when this
+    /// handle runs engines, starts its engine. Atomic: when the engine
+    /// cannot start, the catalogue keeps nothing; a caller that stops
+    /// waiting does not cut it in half.
+    pub async fn create_sale(&self, id: Option<SaleId>, new: NewSale) -> Result<Sale, CreateError> {
+        let this = self.clone();
+        tokio::spawn(async move { this.create(id, new).await })
+            .await
+            .map_err(|_| CreateError::Unavailable)?
+    }
+
+    async fn create(&self, id: Option<SaleId>, new: NewSale) -> Result<Sale, CreateError> {
+        let sale = self.ask(|r| Command::Prepare(id, new, r)).await??;
+        if let Some(engines) = &self.engines
+            && let Err(e) = engines.create_sale(sale.engine_config()).await
+        {
+            tracing::error!(sale = %sale.id, error = %e, "could not start the sale's engine");
+            let _ = self.shared.commands.send(Command::Release(sale.id)).await;
+            return Err(e.into());
+        }
+        Ok(self.ask(|r| Command::Insert(sale, r)).await??)
+    }
+
+    /// Adds a sale known elsewhere (synced), without starting an engine.
+    pub async fn insert(&self, sale: Sale) -> Result<Sale, CreateError> {
+        Ok(self.ask(|r| Command::Insert(sale, r)).await??)
+    }
+
+    /// Applies `paid` and `switch` messages (each paid transaction once,
+    /// however often delivered) and returns the notices they caused, which
+    /// also went out on the notices broadcast. Refusals are logged.
+    pub async fn apply(&self, messages: Vec<TxMessage>) -> Result<Vec<Notice>, CreateError> {
+        self.ask(|r| Command::Apply(messages, r)).await
+    }
+
+    /// Every sale, by id.
+    pub async fn list(&self) -> Result<Vec<Sale>, CreateError> {
+        self.ask(Command::List).await
+    }
+
+    /// One sale; `None` if unknown.
+    pub async fn get(&self, sale: SaleId) -> Result<Option<Sale>, CreateError> {
+        self.ask(|r| Command::Get(sale, r)).await
+    }
+
+    /// A sale's buyers, in the order their payments were applied.
+    pub async fn buyers(&self, sale: SaleId) -> Result<Option<Vec<Buyer>>, CreateError> {
+        self.ask(|r| Command::Buyers(sale, r)).await
+    }
+
+    /// See [`Catalogue::eligible`].
+    pub async fn eligible(
+        &self,
+        sale: SaleId,
+        buyer: &str,
+    ) -> Result<Result<(), EligibilityError>, CreateError> {
+        self.ask(|r| Command::Eligible(sale, buyer.to_owned(), r))
+            .await
+    }
+
+    /// Stops the task once what is queued is done, and waits for it.
+    /// Shut the engines down first: their last payments reach the
+    /// catalogue through its feed.
+    pub async fn shutdown(self) {
+        let _ = self.shared.commands.send(Command::Stop).await;
+        let task = self
+            .shared
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "catalogue task failed");
+        }
+    }
+
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, CreateError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(command(reply))
+            .await
+            .map_err(|_| CreateError::Unavailable)?;
+        answer.await.map_err(|_| CreateError::Unavailable)
+    }
+}
+
+/// Feeds committed engine events to a [`CatalogueService`]; see
+/// [`CatalogueService::feed`].
+#[derive(Debug, Clone)]
+pub struct CatalogueFeed {
+    catalogue: CatalogueService,
+}
+
+#[async_trait]
+impl EventSink for CatalogueFeed {
+    async fn publish(&self, events: &[Event]) -> Result<(), SinkError> {
+        let messages: Vec<TxMessage> = events.iter().filter_map(TxMessage::from_event).collect();
+        if messages.is_empty() {
+            return Ok(());
+        }
+        if self.catalogue.apply(messages).await.is_err() {
+            // Stopped for good: retrying would only hold up the sale.
+            tracing::warn!("catalogue stopped; engine events not applied");
+        }
+        Ok(())
+    }
+}
+
+async fn run(
+    mut catalogue: Catalogue,
+    mut commands: mpsc::Receiver<Command>,
+    clock: Arc<dyn Clock>,
+    notices: BroadcastSink<Notice>,
+) {
+    let mut reserved = HashSet::new();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut stop = false;
+    while !stop {
+        let due = catalogue.poll_timeout();
+        tokio::select! {
+            biased;
+            n = commands.recv_many(&mut batch, MAX_BATCH) => if n == 0 { break },
+            () = async {
+                match due {
+                    Some(t) => clock.sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+        let now = clock.now();
+        catalogue.handle_timeout(now);
+        let mut out: Vec<Notice> = catalogue.drain_notices().collect();
+        for command in batch.drain(..) {
+            // A caller that gave up waiting is no error.
+            match command {
+                Command::Prepare(id, new, r) => {
+                    let sale = catalogue.prepare(now, id, new).and_then(|sale| {
+                        if reserved.insert(sale.id) {
+                            Ok(sale)
+                        } else {
+                            Err(SaleError::Duplicate)
+                        }
+                    });
+                    let _ = r.send(sale);
+                }
+                Command::Insert(sale, r) => {
+                    reserved.remove(&sale.id);
+                    let _ = r.send(catalogue.insert(sale));
+                }
+                Command::Release(id) => {
+                    reserved.remove(&id);
+                }
+                Command::Apply(messages, r) => {
+                    for message in &messages {
+                        match catalogue.apply(now, message) {
+                            Ok(Applied::Oversold) => tracing::error!(
+                                ?message,
+                                "catalogue recorded a sale beyond its stock"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(?message, error = %e, "catalogue refused a message");
+                            }
+                        }
+                    }
+                    let caused: Vec<Notice> = catalogue.drain_notices().collect();
+                    out.extend(caused.iter().cloned());
+                    let _ = r.send(caused);
+                }
+                Command::List(r) => {
+                    let _ = r.send(catalogue.list().cloned().collect());
+                }
+                Command::Get(id, r) => {
+                    let _ = r.send(catalogue.get(id).cloned());
+                }
+                Command::Buyers(id, r) => {
+                    let _ = r.send(catalogue.buyers(id).map(<[Buyer]>::to_vec));
+                }
+                Command::Eligible(id, name, r) => {
+                    let _ = r.send(catalogue.eligible(id, &name));
+                }
+                Command::Stop => stop = true,
+            }
+            out.extend(catalogue.drain_notices());
+        }
+        // A broadcast never blocks: publishing cannot stall the catalogue.
+        let _ = notices.publish(&out).await;
+    }
+}

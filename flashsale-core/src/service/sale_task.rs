@@ -1,0 +1,183 @@
+//! One sale's single-writer task: the only code that touches its
+//! [`Engine`], and its publisher task.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Ports, SaleStats};
+use crate::engine::{
+    Admission, BuyError, Engine, Event, LeaveError, PaidError, PaidOutcome, Status, StatusError,
+};
+use crate::id::{SaleId, TxId};
+use crate::ports::EventSink;
+use crate::time::Timestamp;
+
+/// The most commands applied in one batch.
+const MAX_BATCH: usize = 1024;
+
+pub(super) type Reply<T> = oneshot::Sender<T>;
+
+/// What a caller asks of a sale's task.
+pub(super) enum Command {
+    Buy(String, Reply<Result<Admission, BuyError>>),
+    Paid(TxId, Reply<Result<PaidOutcome, PaidError>>),
+    Leave(TxId, Reply<Result<(), LeaveError>>),
+    Status(TxId, Reply<Result<Status, StatusError>>),
+    Stats(Reply<SaleStats>),
+}
+
+/// A command's answer, held until the batch is committed.
+enum Done {
+    Buy(
+        Reply<Result<Admission, BuyError>>,
+        Result<Admission, BuyError>,
+    ),
+    Paid(
+        Reply<Result<PaidOutcome, PaidError>>,
+        Result<PaidOutcome, PaidError>,
+    ),
+    Leave(Reply<Result<(), LeaveError>>, Result<(), LeaveError>),
+    Status(
+        Reply<Result<Status, StatusError>>,
+        Result<Status, StatusError>,
+    ),
+    Stats(Reply<SaleStats>, SaleStats),
+}
+
+impl Done {
+    fn send(self) {
+        // A caller that gave up waiting is no error.
+        let _ = match self {
+            Done::Buy(r, v) => r.send(v).map_err(drop),
+            Done::Paid(r, v) => r.send(v).map_err(drop),
+            Done::Leave(r, v) => r.send(v).map_err(drop),
+            Done::Status(r, v) => r.send(v).map_err(drop),
+            Done::Stats(r, v) => r.send(v).map_err(drop),
+        };
+    }
+}
+
+fn execute(engine: &mut Engine, now: Timestamp, command: Command) -> Done {
+    match command {
+        Command::Buy(name, r) => Done::Buy(r, engine.buy(now, &name)),
+        Command::Paid(tx, r) => Done::Paid(r, engine.paid(now, tx)),
+        Command::Leave(tx, r) => Done::Leave(r, engine.leave(now, tx)),
+        Command::Status(tx, r) => {
+            Done::Status(r, engine.status(tx).ok_or(StatusError::UnknownTransaction))
+        }
+        Command::Stats(r) => Done::Stats(r, SaleStats::of(engine)),
+    }
+}
+
+/// How a sale's task reports that its journal cannot be written.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    /// Sales whose latest journal append failed and is being retried.
+    pub(super) failing_appends: AtomicUsize,
+}
+
+/// Retries `attempt` with capped exponential backoff until it succeeds;
+/// `failing` counts one while it does.
+async fn retry<F, Fut, E>(what: &str, sale: SaleId, failing: Option<&AtomicUsize>, mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = Duration::from_millis(10);
+    let mut counted = false;
+    while let Err(e) = attempt().await {
+        tracing::warn!(%sale, error = %e, retry_in = ?backoff, "{what} failed; retrying");
+        if let (Some(failing), false) = (failing, counted) {
+            failing.fetch_add(1, Ordering::Relaxed);
+            counted = true;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    if let (Some(failing), true) = (failing, counted) {
+        failing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The sale's task: takes every waiting command as one batch, applies it at
+/// one `now`, appends the batch's events to storage once, hands them to the
+/// publisher, and only then replies. Between batches it sleeps until the
+/// engine's `poll_timeout` or the next command. Ends when every sender is
+/// gone, after committing and publishing what it has.
+pub(super) async fn run_sale(
+    mut engine: Engine,
+    mut commands: mpsc::Receiver<Command>,
+    ports: Ports,
+    health: Arc<Health>,
+    publish_queue: usize,
+    backlog: Vec<Event>,
+) {
+    let sale = engine.config().id;
+    let (publish, batches) = mpsc::channel::<Vec<Event>>(publish_queue.max(1));
+    let publisher = tokio::spawn(run_publisher(sale, batches, ports.sink.clone()));
+    if !backlog.is_empty() {
+        // The publisher lives as long as this task; a send cannot fail.
+        let _ = publish.send(backlog).await;
+    }
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut done = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let wake = engine.poll_timeout();
+        tokio::select! {
+            biased;
+            n = commands.recv_many(&mut batch, MAX_BATCH) => if n == 0 { break },
+            () = async {
+                match wake {
+                    Some(t) => ports.clock.sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+        let now = ports.clock.now();
+        engine.handle_timeout(now);
+        if batch.len() > 1 {
+            engine.prefetch_buyers(batch.iter().filter_map(|c| match c {
+                Command::Buy(name, _) => Some(name.as_str()),
+                _ => None,
+            }));
+        }
+        done.extend(batch.drain(..).map(|c| execute(&mut engine, now, c)));
+        let events: Vec<Event> = engine.drain_events().collect();
+        if !events.is_empty() {
+            retry(
+                "journal append",
+                sale,
+                Some(&health.failing_appends),
+                || ports.storage.append(sale, &events),
+            )
+            .await;
+            // Waits while the publisher's queue is full: a sink that cannot
+            // keep up slows the sale down instead of filling memory.
+            let _ = publish.send(events).await;
+        }
+        done.drain(..).for_each(Done::send);
+    }
+    drop(publish);
+    if let Err(e) = publisher.await {
+        tracing::error!(%sale, error = %e, "publisher task failed");
+    }
+}
+
+async fn run_publisher(
+    sale: SaleId,
+    mut batches: mpsc::Receiver<Vec<Event>>,
+    sink: Arc<dyn EventSink>,
+) {
+    // Everything queued while the last publish was under way goes out as
+    // one: a sink with a round trip per publish (Kafka) keeps up with any
+    // rate, its batches growing instead of its queue.
+    let mut queued = Vec::new();
+    while batches.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        let events: Vec<Event> = queued.drain(..).flatten().collect();
+        retry("publish", sale, None, || sink.publish(&events)).await;
+    }
+}
