@@ -11,9 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use clap::Parser;
-use flashsale_core::EventSink;
-use flashsale_core::service::Ports;
-use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, Timestamp};
+use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, SystemClock};
 use flashsale_examples::{DemoSale, Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
 use flashsale_http::{InProcess, WebPage};
 
@@ -65,15 +63,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
 
-    let new = args.demo.new_sale();
-    let mut catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
-    let sale = match args.sale_id {
-        Some(id) => catalogue.create_with_id(id, new),
-        None => catalogue.create(Timestamp::from(std::time::SystemTime::now()), new),
-    }
-    .map_err(|e| format!("could not create the demo sale: {e}"))?;
-    let (ports, _) = Ports::in_memory();
-    let mut stack = InProcess::open(ports, catalogue).await?;
+    let clock = Arc::new(SystemClock);
+    let mut stack =
+        InProcess::catalogue_only(clock, Catalogue::new(Box::new(ObjectIdGenerator::random())));
+    let sale = stack
+        .catalogue
+        .create_sale(args.sale_id, args.demo.new_sale())
+        .await
+        .map_err(|e| format!("could not create the demo sale: {e}"))?;
     stack.app = stack.app.with_web_page(WebPage::new(
         &args.public_transaction_url,
         &args.public_payment_url,
@@ -87,14 +84,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // every start.
             let consumer =
                 flashsale_kafka::replay_consumer(&config, &args.kafka_group_id, partitions)?;
-            let (app, notices) = (stack.app.clone(), stack.notices.clone());
+            let catalogue = stack.catalogue.clone();
             let stats = Arc::new(flashsale_kafka::ConsumerStats::default());
             tokio::spawn(async move {
                 flashsale_kafka::consume(&consumer, stats, |message| {
-                    let notices_now = app.apply_message(message);
-                    let notices = notices.clone();
+                    let catalogue = catalogue.clone();
                     async move {
-                        let _ = notices.publish(&notices_now).await;
+                        // Its notices go out on the live broadcast.
+                        let _ = catalogue.apply(vec![message]).await;
                     }
                 })
                 .await;
@@ -109,8 +106,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "demo sale {} — {} × {:?}",
         sale.id, sale.quantity, sale.product_name
     );
-    axum::serve(listener, stack.backend_router(&args.cors_origin))
+    axum::serve(listener, stack.router(&args.cors_origin))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    stack.shutdown().await;
     Ok(())
 }

@@ -48,10 +48,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stack = InProcess::open(ports, catalogue).await?;
 
     let sale = stack
-        .app
-        .create_sale(args.demo.new_sale())
+        .catalogue
+        .create_sale(None, args.demo.new_sale())
         .await
-        .map_err(|e| format!("could not create the demo sale: {}", e.message))?;
+        .map_err(|e| format!("could not create the demo sale: {e}"))?;
     let listener = bind(args.host, args.port).await?;
     let addr = listener.local_addr()?;
     let callback = args
@@ -82,6 +82,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stopping: committing what is queued");
-    stack.app.service().clone().shutdown().await;
+    stack.shutdown().await;
     Ok(())
 }

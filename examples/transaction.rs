@@ -13,12 +13,12 @@
 //! Run: `SALE_ID=… cargo run --release --example transaction`
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use flashsale_core::service::Ports;
-use flashsale_core::{Catalogue, Engine, ObjectIdGenerator, SaleId, Service, Timestamp};
+use flashsale_core::{Engine, ObjectIdGenerator, SaleId, Service, Timestamp};
 use flashsale_examples::{Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
 use flashsale_http::App;
 use flashsale_kafka::{DEFAULT_JOURNAL_PREFIX, KafkaSink, KafkaStorage};
@@ -47,7 +47,8 @@ struct Args {
     /// How long to wait between attempts to reach the backend, in ms.
     #[arg(long, env = "SYNC_RETRY_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     sync_retry_ms: u64,
-    /// How long a buyer holds a payment slot, in milliseconds.
+    /// How long a buyer holds a payment slot, in milliseconds, when the
+    /// backend does not say (the reference's does not).
     #[arg(long, env = "PAYMENT_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     payment_timeout_ms: u64,
     /// Shared secret: when set, `/paid` accepts only HMAC-SHA256-signed
@@ -95,15 +96,21 @@ async fn sync_from_backend(args: &Args) -> Result<Option<Engine>, Box<dyn std::e
             }
         }
     };
-    let engine = flashsale_http::sync::engine(
+    let synced = flashsale_http::sync::engine(
         Timestamp::from(std::time::SystemTime::now()),
         &sale,
         &buyers,
         Duration::from_millis(args.payment_timeout_ms),
         Box::new(ObjectIdGenerator::random()),
     )?;
-    tracing::info!(sale = %args.sale_id, remaining = sale.product_qty, paid = buyers.len(), "synced from the backend");
-    Ok(Some(engine))
+    tracing::info!(
+        sale = %args.sale_id,
+        remaining = sale.product_qty,
+        imported = synced.imported,
+        skipped = synced.skipped.len(),
+        "synced from the backend"
+    );
+    Ok(Some(synced.engine))
 }
 
 #[tokio::main]
@@ -127,7 +134,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => tracing::warn!("{NO_KAFKA}"),
     }
-    let clock = ports.clock.clone();
     let service = Service::open(ports).await?;
     if service.sale_ids().contains(&args.sale_id) {
         let stats = service.stats(args.sale_id).await;
@@ -138,11 +144,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         service.adopt(engine).await?;
     }
-    // The transaction routes do not read the catalogue; the backend has it.
-    let catalogue = Arc::new(Mutex::new(Catalogue::new(Box::new(
-        ObjectIdGenerator::random(),
-    ))));
-    let mut app = App::new(service.clone(), catalogue, clock, Some(args.sale_id));
+    let mut app = App::new()
+        .with_service(service.clone())
+        .with_default_sale(args.sale_id);
     if let Some(secret) = &args.payment_secret {
         app = app.with_payment_secret(secret.as_bytes());
     } else {
@@ -155,7 +159,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.sale_id,
         listener.local_addr()?
     );
-    axum::serve(listener, app.transaction_router(&args.cors_origin))
+    axum::serve(listener, app.router(&args.cors_origin))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     service.shutdown().await;

@@ -1,32 +1,48 @@
 //! flashsale-http: the reference's REST API over [`flashsale_core`], with
 //! axum.
 //!
-//! [`App::router`] serves, on one router:
+//! An [`App`] is the parts a server serves; [`App::router`] puts them on
+//! one router:
 //!
-//! | route | answer |
-//! |---|---|
-//! | `GET /sales` | `[Sale]` |
-//! | `POST /sales` `{productName, quantity, saleStart, saleEnd, paymentTimeoutMs?, maxPaymentSlots?}` | 201 `Sale` |
-//! | `GET /sales/{id}` | `Sale`, 404 |
-//! | `GET /sales/{id}/buyers` | `[Buyer]`, 404 |
-//! | `POST /sales/{id}/eligible` `{buyerName}` | 200, 400 sold out / already participated |
-//! | `POST /buy` `{buyerName}` (the default sale), `POST /sales/{id}/buy` | `{transactionId, state}`, 400 |
-//! | `POST /paid` `{transactionId}`, `POST /sales/{id}/paid` | `{success: true}`, 400 |
-//! | `GET /transactions/{id}` | state, exact position, payment deadline; 404 |
-//! | `POST /transactions/{id}/leave` | `{success: true}`, 400, 404 |
-//! | `POST /pay` `{transactionId, quantity: 1}` (with [`App::with_payment`]) | `{success: true}` after calling back `/paid`; the callback's refusal passed on |
-//! | `GET /healthz` | `ok` |
-//! | `/socket.io/` (with [`InProcess::router`]) | live events, see [`live`]; `/socket.io/socket.io.js` is the browser client |
-//! | `GET /` (with [`App::with_web_page`]) | the buyer's web page, see [`web`] |
+//! | route | part | answer |
+//! |---|---|---|
+//! | `GET /sales` | catalogue | `[Sale]` |
+//! | `POST /sales` `{productName, quantity, saleStart, saleEnd, paymentTimeoutMs?, maxPaymentSlots?}` | catalogue | 201 `Sale` |
+//! | `GET /sales/{id}` | catalogue | `Sale`, 404 |
+//! | `GET /sales/{id}/buyers` | catalogue | `[Buyer]`, 404 |
+//! | `POST /sales/{id}/eligible` `{buyerName}` | catalogue | `{eligible: true}`, 400 sold out / already participated |
+//! | `POST /buy` `{buyerName}` (the default sale), `POST /sales/{id}/buy` | service | `{transactionId, state}`, 400 |
+//! | `POST /paid` `{transactionId}` (any sale), `POST /sales/{id}/paid` | service | `{success: true}`, 400 |
+//! | `GET /transactions/{id}` | service | state, exact position, payment deadline; 404 |
+//! | `POST /transactions/{id}/leave` | service | `{success: true}`, 400, 404 |
+//! | `POST /pay` `{transactionId, quantity: 1}` | payment | `{success: true}` after calling back `/paid`; the callback's refusal passed on |
+//! | `GET /` | web page | the buyer's web page, see [`web`] |
+//! | `GET /healthz` | always | `ok`: the process lives |
+//! | `GET /readyz` | always | `ready`, or 503 while the service cannot commit |
+//! | `/socket.io/` | [`InProcess::router`] | live events, see [`live`]; `/socket.io/socket.io.js` is the browser client |
 //!
 //! With [`App::with_payment_secret`], `/paid` requires an HMAC-SHA256
 //! signature of its body ([`signature`]); the payment stand-in signs with
 //! the same secret.
 //!
 //! Every error — core refusals, malformed or oversized bodies, bad ids,
-//! unknown routes — answers in the reference's shape
-//! `{"statusCode":400,"message":"…","error":"Bad Request"}`, mapped in one
-//! place ([`ApiError`]).
+//! unknown routes — answers in the reference's shape plus a stable code,
+//! `{"statusCode":400,"message":"…","error":"Bad Request","code":"sold_out"}`,
+//! mapped in one place ([`ApiError`], codes in [`codes`]). Where the
+//! reference refuses the same thing, `message` is its exact text.
+//!
+//! # Layout
+//!
+//! - `app` — [`App`]: which parts a server serves.
+//! - `backend` — the backend's routes, over a catalogue.
+//! - `transaction` — the transaction routes, over a service.
+//! - [`Payment`] (`payment`) — the payment stand-in.
+//! - `in_process` — [`InProcess`]: the all-in-one wiring and its tasks.
+//! - `extract` — JSON bodies and signed callbacks ([`ApiJson`], [`SignedJson`]).
+//! - `layers` — CORS, limits, 404/405, `/healthz` and `/readyz`.
+//! - `error` — [`ApiError`] and its [`codes`].
+//! - [`wire`] — request and response bodies; [`live`] — Socket.IO;
+//!   [`web`] — the buyer's page; [`signature`]; [`sync`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,20 +54,29 @@
 //! let stack = InProcess::open(ports, Catalogue::new(Box::new(ObjectIdGenerator::random()))).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, stack.router("*")).await?;
+//! stack.shutdown().await; // commits what is queued
 //! # Ok(())
 //! # }
 //! ```
 
 mod app;
+mod backend;
 mod error;
+mod extract;
+mod in_process;
+mod layers;
 pub mod live;
 mod payment;
 pub mod signature;
 pub mod sync;
+mod transaction;
 pub mod web;
 pub mod wire;
 
-pub use app::{ApiJson, App, CatalogueFeed, InProcess, MAX_BODY_BYTES, SignedJson};
-pub use error::ApiError;
+pub use app::App;
+pub use error::{ApiError, codes};
+pub use extract::{ApiJson, PaymentSecret, SignedJson};
+pub use in_process::InProcess;
+pub use layers::{MAX_BODY_BYTES, Readiness, finish};
 pub use payment::Payment;
 pub use web::WebPage;

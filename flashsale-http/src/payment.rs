@@ -13,9 +13,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use crate::error::{ApiError, codes};
+use crate::extract::ApiJson;
 use crate::signature::{SIGNATURE_HEADER, sign};
 use crate::wire::Success;
-use crate::{ApiError, ApiJson};
 
 /// How long the callback may take before the payment is reported failed.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,17 +73,11 @@ impl Payment {
             .with_state(self.clone())
     }
 
-    /// The reference's Payment service alone: `POST /pay` and `/healthz`,
-    /// with the same body limit, CORS, tracing and error answers as the
-    /// other services.
+    /// The reference's Payment service alone: `POST /pay`, `/healthz` and
+    /// `/readyz`, with the same body limit, CORS, tracing and error answers
+    /// as the other services.
     pub fn router(&self, cors_origin: &str) -> Router {
-        self.routes()
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .fallback(crate::app::not_found)
-            .method_not_allowed_fallback(crate::app::method_not_allowed)
-            .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
-            .layer(crate::app::cors(cors_origin))
-            .layer(tower_http::trace::TraceLayer::new_for_http())
+        crate::layers::finish(self.routes(), Arc::new(|| true), cors_origin)
     }
 }
 
@@ -91,10 +86,14 @@ async fn pay(
     ApiJson(body): ApiJson<PayBody>,
 ) -> Result<Response, ApiError> {
     if body.transaction_id.trim().is_empty() {
-        return Err(ApiError::bad_request("transactionId is required"));
+        return Err(ApiError::bad_request(
+            codes::TRANSACTION_ID_REQUIRED,
+            "transactionId is required",
+        ));
     }
     if body.quantity != 1 {
         return Err(ApiError::bad_request(
+            codes::INVALID_QUANTITY,
             "quantity must be 1: a transaction buys one unit",
         ));
     }
@@ -110,6 +109,7 @@ async fn pay(
         tracing::warn!(error = %e, "payment callback failed");
         ApiError::new(
             StatusCode::BAD_GATEWAY,
+            codes::PAYMENT_CALLBACK_FAILED,
             "the transaction service did not answer",
         )
     })?;

@@ -1,13 +1,28 @@
 //! The transaction service's start-up sync (as the reference's): fetch the
-//! sale and the buyers who already paid from the backend, and build the
-//! sale's engine with those buyers imported as sold.
+//! sale and the buyers who already paid from the backend over HTTP. The
+//! rule for building the engine from them is the core's
+//! ([`flashsale_core::sync`]).
 
 use std::time::Duration;
 
-use flashsale_core::catalogue::Buyer;
-use flashsale_core::{Engine, IdGenerator, SaleConfig, SaleId, Timestamp};
+use flashsale_core::sync::{ListedBuyer, Synced, synced_engine};
+use flashsale_core::{IdGenerator, SaleConfig, SaleId, Timestamp};
+use serde::Deserialize;
 
 use crate::wire::{SaleBody, parse_iso};
+
+/// A buyer as a backend lists it, read without judging it: the reference's
+/// backend may list names our rules refuse, or ones that are not strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawBuyer {
+    /// The paid transaction's id, as listed.
+    #[serde(default)]
+    pub id: serde_json::Value,
+    /// The name, as listed.
+    #[serde(default)]
+    pub buyer_name: serde_json::Value,
+}
 
 /// Fetches `sale` and its buyers from the backend at `base_url`
 /// (e.g. `http://127.0.0.1:3001`).
@@ -15,7 +30,7 @@ pub async fn fetch(
     http: &reqwest::Client,
     base_url: &str,
     sale: SaleId,
-) -> Result<(SaleBody, Vec<Buyer>), String> {
+) -> Result<(SaleBody, Vec<RawBuyer>), String> {
     let base = base_url.trim_end_matches('/');
     let get = |path: String| async move {
         let r = http
@@ -39,36 +54,43 @@ pub async fn fetch(
     let body = get(format!("/sales/{sale}")).await?;
     let sale_body: SaleBody = serde_json::from_slice(&body).map_err(|_| parse("sale", &body))?;
     let body = get(format!("/sales/{sale}/buyers")).await?;
-    let buyers: Vec<Buyer> =
+    let buyers: Vec<RawBuyer> =
         serde_json::from_slice(&body).map_err(|_| parse("buyer list", &body))?;
     Ok((sale_body, buyers))
 }
 
-/// The engine for a synced sale: its quantity is what remains plus what was
-/// already bought, and every buyer who paid is imported as sold.
+/// The engine for a synced sale ([`synced_engine`]): the backend's payment
+/// timeout and slot cap when it sends them, else `default_payment_timeout`
+/// and no cap. Skipped buyers are logged.
 pub fn engine(
     now: Timestamp,
     sale: &SaleBody,
-    buyers: &[Buyer],
-    payment_timeout: Duration,
+    buyers: &[RawBuyer],
+    default_payment_timeout: Duration,
     ids: Box<dyn IdGenerator>,
-) -> Result<Engine, String> {
+) -> Result<Synced, String> {
     let id: SaleId = sale
         .id
         .parse()
         .map_err(|_| "the backend's sale id is not an ObjectId")?;
     let mut config = SaleConfig::new(
         id,
-        sale.product_qty + buyers.len() as u64,
+        0,
         parse_iso("saleStart", &sale.sale_start).map_err(|e| e.message)?,
         parse_iso("saleEnd", &sale.sale_end).map_err(|e| e.message)?,
     );
-    config.payment_timeout = payment_timeout;
-    let mut engine = Engine::new(now, config, ids).map_err(|e| e.to_string())?;
-    for b in buyers {
-        engine
-            .import_paid(now, b.id, b.buyer_name.as_str())
-            .map_err(|e| format!("buyer {:?}: {e}", b.buyer_name))?;
+    config.payment_timeout = sale
+        .payment_timeout_ms
+        .map_or(default_payment_timeout, Duration::from_millis);
+    config.max_payment_slots = sale.max_payment_slots;
+    let listed = buyers.iter().map(|b| ListedBuyer {
+        id: b.id.as_str().unwrap_or_default(),
+        name: b.buyer_name.as_str(),
+    });
+    let synced =
+        synced_engine(now, config, sale.product_qty, listed, ids).map_err(|e| e.to_string())?;
+    for s in &synced.skipped {
+        tracing::warn!(id = %s.id, name = ?s.name, reason = %s.reason, "synced buyer skipped");
     }
-    Ok(engine)
+    Ok(synced)
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-use crate::ApiError;
+use crate::error::{ApiError, codes};
 
 /// `2025-01-31T12:00:00.000Z`, as JavaScript's `Date.toISOString()`.
 pub fn iso(t: Timestamp) -> String {
@@ -23,7 +23,12 @@ pub fn iso(t: Timestamp) -> String {
 /// Parses an RFC 3339 time (`2025-01-31T12:00:00Z`, any offset, optional
 /// fraction), for input.
 pub fn parse_iso(field: &str, s: &str) -> Result<Timestamp, ApiError> {
-    let bad = || ApiError::bad_request(format!("{field} must be an ISO-8601 date-time"));
+    let bad = || {
+        ApiError::bad_request(
+            codes::INVALID_SALE,
+            format!("{field} must be an ISO-8601 date-time"),
+        )
+    };
     let d = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| bad())?;
     let ms = d.unix_timestamp_nanos() / 1_000_000;
     u64::try_from(ms)
@@ -32,7 +37,10 @@ pub fn parse_iso(field: &str, s: &str) -> Result<Timestamp, ApiError> {
 }
 
 /// A sale on the wire: `{id, productName, productQty, saleStart, saleEnd}`,
-/// `productQty` being the units not yet sold.
+/// `productQty` being the units not yet sold; plus (ours, additive)
+/// `paymentTimeoutMs` and `maxPaymentSlots`, so that a transaction service
+/// syncing the sale runs it with the same settings. Both are optional when
+/// read: the reference's backend does not send them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SaleBody {
@@ -46,6 +54,12 @@ pub struct SaleBody {
     pub sale_start: String,
     /// Closes.
     pub sale_end: String,
+    /// How long a payment slot is held, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_timeout_ms: Option<u64>,
+    /// At most this many payment slots at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payment_slots: Option<u64>,
 }
 
 impl From<&Sale> for SaleBody {
@@ -56,8 +70,17 @@ impl From<&Sale> for SaleBody {
             product_qty: s.remaining,
             sale_start: iso(s.starts_at),
             sale_end: iso(s.ends_at),
+            payment_timeout_ms: u64::try_from(s.payment_timeout.as_millis()).ok(),
+            max_payment_slots: s.max_payment_slots,
         }
     }
+}
+
+/// `{eligible: true}`: the answer to an eligibility check that passed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Eligible {
+    /// Always true (refusals are error answers).
+    pub eligible: bool,
 }
 
 /// `POST /sales`.

@@ -103,6 +103,8 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
         body["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{body}"
     );
+    let code = body["code"].as_str().unwrap_or_default();
+    assert!(flashsale_http::codes::ALL.contains(&code), "{body}");
 }
 
 #[tokio::test]
@@ -119,6 +121,7 @@ async fn sales_are_created_listed_and_read_in_the_reference_shape() {
             "productQty": 5,
             "saleStart": "2026-01-01T00:00:00.000Z",
             "saleEnd": "2026-01-01T01:00:00.000Z",
+            "paymentTimeoutMs": 60000,
         })
     );
     let (_, all) = s.get("/sales").await;
@@ -201,7 +204,11 @@ async fn buy_pay_and_see_the_catalogue_follow() {
     assert_eq!(bob["state"], "waiting");
     let (status, body) = s.buy(&sale, "ana").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
-    assert!(body["message"].as_str().unwrap().contains("already joined"));
+    assert_eq!(body["code"], "already_joined");
+    assert_eq!(
+        body["message"],
+        "Buyer already has a transaction for this sale"
+    );
 
     let (status, body) = s
         .post(
@@ -241,7 +248,10 @@ async fn buy_pay_and_see_the_catalogue_follow() {
     assert_eq!(status_bob["state"], "rejected_sold_out");
     let (status, body) = s.buy(&sale, "cy").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
-    assert_eq!(body["message"], "sold out");
+    assert_eq!(
+        (&body["code"], &body["message"]),
+        (&json!("sold_out"), &json!("Sale is sold out"))
+    );
     let (status, body) = s
         .post(
             &format!("/sales/{sale}/eligible"),
@@ -444,19 +454,15 @@ async fn buying_outside_the_sale_window_is_refused() {
     let sale = sale["id"].as_str().unwrap();
     let (status, body) = s.buy(sale, "early").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
-    assert!(
-        body["message"].as_str().unwrap().contains("not started"),
-        "{body}"
-    );
+    assert_eq!(body["code"], "sale_not_started", "{body}");
+    assert_eq!(body["message"], "Sale is not active", "{body}");
     s.clock.advance(Duration::from_secs(600));
     assert_eq!(s.buy(sale, "on-time").await.0, StatusCode::OK);
     s.clock.advance(Duration::from_secs(600));
     let (status, body) = s.buy(sale, "late").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
-    assert!(
-        body["message"].as_str().unwrap().contains("ended"),
-        "{body}"
-    );
+    assert_eq!(body["code"], "sale_ended", "{body}");
+    assert_eq!(body["message"], "Sale is not active", "{body}");
 }
 
 #[tokio::test]

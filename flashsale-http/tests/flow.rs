@@ -104,7 +104,7 @@ async fn a_whole_sale_from_first_buyer_to_sold_out() {
     let (status, answer) = post(format!("/sales/{sale}/buy"), json!({ "buyerName": "late" })).await;
     assert_eq!(
         (status, answer["message"].clone()),
-        (StatusCode::BAD_REQUEST, json!("sold out"))
+        (StatusCode::BAD_REQUEST, json!("Sale is sold out"))
     );
     // An expired buyer's late payment is refused, not sold.
     let (status, _) = post(

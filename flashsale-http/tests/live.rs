@@ -47,8 +47,8 @@ impl Server {
         );
         new.payment_timeout = Duration::from_secs(30);
         self.stack
-            .app
-            .create_sale(new)
+            .catalogue
+            .create_sale(None, new)
             .await
             .unwrap()
             .id

@@ -30,13 +30,11 @@ async fn start(secret: Option<&str>) -> Server {
     let notices = stack.notices.subscribe();
     let now = Timestamp::from(std::time::SystemTime::now());
     let sale = stack
-        .app
-        .create_sale(NewSale::new(
-            "Hat",
-            1,
-            now,
-            now.saturating_add(Duration::from_secs(600)),
-        ))
+        .catalogue
+        .create_sale(
+            None,
+            NewSale::new("Hat", 1, now, now.saturating_add(Duration::from_secs(600))),
+        )
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -87,18 +87,28 @@ async function call(method, url, body) {
 const txUrl = (path) => app.config.transactionUrl + path;
 const payUrl = (path) => app.config.paymentUrl + path;
 
+/** What each error `code` means to a buyer (codes are the contract; messages are not). */
+const REFUSALS = {
+  sold_out: 'Sold out: every unit has gone.',
+  already_participated: 'You already took part in this sale: one per buyer.',
+  already_joined: 'You already have a place in this sale.',
+  sale_not_started: 'The sale has not started yet.',
+  sale_ended: 'The sale has ended.',
+  sale_not_initialized: 'This sale is not open here.',
+  slot_expired: 'Your payment slot expired before the payment went through.',
+  slot_left: 'You left your payment slot before the payment went through.',
+  not_in_payment: 'This transaction cannot be paid any more.',
+  transaction_not_found: 'This transaction cannot be paid any more.',
+  invalid_name: 'That name cannot be used: 1 to 64 characters, no control characters.',
+  unavailable: 'The shop is busy. Please try again in a moment.',
+};
+
 /** The server's refusal in plain words. */
 function plain(answer) {
   if (answer.status === 0) return 'Could not reach the shop. Check your connection and try again.';
-  const m = String((answer.body && answer.body.message) || '');
-  if (/sold out/i.test(m)) return 'Sold out: every unit has gone.';
-  if (/already participated/i.test(m)) return 'You already took part in this sale: one per buyer.';
-  if (/already joined/i.test(m)) return 'You already have a place in this sale.';
-  if (/not started/i.test(m)) return 'The sale has not started yet.';
-  if (/ended/i.test(m)) return 'The sale has ended.';
-  if (/slot expired/i.test(m)) return 'Your payment slot expired before the payment went through.';
-  if (/not in the payment queue/i.test(m)) return 'This transaction cannot be paid any more.';
-  return m || `The shop answered with an error (${answer.status}).`;
+  const body = answer.body || {};
+  return REFUSALS[body.code] || String(body.message || '') ||
+    `The shop answered with an error (${answer.status}).`;
 }
 
 // ----- sales ----------------------------------------------------------------

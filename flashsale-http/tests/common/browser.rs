@@ -41,7 +41,7 @@ pub(crate) async fn shop(quantity: u64) -> Shop {
         now.saturating_add(Duration::from_secs(3600)),
     );
     new.payment_timeout = TIMEOUT;
-    let sale = stack.app.create_sale(new).await.unwrap();
+    let sale = stack.catalogue.create_sale(None, new).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     stack.app = stack

@@ -1,0 +1,108 @@
+//! [`InProcess`]: the wiring of a server that keeps its catalogue in
+//! process — engines → (catalogue feed, engine-event broadcast) →
+//! Socket.IO, and the catalogue's timers. Its tasks are started once, in
+//! [`InProcess::open`], and [`InProcess::shutdown`] waits for them.
+
+use std::sync::Arc;
+
+use axum::Router;
+use flashsale_core::ports::FanOut;
+use flashsale_core::service::{CatalogueService, Ports, ServiceError};
+use flashsale_core::{BroadcastSink, Catalogue, Clock, Event, Notice, Service};
+use socketioxide::layer::SocketIoLayer;
+use tokio::task::JoinHandle;
+
+use crate::App;
+
+/// Everything in one process, wired: what the `flashsale` server runs (and,
+/// without engines, the split deployment's `backend`).
+pub struct InProcess {
+    /// The routes' parts: the catalogue, and the service when it runs
+    /// engines. Add the payment stand-in or the web page here.
+    pub app: App,
+    /// Catalogue notices (sale_update, starts, ends, queue_switch).
+    pub notices: BroadcastSink<Notice>,
+    /// Committed engine events.
+    pub events: BroadcastSink<Event>,
+    /// The catalogue's owner.
+    pub catalogue: CatalogueService,
+    /// The engines, if this process runs them.
+    pub service: Option<Service>,
+    live: SocketIoLayer,
+    forwarder: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InProcess {
+    /// The catalogue and the engines: opens the service over `ports` (its
+    /// sink is replaced by the catalogue's feed and the event broadcast;
+    /// anything else goes too, through a [`FanOut`]), replaying its journal.
+    pub async fn open(mut ports: Ports, catalogue: Catalogue) -> Result<Self, ServiceError> {
+        let notices = BroadcastSink::new(4096);
+        let events = BroadcastSink::new(4096);
+        let catalogue = CatalogueService::open(ports.clock.clone(), catalogue, notices.clone());
+        ports.sink = Arc::new(FanOut(vec![
+            ports.sink.clone(),
+            Arc::new(catalogue.feed()),
+            Arc::new(events.clone()),
+        ]));
+        let service = Service::open(ports).await?;
+        let catalogue = catalogue.with_engines(service.clone());
+        Ok(Self::wire(catalogue, Some(service), notices, events))
+    }
+
+    /// The catalogue alone, fed from elsewhere (e.g. a Kafka consumer
+    /// calling [`CatalogueService::apply`]): the split backend.
+    pub fn catalogue_only(clock: Arc<dyn Clock>, catalogue: Catalogue) -> Self {
+        let notices = BroadcastSink::new(4096);
+        let catalogue = CatalogueService::open(clock, catalogue, notices.clone());
+        Self::wire(catalogue, None, notices, BroadcastSink::new(16))
+    }
+
+    fn wire(
+        catalogue: CatalogueService,
+        service: Option<Service>,
+        notices: BroadcastSink<Notice>,
+        events: BroadcastSink<Event>,
+    ) -> Self {
+        let (live, io) = crate::live::layer();
+        let forwarder = crate::live::spawn_forwarder(io, notices.subscribe(), events.subscribe());
+        let mut app = App::new().with_catalogue(catalogue.clone());
+        if let Some(service) = &service {
+            app = app.with_service(service.clone());
+        }
+        InProcess {
+            app,
+            notices,
+            events,
+            catalogue,
+            service,
+            live,
+            forwarder,
+        }
+    }
+
+    /// The app's routes plus Socket.IO and its browser client. Starts
+    /// nothing: call it as often as needed.
+    pub fn router(&self, cors_origin: &str) -> Router {
+        crate::web::socket_io_client().merge(self.app.router(cors_origin).layer(self.live.clone()))
+    }
+
+    /// Commits and publishes what the engines have queued, lets the
+    /// catalogue apply it, then stops the live forwarder.
+    pub async fn shutdown(self) {
+        if let Some(service) = self.service {
+            service.shutdown().await;
+        }
+        self.catalogue.shutdown().await;
+        self.forwarder.abort();
+        let _ = self.forwarder.await;
+    }
+}
