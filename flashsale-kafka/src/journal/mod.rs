@@ -3,7 +3,7 @@
 //! A sale's journal is the single-partition topic `{prefix}{sale id}`
 //! (e.g. `flashsale-journal-65a1…`), kept for ever (`retention.ms=-1`).
 //! One [`Storage::append`] is one *batch*: its events as JSON, cut into
-//! records of at most [`MAX_PART_BYTES`], each framed as
+//! records of at most [`MAX_PART_BYTES`] (see [`framing`]), each framed as
 //! `{"seq":S,"part":P,"parts":N,"events":[…]}`, where `S` is the number of
 //! events in the journal before the batch.
 //!
@@ -21,15 +21,19 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+mod framing;
+
 use async_trait::async_trait;
 use flashsale_core::{Event, SaleId, Storage, StorageError};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use serde::Deserialize;
 
-use crate::{KafkaConfig, KafkaError, blocking, ensure_topic_with, err, unreachable_brokers};
+use crate::admin::ensure_topic_with;
+use crate::config::{KafkaConfig, KafkaError, blocking, err, unreachable_brokers};
+use framing::{Assembler, Note, frame};
 
 /// The topic name prefix unless told otherwise.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "flashsale-journal-";
@@ -74,14 +78,24 @@ impl std::fmt::Debug for KafkaStorage {
     }
 }
 
-/// One record of a batch, as read back.
-#[derive(Deserialize)]
-struct Part {
-    seq: u64,
-    part: u32,
-    parts: u32,
-    events: Vec<Event>,
+/// The journal reader's client context: the end of a partition is how a
+/// read knows it is done, not an error worth logging as one (librdkafka
+/// also reports it through the client's error callback).
+struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            tracing::debug!(%reason, "journal read reached the end of its partition");
+        } else {
+            tracing::error!(%error, %reason, "librdkafka");
+        }
+    }
 }
+
+impl ConsumerContext for ReaderContext {}
+
+type Reader = StreamConsumer<ReaderContext>;
 
 fn storage_error(e: KafkaError) -> StorageError {
     StorageError(Box::new(e))
@@ -143,7 +157,7 @@ impl KafkaStorage {
         .await
     }
 
-    fn reader(&self) -> Result<StreamConsumer, KafkaError> {
+    fn reader(&self) -> Result<Reader, KafkaError> {
         self.config
             .client(&[])
             .set("group.id", format!("{}reader", self.prefix))
@@ -152,14 +166,14 @@ impl KafkaStorage {
             .set("enable.partition.eof", "true")
             // Reads end at the end: do not let the broker sit on an empty fetch.
             .set("fetch.wait.max.ms", "10")
-            .create()
+            .create_with_context(ReaderContext)
             .map_err(|e| err("kafka consumer", e))
     }
 
     /// Whether the sale's topic holds any record. (Only that: tansu 0.6
     /// answers ListOffsets(latest) with the last batch's first offset + 1,
     /// so the end is read from fetch responses instead.)
-    async fn has_records(consumer: &Arc<StreamConsumer>, topic: &str) -> Result<bool, KafkaError> {
+    async fn has_records(consumer: &Arc<Reader>, topic: &str) -> Result<bool, KafkaError> {
         let (consumer, topic) = (consumer.clone(), topic.to_owned());
         blocking(
             move || match consumer.fetch_watermarks(&topic, 0, READ_TIMEOUT) {
@@ -186,9 +200,8 @@ impl KafkaStorage {
     async fn read_journal(&self, sale: SaleId) -> Result<Vec<Event>, KafkaError> {
         let topic = self.topic(sale);
         let consumer = Arc::new(self.reader()?);
-        let mut journal = Vec::new();
         if !Self::has_records(&consumer, &topic).await? {
-            return Ok(journal);
+            return Ok(Vec::new());
         }
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(&topic, 0, Offset::Beginning)
@@ -196,8 +209,7 @@ impl KafkaStorage {
         consumer
             .assign(&list)
             .map_err(|e| err(&format!("assign {topic}"), e))?;
-        // The batch being put together: its seq, parts and events so far.
-        let mut pending: Option<(u64, u32, Vec<Event>)> = None;
+        let mut assembler = Assembler::default();
         loop {
             // The end is where a fetch response says the partition ends.
             let message = match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
@@ -206,40 +218,31 @@ impl KafkaStorage {
                         "{topic}: no record for {READ_TIMEOUT:?}"
                     )));
                 }
-                Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(journal),
+                Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                    return Ok(assembler.finish());
+                }
                 Ok(Err(e)) => return Err(err(&format!("read {topic}"), e)),
                 Ok(Ok(m)) => m,
             };
             let offset = message.offset();
-            let part: Part = serde_json::from_slice(message.payload().unwrap_or_default())
+            let note = assembler
+                .push(message.payload().unwrap_or_default())
                 .map_err(|e| {
                     err(
                         &format!("{topic} offset {offset} is not a journal record"),
                         e,
                     )
                 })?;
-            if part.part == 0 {
-                if pending.is_some() {
+            match note {
+                None => {}
+                Some(Note::DroppedIncomplete) => {
                     tracing::warn!(%topic, offset, "dropping an incomplete journal batch");
                 }
-                pending = Some((part.seq, 0, Vec::new()));
-            }
-            match &mut pending {
-                Some((seq, next, events)) if *seq == part.seq && *next == part.part => {
-                    events.extend(part.events);
-                    *next += 1;
-                    if *next == part.parts {
-                        if *seq == journal.len() as u64 {
-                            journal.append(events);
-                        } else {
-                            tracing::info!(%topic, offset, "skipping a journal batch written twice");
-                        }
-                        pending = None;
-                    }
+                Some(Note::SkippedDuplicate) => {
+                    tracing::info!(%topic, offset, "skipping a journal batch written twice");
                 }
-                _ => {
+                Some(Note::DroppedOutOfBatch) => {
                     tracing::warn!(%topic, offset, "dropping a journal record out of its batch");
-                    pending = None;
                 }
             }
         }
@@ -248,37 +251,10 @@ impl KafkaStorage {
     /// Writes one batch as framed records and waits for every
     /// acknowledgement.
     async fn write_batch(&self, topic: &str, seq: u64, events: &[Event]) -> Result<(), KafkaError> {
-        let encoded: Vec<Vec<u8>> = events
-            .iter()
-            .map(serde_json::to_vec)
-            .collect::<Result<_, _>>()
-            .map_err(|e| err("encode event", e))?;
-        let mut parts: Vec<Vec<&[u8]>> = vec![Vec::new()];
-        let mut size = 0;
-        for e in &encoded {
-            let last = parts.last_mut().expect("never empty");
-            if !last.is_empty() && size + e.len() > MAX_PART_BYTES {
-                parts.push(Vec::new());
-                size = 0;
-            }
-            size += e.len() + 1;
-            parts.last_mut().expect("never empty").push(e);
-        }
-        let count = parts.len();
-        let mut deliveries = Vec::with_capacity(count);
-        for (i, events) in parts.iter().enumerate() {
-            let mut value =
-                format!(r#"{{"seq":{seq},"part":{i},"parts":{count},"events":["#).into_bytes();
-            for (j, e) in events.iter().enumerate() {
-                if j > 0 {
-                    value.push(b',');
-                }
-                value.extend_from_slice(e);
-            }
-            value.extend_from_slice(b"]}");
-            let record = FutureRecord::<(), _>::to(topic)
-                .payload(&value)
-                .partition(0);
+        let records = frame(seq, events, MAX_PART_BYTES).map_err(|e| err("encode event", e))?;
+        let mut deliveries = Vec::with_capacity(records.len());
+        for value in &records {
+            let record = FutureRecord::<(), _>::to(topic).payload(value).partition(0);
             deliveries.push(
                 self.producer
                     .send_result(record)

@@ -1,0 +1,128 @@
+//! The backend's side of the topic: consumers and the [`consume`] loop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use flashsale_core::TxMessage;
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+
+use crate::config::{KafkaConfig, KafkaError, err};
+
+/// What a consumer did, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Messages applied.
+    pub applied: AtomicU64,
+    /// Messages skipped because they could not be read.
+    pub skipped: AtomicU64,
+}
+
+/// A consumer in `group` that commits only what it was told to, reading
+/// from the start when the group has no offset yet.
+fn new_consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+    config
+        // A broker that does not answer a waiting fetch when data arrives
+        // (tansu) would otherwise add up to 500 ms to every sale_update.
+        .client(&[("fetch.wait.max.ms", "20")])
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(|e| err("kafka consumer", e))
+}
+
+/// A consumer of the topic in consumer group `group` that commits only
+/// what it has applied.
+pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+    let c = new_consumer(config, group)?;
+    c.subscribe(&[&config.topic])
+        .map_err(|e| err(&format!("subscribe to {}", config.topic), e))?;
+    Ok(c)
+}
+
+/// Like [`consumer`], but reading partitions `0..partitions` directly
+/// instead of joining the group's rebalancing, from the offsets committed
+/// to `group`: for tests, where group joins are slow.
+pub fn assigned_consumer(
+    config: &KafkaConfig,
+    group: &str,
+    partitions: i32,
+) -> Result<StreamConsumer, KafkaError> {
+    assign(config, group, partitions, rdkafka::Offset::Stored)
+}
+
+/// A consumer of partitions `0..partitions` from their first message,
+/// whatever `group` committed: for a service whose state is a fold of the
+/// topic kept in memory (the backend's catalogue), to rebuild it at every
+/// start. Each such service reads every message — each backend broadcasts
+/// to browsers of its own — and applying a `paid` again changes nothing.
+/// [`consume`] still commits to `group`, as progress to watch the lag by.
+pub fn replay_consumer(
+    config: &KafkaConfig,
+    group: &str,
+    partitions: i32,
+) -> Result<StreamConsumer, KafkaError> {
+    assign(config, group, partitions, rdkafka::Offset::Beginning)
+}
+
+fn assign(
+    config: &KafkaConfig,
+    group: &str,
+    partitions: i32,
+    from: rdkafka::Offset,
+) -> Result<StreamConsumer, KafkaError> {
+    let c = new_consumer(config, group)?;
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition_offset(&config.topic, p, from)
+            .map_err(|e| err("assign", e))?;
+    }
+    c.assign(&list)
+        .map_err(|e| err(&format!("assign {}", config.topic), e))?;
+    Ok(c)
+}
+
+/// Reads messages for ever: each readable one goes to `apply`, then its
+/// offset is committed; an unreadable one is logged, counted and its offset
+/// committed (it would never become readable). Broker errors are logged and
+/// the loop goes on (librdkafka reconnects by itself).
+pub async fn consume<F, Fut>(consumer: &StreamConsumer, stats: Arc<ConsumerStats>, mut apply: F)
+where
+    F: FnMut(TxMessage) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        let message = match consumer.recv().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka receive failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        match message.payload().map(serde_json::from_slice::<TxMessage>) {
+            Some(Ok(m)) => {
+                apply(m).await;
+                stats.applied.fetch_add(1, Ordering::Relaxed);
+            }
+            other => {
+                let why = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "empty message".to_owned(),
+                };
+                stats.skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    error = %why,
+                    "skipping an unreadable message"
+                );
+            }
+        }
+        if let Err(e) = consumer.commit_message(&message, CommitMode::Async) {
+            tracing::warn!(error = %e, "kafka commit failed; the message may be applied again");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The journal's batch framing, pure: [`frame`] cuts one append into
+//! records, [`Assembler`] puts records read back into the journal.
+//!
+//! A record is `{"seq":S,"part":P,"parts":N,"events":[…]}`: part `P` of `N`
+//! of the batch appended when the journal held `S` events. Replay keeps a
+//! batch only when all its parts arrived in order (an append cut short by a
+//! crash is dropped when the next batch starts) and only once (a batch
+//! written again by a retried append no longer has `seq` = journal length).
+
+use flashsale_core::Event;
+use serde::Deserialize;
+
+/// The records for one append of `events` at journal length `seq`, each
+/// holding at most `max_part_bytes` of event JSON (a single larger event
+/// gets a record of its own).
+pub(crate) fn frame(
+    seq: u64,
+    events: &[Event],
+    max_part_bytes: usize,
+) -> Result<Vec<Vec<u8>>, serde_json::Error> {
+    let encoded: Vec<Vec<u8>> = events
+        .iter()
+        .map(serde_json::to_vec)
+        .collect::<Result<_, _>>()?;
+    let mut parts: Vec<Vec<&[u8]>> = vec![Vec::new()];
+    let mut size = 0;
+    for e in &encoded {
+        if parts.last().is_some_and(|p| !p.is_empty()) && size + e.len() > max_part_bytes {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += e.len() + 1;
+        if let Some(last) = parts.last_mut() {
+            last.push(e);
+        }
+    }
+    let count = parts.len();
+    Ok(parts
+        .iter()
+        .enumerate()
+        .map(|(i, events)| {
+            let mut value =
+                format!(r#"{{"seq":{seq},"part":{i},"parts":{count},"events":["#).into_bytes();
+            for (j, e) in events.iter().enumerate() {
+                if j > 0 {
+                    value.push(b',');
+                }
+                value.extend_from_slice(e);
+            }
+            value.extend_from_slice(b"]}");
+            value
+        })
+        .collect())
+}
+
+/// One record, as read back.
+#[derive(Deserialize)]
+struct Part {
+    seq: u64,
+    part: u32,
+    parts: u32,
+    events: Vec<Event>,
+}
+
+/// What a record did to the journal, when it was not simply taken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Note {
+    /// A batch whose parts did not all arrive was dropped.
+    DroppedIncomplete,
+    /// A batch written twice was kept once.
+    SkippedDuplicate,
+    /// A record that does not continue the batch being read was dropped,
+    /// with that batch.
+    DroppedOutOfBatch,
+}
+
+/// Rebuilds a journal from its records, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Assembler {
+    journal: Vec<Event>,
+    /// The batch being put together: its seq, next part and events so far.
+    pending: Option<(u64, u32, Vec<Event>)>,
+}
+
+impl Assembler {
+    /// Takes the next record; an error if it is not a journal record.
+    pub(crate) fn push(&mut self, record: &[u8]) -> Result<Option<Note>, serde_json::Error> {
+        let part: Part = serde_json::from_slice(record)?;
+        let mut note = None;
+        if part.part == 0 {
+            if self.pending.is_some() {
+                note = Some(Note::DroppedIncomplete);
+            }
+            self.pending = Some((part.seq, 0, Vec::new()));
+        }
+        match &mut self.pending {
+            Some((seq, next, events)) if *seq == part.seq && *next == part.part => {
+                events.extend(part.events);
+                *next += 1;
+                if *next == part.parts {
+                    if *seq == self.journal.len() as u64 {
+                        self.journal.append(events);
+                    } else {
+                        note = Some(Note::SkippedDuplicate);
+                    }
+                    self.pending = None;
+                }
+            }
+            _ => {
+                note = Some(Note::DroppedOutOfBatch);
+                self.pending = None;
+            }
+        }
+        Ok(note)
+    }
+
+    /// The journal: every complete batch that followed on. A batch still
+    /// incomplete at the end is left out.
+    pub(crate) fn finish(self) -> Vec<Event> {
+        self.journal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
+
+    use super::*;
+    use flashsale_core::testkit::sample_journal;
+
+    fn journal(buyers: usize) -> Vec<Event> {
+        sample_journal("030303030303030303030303".parse().unwrap(), buyers)
+    }
+
+    fn replay(records: &[Vec<u8>]) -> (Vec<Event>, Vec<Note>) {
+        let mut a = Assembler::default();
+        let notes = records.iter().filter_map(|r| a.push(r).unwrap()).collect();
+        (a.finish(), notes)
+    }
+
+    #[test]
+    fn batches_cut_into_parts_come_back_whole() {
+        let events = journal(40);
+        let (first, rest) = events.split_at(5);
+        let mut records = frame(0, first, 1 << 20).unwrap();
+        let big = frame(5, rest, 600).unwrap();
+        assert!(big.len() > 3, "600-byte parts: {} records", big.len());
+        records.extend(big);
+        assert_eq!(replay(&records), (events, vec![]));
+    }
+
+    #[test]
+    fn a_batch_cut_short_is_dropped_and_a_retried_one_kept_once() {
+        let events = journal(20);
+        let (a, b) = events.split_at(6);
+        let first = frame(0, a, 1 << 20).unwrap();
+        let second = frame(6, b, 400).unwrap();
+        assert!(second.len() > 1);
+        let mut records = first.clone();
+        // The writer died after the first part of the second batch…
+        records.push(second[0].clone());
+        // …and its retry wrote it whole; then the first batch came again.
+        records.extend(second.iter().cloned());
+        records.extend(first);
+        let (replayed, notes) = replay(&records);
+        assert_eq!(replayed, events);
+        assert_eq!(notes, vec![Note::DroppedIncomplete, Note::SkippedDuplicate]);
+        // A tail cut short at the end is left out.
+        let (tail, _) = replay(&second[..1]);
+        assert!(tail.is_empty());
+        // A part out of place is dropped with its batch.
+        let (out_of_place, notes) = replay(&[second[1].clone()]);
+        assert!(out_of_place.is_empty());
+        assert_eq!(notes, vec![Note::DroppedOutOfBatch]);
+    }
+
+    #[test]
+    fn a_record_that_is_not_a_journal_record_is_an_error() {
+        let mut a = Assembler::default();
+        assert!(a.push(b"{\"transactionId\":\"x\"}").is_err());
+        assert!(a.push(b"not json").is_err());
+    }
+}
