@@ -163,3 +163,44 @@ async fn poison_messages_are_skipped_and_the_next_good_one_applied() {
     // (`applied` is counted after the apply returns, so it is not read here.)
     assert_eq!(stats.skipped.load(Ordering::Relaxed), 5);
 }
+
+/// The reference's transaction service publishes names our HTTP rules
+/// refuse. A payment on the topic already happened: every one is applied,
+/// its name cleaned for display.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_with_the_references_odd_names_are_all_applied() {
+    let config = KafkaConfig::new(&brokers(), &format!("odd-names-{}", std::process::id()));
+    ensure_topic(&config, 1).await.unwrap();
+    let (sale, stats, mut applied) = backend(&config).await;
+    let long = "z".repeat(80);
+    let odd = |n: u8, name: &str| {
+        format!(
+            r#"{{"transactionId":"{n:024x}","buyerName":{name},"saleId":"{sale}","type":"paid"}}"#
+        )
+        .into_bytes()
+    };
+    let payloads = [
+        odd(1, &format!("\"{long}\"")),
+        odd(2, r#""""#),
+        odd(3, r#""tab\there""#),
+        odd(4, "42"),
+    ];
+    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    produce(&config, &refs).await;
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        let (m, outcome, _) = tokio::time::timeout(Duration::from_secs(20), applied.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // The backend's sale has 3 units; the 4th is recorded as oversold,
+        // never dropped.
+        assert_ne!(outcome, Applied::Duplicate);
+        names.push(m.buyer_name.to_string());
+    }
+    assert_eq!(
+        names,
+        ["z".repeat(64), "(no name)".into(), "tabhere".into(), "42".into()]
+    );
+    assert_eq!(stats.skipped.load(Ordering::Relaxed), 0);
+}
