@@ -67,18 +67,22 @@ fn lookup(c: &mut Criterion) {
             b.iter(|| rt.block_on(service.paid_tx(tx)).unwrap());
         });
         // What the HTTP routes did before: ask every sale in turn.
-        group.bench_with_input(BenchmarkId::new("probe_every_sale", sales), &tx, |b, &tx| {
-            b.iter(|| {
-                rt.block_on(async {
-                    for sale in service.sale_ids() {
-                        if let Ok(status) = service.status(sale, tx).await {
-                            return status;
+        group.bench_with_input(
+            BenchmarkId::new("probe_every_sale", sales),
+            &tx,
+            |b, &tx| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        for sale in service.sale_ids() {
+                            if let Ok(status) = service.status(sale, tx).await {
+                                return status;
+                            }
                         }
-                    }
-                    unreachable!("the transaction exists")
-                })
-            });
-        });
+                        unreachable!("the transaction exists")
+                    })
+                });
+            },
+        );
         rt.block_on(service.shutdown());
     }
     group.finish();

@@ -41,7 +41,8 @@
 //! - `extract` — JSON bodies and signed callbacks ([`ApiJson`], [`SignedJson`]).
 //! - `layers` — CORS, limits, 404/405, `/healthz` and `/readyz`.
 //! - `error` — [`ApiError`] and its [`codes`].
-//! - [`wire`] — request and response bodies; [`live`] — Socket.IO;
+//! - [`wire`] — request and response bodies; [`events`] — the Socket.IO
+//!   payloads; [`live`] — Socket.IO rooms and forwarding;
 //!   [`web`] — the buyer's page; [`signature`]; [`sync`].
 //!
 //! ```no_run
@@ -62,6 +63,7 @@
 mod app;
 mod backend;
 mod error;
+pub mod events;
 mod extract;
 mod in_process;
 mod layers;

@@ -24,20 +24,23 @@
 //! | `queue_closed` | the transaction | `{transactionId, buyerName, saleId, reason: "sold_out"\|"sale_ended"}` |
 //! | `refund_due` | the transaction | `{transactionId, buyerName, saleId}` |
 //!
-//! Events reach Socket.IO through broadcast channels and a task of their
-//! own: emitting never blocks an engine.
+//! Each payload is a struct in [`crate::events`]. Events reach Socket.IO
+//! through broadcast channels and a task of their own: emitting never
+//! blocks an engine.
 
 use std::collections::BTreeSet;
 
-use flashsale_core::{DropReason, Event, EventKind, Notice, SaleId, TxId};
-use serde::Deserialize;
-use serde_json::json;
+use flashsale_core::{Event, EventKind, Notice, SaleId, TxId};
+use serde::{Deserialize, Serialize};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::layer::SocketIoLayer;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::task::JoinHandle;
 
+use crate::events::{
+    QueueClosed, SaleEdge, SaleEnded, SaleEvent, SaleRef, SaleStarted, SaleUpdate, TxNotice,
+};
 use crate::wire::iso;
 
 /// The rooms a client asks to join or leave.
@@ -141,7 +144,7 @@ pub fn spawn_forwarder(
                     &io,
                     Some(sale_room(sale)),
                     "queue_moved",
-                    &json!({ "saleId": sale }),
+                    &SaleRef { sale_id: sale },
                 )
                 .await;
             }
@@ -149,7 +152,7 @@ pub fn spawn_forwarder(
     })
 }
 
-async fn emit(io: &SocketIo, room: Option<String>, event: &str, data: &serde_json::Value) {
+async fn emit<T: Serialize + ?Sized>(io: &SocketIo, room: Option<String>, event: &str, data: &T) {
     let sent = match room {
         Some(room) => io.to(room).emit(event, data).await,
         None => io.emit(event, data).await,
@@ -162,42 +165,44 @@ async fn emit(io: &SocketIo, room: Option<String>, event: &str, data: &serde_jso
 async fn emit_notice(io: &SocketIo, notice: &Notice) {
     match notice {
         Notice::SaleCreated { sale } => {
-            emit(io, None, "sale_created", &json!({ "saleId": sale })).await;
+            emit(io, None, "sale_created", &SaleRef { sale_id: *sale }).await;
         }
         Notice::SaleUpdated {
             sale,
             remaining,
             buyer,
         } => {
-            let data = json!({ "saleId": sale, "remainingQty": remaining, "buyerName": buyer });
+            let data = SaleUpdate {
+                sale_id: *sale,
+                remaining_qty: *remaining,
+                buyer_name: buyer,
+            };
             emit(io, None, "sale_update", &data).await;
         }
         Notice::SaleStarted { sale, starts_at } => {
-            let at = iso(*starts_at);
-            emit(
-                io,
-                None,
-                "sale_started",
-                &json!({ "saleId": sale, "startsAt": at }),
-            )
-            .await;
-            let data = json!({ "saleId": sale, "event": "start", "at": at });
+            let data = SaleStarted {
+                sale_id: *sale,
+                starts_at: iso(*starts_at),
+            };
+            emit(io, None, "sale_started", &data).await;
+            let data = SaleEvent::new(*sale, SaleEdge::Start, *starts_at);
             emit(io, None, "sale_event", &data).await;
         }
         Notice::SaleEnded { sale, ends_at } => {
-            let at = iso(*ends_at);
-            emit(
-                io,
-                None,
-                "sale_ended",
-                &json!({ "saleId": sale, "endsAt": at }),
-            )
-            .await;
-            let data = json!({ "saleId": sale, "event": "end", "at": at });
+            let data = SaleEnded {
+                sale_id: *sale,
+                ends_at: iso(*ends_at),
+            };
+            emit(io, None, "sale_ended", &data).await;
+            let data = SaleEvent::new(*sale, SaleEdge::End, *ends_at);
             emit(io, None, "sale_event", &data).await;
         }
         Notice::QueueSwitch { sale, tx, buyer } => {
-            let data = json!({ "transactionId": tx, "buyerName": buyer, "saleId": sale });
+            let data = TxNotice {
+                transaction_id: *tx,
+                buyer_name: buyer,
+                sale_id: *sale,
+            };
             emit(io, None, "queue_switch", &data).await;
         }
         _ => {}
@@ -205,40 +210,38 @@ async fn emit_notice(io: &SocketIo, notice: &Notice) {
 }
 
 async fn emit_event(io: &SocketIo, event: &Event, moved: &mut BTreeSet<SaleId>) {
-    let sale = event.sale;
-    let to_tx = |tx: &TxId, buyer| {
-        (
-            Some(tx_room(*tx)),
-            json!({ "transactionId": tx, "buyerName": buyer, "saleId": sale }),
-        )
+    let sale_id = event.sale;
+    let notice = |tx: &TxId, buyer_name| TxNotice {
+        transaction_id: *tx,
+        buyer_name,
+        sale_id,
     };
     match &event.kind {
         EventKind::Promoted { .. } | EventKind::Left { .. } => {
-            moved.insert(sale);
+            moved.insert(sale_id);
         }
         EventKind::Expired { tx, buyer } => {
-            let (room, data) = to_tx(tx, buyer);
-            emit(io, room, "slot_expired", &data).await;
+            emit(io, Some(tx_room(*tx)), "slot_expired", &notice(tx, buyer)).await;
         }
         EventKind::RefundDue { tx, buyer } => {
-            let (room, data) = to_tx(tx, buyer);
-            emit(io, room, "refund_due", &data).await;
+            emit(io, Some(tx_room(*tx)), "refund_due", &notice(tx, buyer)).await;
         }
         EventKind::Dropped { tx, buyer, reason } => {
-            moved.insert(sale);
-            let (room, mut data) = to_tx(tx, buyer);
-            data["reason"] = json!(match reason {
-                DropReason::SoldOut => "sold_out",
-                DropReason::SaleEnded => "sale_ended",
-            });
-            emit(io, room, "queue_closed", &data).await;
+            moved.insert(sale_id);
+            let data = QueueClosed {
+                transaction_id: *tx,
+                buyer_name: buyer,
+                sale_id,
+                reason: *reason,
+            };
+            emit(io, Some(tx_room(*tx)), "queue_closed", &data).await;
         }
         EventKind::SoldOut => {
             emit(
                 io,
-                Some(sale_room(sale)),
+                Some(sale_room(sale_id)),
                 "sold_out",
-                &json!({ "saleId": sale }),
+                &SaleRef { sale_id },
             )
             .await;
         }

@@ -200,7 +200,12 @@ async fn payments_with_the_references_odd_names_are_all_applied() {
     }
     assert_eq!(
         names,
-        ["z".repeat(64), "(no name)".into(), "tabhere".into(), "42".into()]
+        [
+            "z".repeat(64),
+            "(no name)".into(),
+            "tabhere".into(),
+            "42".into()
+        ]
     );
     assert_eq!(stats.skipped.load(Ordering::Relaxed), 0);
 }
