@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check this project has, on a fresh Debian machine with a Rust
 # toolchain: installs what it needs, then runs format and lint checks, all
-# tests (unit, property, integration, doc) and a short fuzz smoke.
+# tests (unit, property, integration, doc), a short fuzz smoke
+# and an API fuzz (schemathesis) against the all-in-one server.
 # Exits non-zero when anything fails. CI runs exactly this (.ci/run).
 #
 #   FUZZ_SECONDS=N   seconds per fuzz target (default 15; 0 skips fuzzing)
@@ -73,6 +74,9 @@ cargo nextest run --workspace --all-features --locked --no-fail-fast 2>&1 | tee 
 
 step "doc tests"
 cargo test --workspace --all-features --locked --doc 2>&1 | tee -a "$summary"
+
+step "schemathesis against the all-in-one server's OpenAPI description"
+scripts/schemathesis.sh
 
 # --- fuzz smoke ----------------------------------------------------------------
 if [ "$fuzz_seconds" != 0 ]; then

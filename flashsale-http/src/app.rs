@@ -10,6 +10,7 @@ use flashsale_core::{SaleId, Service};
 
 use crate::backend::{self, Backend};
 use crate::layers::{Readiness, finish};
+use crate::openapi::{self, Parts};
 use crate::payment::Payment;
 use crate::transaction::{self, Transactions};
 use crate::web::WebPage;
@@ -24,9 +25,9 @@ use crate::web::WebPage;
 /// | [`App::with_payment`] | the payment stand-in's `POST /pay` |
 /// | [`App::with_web_page`] | the buyer's page at `/` |
 ///
-/// Every router also answers `GET /healthz` (the process lives) and
+/// Every router also answers `GET /healthz` (the process lives),
 /// `GET /readyz` (it can commit: the service's journal takes appends and
-/// the catalogue runs).
+/// the catalogue runs) and `GET /openapi.json` ([`App::openapi`]).
 #[derive(Clone, Default)]
 pub struct App {
     catalogue: Option<CatalogueService>,
@@ -35,6 +36,9 @@ pub struct App {
     payment_secret: Option<Arc<[u8]>>,
     payment: Option<Payment>,
     web: Option<WebPage>,
+    /// Its description lists the socket.io browser client, which
+    /// [`crate::InProcess`] serves beside it (outside its Socket.IO layer).
+    socket_io_client: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -90,6 +94,25 @@ impl App {
         self
     }
 
+    /// Lists the socket.io browser client in the description: the caller
+    /// serves it beside this app's router.
+    pub(crate) fn with_socket_io_client(mut self) -> Self {
+        self.socket_io_client = true;
+        self
+    }
+
+    /// The OpenAPI description of the routes this app serves (what
+    /// `GET /openapi.json` answers).
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        openapi::description(Parts {
+            backend: self.catalogue.is_some(),
+            transaction: self.service.is_some(),
+            payment: self.payment.is_some(),
+            web: self.web.is_some(),
+            socket_io_client: self.socket_io_client,
+        })
+    }
+
     /// The catalogue behind the backend's routes.
     pub fn catalogue(&self) -> Option<&CatalogueService> {
         self.catalogue.as_ref()
@@ -128,6 +151,6 @@ impl App {
             catalogue.as_ref().is_none_or(CatalogueService::is_running)
                 && service.as_ref().is_none_or(Service::is_ready)
         });
-        finish(routes, ready, cors_origin)
+        finish(routes, ready, &self.openapi(), cors_origin)
     }
 }

@@ -11,8 +11,9 @@ use flashsale_core::NewSale;
 use flashsale_core::catalogue::Buyer;
 use flashsale_core::service::CatalogueService;
 
-use crate::error::{ApiError, eligibility};
+use crate::error::{ApiError, ErrorBody, eligibility};
 use crate::extract::{ApiJson, sale_id};
+use crate::openapi::{BuyerDoc, SalePath};
 use crate::wire::{BuyerBody, CreateSale, Eligible, SaleBody, parse_iso};
 
 /// The backend's routes' state: the catalogue.
@@ -32,12 +33,26 @@ pub(crate) fn routes(backend: Backend) -> Router {
         .with_state(backend)
 }
 
-async fn list_sales(State(b): State<Backend>) -> Result<Json<Vec<SaleBody>>, ApiError> {
+/// Every sale, by id (which ascends with creation time).
+#[utoipa::path(get, path = "/sales", tag = "backend",
+    responses(
+        (status = 200, description = "The sales", body = [SaleBody]),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ))]
+pub(crate) async fn list_sales(State(b): State<Backend>) -> Result<Json<Vec<SaleBody>>, ApiError> {
     let sales = b.catalogue.list().await?;
     Ok(Json(sales.iter().map(SaleBody::from).collect()))
 }
 
-async fn get_sale(
+/// One sale; `productQty` is the units not yet sold.
+#[utoipa::path(get, path = "/sales/{id}", tag = "backend", params(SalePath),
+    responses(
+        (status = 200, description = "The sale", body = SaleBody),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`sale_not_found`: \"Sale not found: <id>\"", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ))]
+pub(crate) async fn get_sale(
     State(b): State<Backend>,
     Path(id): Path<String>,
 ) -> Result<Json<SaleBody>, ApiError> {
@@ -50,7 +65,16 @@ async fn get_sale(
     Ok(Json(SaleBody::from(&sale)))
 }
 
-async fn sale_buyers(
+/// A sale's buyers, in the order their payments were applied. A buyer's
+/// id is its paid transaction's id.
+#[utoipa::path(get, path = "/sales/{id}/buyers", tag = "backend", params(SalePath),
+    responses(
+        (status = 200, description = "The buyers", body = [BuyerDoc]),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`sale_not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ))]
+pub(crate) async fn sale_buyers(
     State(b): State<Backend>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Buyer>>, ApiError> {
@@ -63,7 +87,18 @@ async fn sale_buyers(
     Ok(Json(buyers))
 }
 
-async fn eligible(
+/// Whether a buyer may still buy: not sold out, and has not bought.
+#[utoipa::path(post, path = "/sales/{id}/eligible", tag = "backend", params(SalePath),
+    request_body = BuyerBody,
+    responses(
+        (status = 200, description = "Eligible", body = Eligible),
+        (status = 400, description = "`sold_out` (\"Sale is sold out\"), `already_participated` (\"You have already participated in this sale\"), `invalid_name`, `invalid_id`, `invalid_body`", body = ErrorBody),
+        (status = 404, description = "`sale_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ))]
+pub(crate) async fn eligible(
     State(b): State<Backend>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<BuyerBody>,
@@ -76,7 +111,18 @@ async fn eligible(
     Ok(Json(Eligible { eligible: true }))
 }
 
-async fn create_sale(
+/// Creates a sale (ours: the reference seeds its sales by hand) and starts
+/// its engine where this server runs engines.
+#[utoipa::path(post, path = "/sales", tag = "backend",
+    request_body = CreateSale,
+    responses(
+        (status = 201, description = "The new sale", body = SaleBody),
+        (status = 400, description = "`invalid_sale`, `invalid_body`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the sale's engine could not start", body = ErrorBody),
+    ))]
+pub(crate) async fn create_sale(
     State(b): State<Backend>,
     ApiJson(body): ApiJson<CreateSale>,
 ) -> Result<(StatusCode, Json<SaleBody>), ApiError> {

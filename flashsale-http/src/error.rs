@@ -26,110 +26,155 @@ const RETRY_AFTER_SECS: &str = "1";
 pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
-    /// What went wrong, for programs: one of [`codes::ALL`].
-    pub code: &'static str,
+    /// What went wrong, for programs.
+    pub code: ErrorCode,
     /// What went wrong, in plain words (the reference's client shows it).
     pub message: String,
 }
 
-/// Every `code` an error body can carry.
-pub mod codes {
+/// What went wrong, for programs: the `code` of every error body. Stable:
+/// a code never changes meaning (new ones may be added).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
     /// The body is not valid JSON, or a field is missing or of the wrong type.
-    pub const INVALID_BODY: &str = "invalid_body";
+    InvalidBody,
     /// The body is not `application/json`.
-    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    UnsupportedMediaType,
     /// The body is over the size limit.
-    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    PayloadTooLarge,
     /// No such route.
-    pub const ROUTE_NOT_FOUND: &str = "route_not_found";
+    RouteNotFound,
     /// The route exists, not with this method.
-    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    MethodNotAllowed,
     /// An id is not a 24-character hex ObjectId.
-    pub const INVALID_ID: &str = "invalid_id";
+    InvalidId,
     /// The buyer name is refused (empty, too long, control characters).
-    pub const INVALID_NAME: &str = "invalid_name";
+    InvalidName,
     /// A new sale's settings are refused.
-    pub const INVALID_SALE: &str = "invalid_sale";
+    InvalidSale,
     /// `/paid` without a valid payment signature.
-    pub const BAD_SIGNATURE: &str = "bad_signature";
+    BadSignature,
     /// No such sale (`GET /sales/{id}`, eligibility).
-    pub const SALE_NOT_FOUND: &str = "sale_not_found";
+    SaleNotFound,
     /// Buying or paying in a sale that does not run here.
-    pub const SALE_NOT_INITIALIZED: &str = "sale_not_initialized";
+    SaleNotInitialized,
     /// Nothing left.
-    pub const SOLD_OUT: &str = "sold_out";
+    SoldOut,
     /// The sale has not started.
-    pub const SALE_NOT_STARTED: &str = "sale_not_started";
+    SaleNotStarted,
     /// The sale has ended.
-    pub const SALE_ENDED: &str = "sale_ended";
+    SaleEnded,
     /// The buyer already has a live or paid transaction in the sale.
-    pub const ALREADY_JOINED: &str = "already_joined";
+    AlreadyJoined,
     /// The buyer already bought in the sale (eligibility).
-    pub const ALREADY_PARTICIPATED: &str = "already_participated";
+    AlreadyParticipated,
     /// `/paid` without a transaction id.
-    pub const TRANSACTION_ID_REQUIRED: &str = "transaction_id_required";
+    TransactionIdRequired,
     /// No such transaction.
-    pub const TRANSACTION_NOT_FOUND: &str = "transaction_not_found";
+    TransactionNotFound,
     /// The transaction holds no payment slot (waiting, or let go).
-    pub const NOT_IN_PAYMENT: &str = "not_in_payment";
+    NotInPayment,
     /// The payment came after the slot expired: refund it.
-    pub const SLOT_EXPIRED: &str = "slot_expired";
+    SlotExpired,
     /// The payment came after the buyer left: refund it.
-    pub const SLOT_LEFT: &str = "slot_left";
+    SlotLeft,
     /// Leaving a paid transaction.
-    pub const ALREADY_PAID: &str = "already_paid";
+    AlreadyPaid,
     /// Leaving a transaction that is over.
-    pub const NOT_LIVE: &str = "not_live";
+    NotLive,
     /// `/pay` with a quantity other than 1.
-    pub const INVALID_QUANTITY: &str = "invalid_quantity";
+    InvalidQuantity,
     /// `/pay` could not reach the transaction service.
-    pub const PAYMENT_CALLBACK_FAILED: &str = "payment_callback_failed";
+    PaymentCallbackFailed,
     /// The service cannot commit now; retry after `Retry-After` seconds.
-    pub const UNAVAILABLE: &str = "unavailable";
-
-    /// All of them, for the API description.
-    pub const ALL: &[&str] = &[
-        INVALID_BODY,
-        UNSUPPORTED_MEDIA_TYPE,
-        PAYLOAD_TOO_LARGE,
-        ROUTE_NOT_FOUND,
-        METHOD_NOT_ALLOWED,
-        INVALID_ID,
-        INVALID_NAME,
-        INVALID_SALE,
-        BAD_SIGNATURE,
-        SALE_NOT_FOUND,
-        SALE_NOT_INITIALIZED,
-        SOLD_OUT,
-        SALE_NOT_STARTED,
-        SALE_ENDED,
-        ALREADY_JOINED,
-        ALREADY_PARTICIPATED,
-        TRANSACTION_ID_REQUIRED,
-        TRANSACTION_NOT_FOUND,
-        NOT_IN_PAYMENT,
-        SLOT_EXPIRED,
-        SLOT_LEFT,
-        ALREADY_PAID,
-        NOT_LIVE,
-        INVALID_QUANTITY,
-        PAYMENT_CALLBACK_FAILED,
-        UNAVAILABLE,
-    ];
+    Unavailable,
 }
 
-#[derive(Serialize)]
+impl ErrorCode {
+    /// Every code.
+    pub const ALL: &[ErrorCode] = &[
+        ErrorCode::InvalidBody,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::RouteNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::InvalidId,
+        ErrorCode::InvalidName,
+        ErrorCode::InvalidSale,
+        ErrorCode::BadSignature,
+        ErrorCode::SaleNotFound,
+        ErrorCode::SaleNotInitialized,
+        ErrorCode::SoldOut,
+        ErrorCode::SaleNotStarted,
+        ErrorCode::SaleEnded,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::AlreadyParticipated,
+        ErrorCode::TransactionIdRequired,
+        ErrorCode::TransactionNotFound,
+        ErrorCode::NotInPayment,
+        ErrorCode::SlotExpired,
+        ErrorCode::SlotLeft,
+        ErrorCode::AlreadyPaid,
+        ErrorCode::NotLive,
+        ErrorCode::InvalidQuantity,
+        ErrorCode::PaymentCallbackFailed,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The code as it travels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RouteNotFound => "route_not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::InvalidId => "invalid_id",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::InvalidSale => "invalid_sale",
+            ErrorCode::BadSignature => "bad_signature",
+            ErrorCode::SaleNotFound => "sale_not_found",
+            ErrorCode::SaleNotInitialized => "sale_not_initialized",
+            ErrorCode::SoldOut => "sold_out",
+            ErrorCode::SaleNotStarted => "sale_not_started",
+            ErrorCode::SaleEnded => "sale_ended",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::AlreadyParticipated => "already_participated",
+            ErrorCode::TransactionIdRequired => "transaction_id_required",
+            ErrorCode::TransactionNotFound => "transaction_not_found",
+            ErrorCode::NotInPayment => "not_in_payment",
+            ErrorCode::SlotExpired => "slot_expired",
+            ErrorCode::SlotLeft => "slot_left",
+            ErrorCode::AlreadyPaid => "already_paid",
+            ErrorCode::NotLive => "not_live",
+            ErrorCode::InvalidQuantity => "invalid_quantity",
+            ErrorCode::PaymentCallbackFailed => "payment_callback_failed",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Every error answer's body: the reference's `{statusCode, message,
+/// error}` plus our `code`.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Body<'a> {
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
+    /// The HTTP status, again.
     status_code: u16,
+    /// For people; the reference's text where it refuses the same thing.
     message: &'a str,
+    /// The status's reason phrase (`Bad Request`, …).
     error: &'a str,
-    code: &'a str,
+    /// For programs.
+    code: ErrorCode,
 }
 
 impl ApiError {
     /// An error with this status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -138,25 +183,25 @@ impl ApiError {
     }
 
     /// 400 Bad Request.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// 404 Not Found.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
     /// 404 for an unknown sale, as the reference words it.
     pub fn sale_not_found(sale: SaleId) -> Self {
-        Self::not_found(codes::SALE_NOT_FOUND, format!("Sale not found: {sale}"))
+        Self::not_found(ErrorCode::SaleNotFound, format!("Sale not found: {sale}"))
     }
 
     /// 503: the service cannot commit now.
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            codes::UNAVAILABLE,
+            ErrorCode::Unavailable,
             "sale service unavailable, try again",
         )
     }
@@ -164,7 +209,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             status_code: self.status.as_u16(),
             message: &self.message,
             error: self.status.canonical_reason().unwrap_or("Error"),
@@ -185,40 +230,40 @@ impl From<JsonRejection> for ApiError {
         let (status, code) = match &r {
             JsonRejection::MissingJsonContentType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                codes::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
             ),
             JsonRejection::BytesRejection(_) => (r.status(), body_code(r.status())),
             // Syntax and type errors: 400 like the reference's validation.
-            _ => (StatusCode::BAD_REQUEST, codes::INVALID_BODY),
+            _ => (StatusCode::BAD_REQUEST, ErrorCode::InvalidBody),
         };
         ApiError::new(status, code, r.body_text())
     }
 }
 
 /// The code for a body that could not be read with `status`.
-pub(crate) fn body_code(status: StatusCode) -> &'static str {
+pub(crate) fn body_code(status: StatusCode) -> ErrorCode {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        codes::PAYLOAD_TOO_LARGE
+        ErrorCode::PayloadTooLarge
     } else {
-        codes::INVALID_BODY
+        ErrorCode::InvalidBody
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        ApiError::bad_request(codes::INVALID_ID, r.body_text())
+        ApiError::bad_request(ErrorCode::InvalidId, r.body_text())
     }
 }
 
 impl From<InvalidId> for ApiError {
     fn from(e: InvalidId) -> Self {
-        ApiError::bad_request(codes::INVALID_ID, format!("id is {e}"))
+        ApiError::bad_request(ErrorCode::InvalidId, format!("id is {e}"))
     }
 }
 
 impl From<NameError> for ApiError {
     fn from(e: NameError) -> Self {
-        ApiError::bad_request(codes::INVALID_NAME, e.to_string())
+        ApiError::bad_request(ErrorCode::InvalidName, e.to_string())
     }
 }
 
@@ -232,7 +277,7 @@ where
             CallError::Refused(e) => e.into(),
             // The reference answers 400 for a sale that is not initialized.
             CallError::UnknownSale => {
-                ApiError::bad_request(codes::SALE_NOT_INITIALIZED, "Sale not initialized")
+                ApiError::bad_request(ErrorCode::SaleNotInitialized, "Sale not initialized")
             }
             _ => ApiError::unavailable(),
         }
@@ -243,11 +288,11 @@ impl From<BuyError> for ApiError {
     fn from(e: BuyError) -> Self {
         let (code, message) = match e {
             BuyError::InvalidName(e) => return e.into(),
-            BuyError::SoldOut => (codes::SOLD_OUT, "Sale is sold out"),
-            BuyError::NotStarted { .. } => (codes::SALE_NOT_STARTED, "Sale is not active"),
-            BuyError::Ended { .. } => (codes::SALE_ENDED, "Sale is not active"),
+            BuyError::SoldOut => (ErrorCode::SoldOut, "Sale is sold out"),
+            BuyError::NotStarted { .. } => (ErrorCode::SaleNotStarted, "Sale is not active"),
+            BuyError::Ended { .. } => (ErrorCode::SaleEnded, "Sale is not active"),
             BuyError::AlreadyJoined { .. } => (
-                codes::ALREADY_JOINED,
+                ErrorCode::AlreadyJoined,
                 "Buyer already has a transaction for this sale",
             ),
             _ => return ApiError::unavailable(),
@@ -260,10 +305,10 @@ impl From<PaidError> for ApiError {
     fn from(e: PaidError) -> Self {
         let code = match e {
             // The reference refuses any transaction not holding a slot so.
-            PaidError::UnknownTransaction => codes::TRANSACTION_NOT_FOUND,
-            PaidError::NotInPayment { .. } => codes::NOT_IN_PAYMENT,
-            PaidError::SlotExpired => codes::SLOT_EXPIRED,
-            PaidError::SlotLeft => codes::SLOT_LEFT,
+            PaidError::UnknownTransaction => ErrorCode::TransactionNotFound,
+            PaidError::NotInPayment { .. } => ErrorCode::NotInPayment,
+            PaidError::SlotExpired => ErrorCode::SlotExpired,
+            PaidError::SlotLeft => ErrorCode::SlotLeft,
             _ => return ApiError::unavailable(),
         };
         let message = match e {
@@ -280,8 +325,8 @@ impl From<LeaveError> for ApiError {
     fn from(e: LeaveError) -> Self {
         match e {
             LeaveError::UnknownTransaction => transaction_not_found(),
-            LeaveError::AlreadyPaid => ApiError::bad_request(codes::ALREADY_PAID, e.to_string()),
-            LeaveError::NotLive { .. } => ApiError::bad_request(codes::NOT_LIVE, e.to_string()),
+            LeaveError::AlreadyPaid => ApiError::bad_request(ErrorCode::AlreadyPaid, e.to_string()),
+            LeaveError::NotLive { .. } => ApiError::bad_request(ErrorCode::NotLive, e.to_string()),
             _ => ApiError::unavailable(),
         }
     }
@@ -294,7 +339,7 @@ impl From<StatusError> for ApiError {
 }
 
 fn transaction_not_found() -> ApiError {
-    ApiError::not_found(codes::TRANSACTION_NOT_FOUND, "transaction not found")
+    ApiError::not_found(ErrorCode::TransactionNotFound, "transaction not found")
 }
 
 /// Eligibility refusals; the sale's id words the 404.
@@ -302,19 +347,19 @@ pub(crate) fn eligibility(sale: SaleId, e: EligibilityError) -> ApiError {
     match e {
         EligibilityError::UnknownSale => ApiError::sale_not_found(sale),
         EligibilityError::InvalidName(e) => e.into(),
-        EligibilityError::SoldOut => ApiError::bad_request(codes::SOLD_OUT, "Sale is sold out"),
+        EligibilityError::SoldOut => ApiError::bad_request(ErrorCode::SoldOut, "Sale is sold out"),
         EligibilityError::AlreadyParticipated => ApiError::bad_request(
-            codes::ALREADY_PARTICIPATED,
+            ErrorCode::AlreadyParticipated,
             "You have already participated in this sale",
         ),
-        _ => ApiError::bad_request(codes::INVALID_BODY, e.to_string()),
+        _ => ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()),
     }
 }
 
 impl From<CreateError> for ApiError {
     fn from(e: CreateError) -> Self {
         match e {
-            CreateError::Invalid(e) => ApiError::bad_request(codes::INVALID_SALE, e.to_string()),
+            CreateError::Invalid(e) => ApiError::bad_request(ErrorCode::InvalidSale, e.to_string()),
             _ => ApiError::unavailable(),
         }
     }

@@ -9,7 +9,7 @@ use axum::http::header::CONTENT_TYPE;
 use flashsale_core::{SaleId, TxId};
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, body_code, codes};
+use crate::error::{ApiError, ErrorCode, body_code};
 use crate::signature::{SIGNATURE_HEADER, verify};
 
 /// A JSON body whose rejections answer in the reference's error shape.
@@ -57,7 +57,7 @@ where
         if !is_json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                codes::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
                 "Expected request with `Content-Type: application/json`",
             ));
         }
@@ -69,7 +69,7 @@ where
         {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                codes::BAD_SIGNATURE,
+                ErrorCode::BadSignature,
                 "missing or invalid payment signature",
             ));
         }
@@ -87,7 +87,7 @@ pub(crate) fn sale_id(raw: &str) -> Result<SaleId, ApiError> {
 pub(crate) fn tx_id(raw: &str) -> Result<TxId, ApiError> {
     raw.trim().parse().map_err(|_| {
         ApiError::bad_request(
-            codes::INVALID_ID,
+            ErrorCode::InvalidId,
             "transactionId must be a 24-character hex ObjectId",
         )
     })

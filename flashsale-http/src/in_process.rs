@@ -74,7 +74,9 @@ impl InProcess {
     ) -> Self {
         let (live, io) = crate::live::layer();
         let forwarder = crate::live::spawn_forwarder(io, notices.subscribe(), events.subscribe());
-        let mut app = App::new().with_catalogue(catalogue.clone());
+        let mut app = App::new()
+            .with_catalogue(catalogue.clone())
+            .with_socket_io_client();
         if let Some(service) = &service {
             app = app.with_service(service.clone());
         }
@@ -92,6 +94,8 @@ impl InProcess {
     /// The app's routes plus Socket.IO and its browser client. Starts
     /// nothing: call it as often as needed.
     pub fn router(&self, cors_origin: &str) -> Router {
+        // The Socket.IO layer takes every path under `/socket.io/`: its
+        // browser client is served outside it.
         crate::web::socket_io_client().merge(self.app.router(cors_origin).layer(self.live.clone()))
     }
 

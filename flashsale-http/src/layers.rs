@@ -3,15 +3,16 @@
 //! routes.
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, ErrorCode};
 use crate::signature::SIGNATURE_HEADER;
 
 /// The largest request body accepted. Every body here is a few fields.
@@ -21,27 +22,56 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub type Readiness = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// `routes` with `/healthz` (the process answers), `/readyz` (`ready` says
-/// it can commit: 200, else 503), the 404/405 fallbacks, the body limit,
-/// CORS for `cors_origin` (`*`, or origins separated by commas) and request
-/// tracing.
-pub fn finish(routes: Router, ready: Readiness, cors_origin: &str) -> Router {
+/// it can commit: 200, else 503), `/openapi.json` (`description`), the
+/// 404/405 fallbacks, the body limit, CORS for `cors_origin` (`*`, or
+/// origins separated by commas) and request tracing.
+pub fn finish(
+    routes: Router,
+    ready: Readiness,
+    description: &utoipa::openapi::OpenApi,
+    cors_origin: &str,
+) -> Router {
+    // Serialized once: the description does not change while serving.
+    let description = Bytes::from(description.to_json().unwrap_or_default());
     routes
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || async move {
-                if ready() {
-                    "ready".into_response()
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
-                }
-            }),
-        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(ready))
+        .route("/openapi.json", get(openapi_json).with_state(description))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors(cors_origin))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the server can commit (its journal takes appends; its
+/// catalogue runs).
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "`not ready`", body = String, content_type = "text/plain"),
+    ))]
+pub(crate) async fn readyz(State(ready): State<Readiness>) -> Response {
+    if ready() {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+/// This description.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3 description of this server's routes",
+        body = Object, content_type = "application/json")))]
+pub(crate) async fn openapi_json(State(description): State<Bytes>) -> Response {
+    ([(CONTENT_TYPE, "application/json")], description).into_response()
 }
 
 fn cors(origin: &str) -> CorsLayer {
@@ -62,7 +92,7 @@ fn cors(origin: &str) -> CorsLayer {
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::not_found(
-        codes::ROUTE_NOT_FOUND,
+        ErrorCode::RouteNotFound,
         format!("Cannot {method} {}", uri.path()),
     )
 }
@@ -70,7 +100,7 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        codes::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
         format!("Cannot {method} {}", uri.path()),
     )
 }

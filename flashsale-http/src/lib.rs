@@ -19,6 +19,7 @@
 //! | `GET /` | web page | the buyer's web page, see [`web`] |
 //! | `GET /healthz` | always | `ok`: the process lives |
 //! | `GET /readyz` | always | `ready`, or 503 while the service cannot commit |
+//! | `GET /openapi.json` | always | the OpenAPI 3 description of the routes served ([`App::openapi`]) |
 //! | `/socket.io/` | [`InProcess::router`] | live events, see [`live`]; `/socket.io/socket.io.js` is the browser client |
 //!
 //! With [`App::with_payment_secret`], `/paid` requires an HMAC-SHA256
@@ -28,7 +29,7 @@
 //! Every error — core refusals, malformed or oversized bodies, bad ids,
 //! unknown routes — answers in the reference's shape plus a stable code,
 //! `{"statusCode":400,"message":"…","error":"Bad Request","code":"sold_out"}`,
-//! mapped in one place ([`ApiError`], codes in [`codes`]). Where the
+//! mapped in one place ([`ApiError`], codes in [`ErrorCode`]). Where the
 //! reference refuses the same thing, `message` is its exact text.
 //!
 //! # Layout
@@ -39,8 +40,9 @@
 //! - [`Payment`] (`payment`) — the payment stand-in.
 //! - `in_process` — [`InProcess`]: the all-in-one wiring and its tasks.
 //! - `extract` — JSON bodies and signed callbacks ([`ApiJson`], [`SignedJson`]).
-//! - `layers` — CORS, limits, 404/405, `/healthz` and `/readyz`.
-//! - `error` — [`ApiError`] and its [`codes`].
+//! - `layers` — CORS, limits, 404/405, `/healthz`, `/readyz`, `/openapi.json`.
+//! - `openapi` — the OpenAPI description, from the handlers' annotations.
+//! - `error` — [`ApiError`] and its [`ErrorCode`]s.
 //! - [`wire`] — request and response bodies; [`events`] — the Socket.IO
 //!   payloads; [`live`] — Socket.IO rooms and forwarding;
 //!   [`web`] — the buyer's page; [`signature`]; [`sync`].
@@ -68,6 +70,7 @@ mod extract;
 mod in_process;
 mod layers;
 pub mod live;
+mod openapi;
 mod payment;
 pub mod signature;
 pub mod sync;
@@ -76,7 +79,7 @@ pub mod web;
 pub mod wire;
 
 pub use app::App;
-pub use error::{ApiError, codes};
+pub use error::{ApiError, ErrorCode};
 pub use extract::{ApiJson, PaymentSecret, SignedJson};
 pub use in_process::InProcess;
 pub use layers::{MAX_BODY_BYTES, Readiness, finish};

@@ -13,7 +13,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::ApiJson;
 use crate::signature::{SIGNATURE_HEADER, sign};
 use crate::wire::Success;
@@ -22,10 +22,14 @@ use crate::wire::Success;
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `POST /pay`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PayBody {
+pub(crate) struct PayBody {
+    /// The transaction to pay.
+    #[schema(pattern = "^[0-9a-fA-F]{24}$")]
     transaction_id: String,
+    /// Must be 1: a transaction buys one unit.
+    #[schema(minimum = 1, maximum = 1)]
     quantity: u64,
 }
 
@@ -77,23 +81,37 @@ impl Payment {
     /// `/readyz`, with the same body limit, CORS, tracing and error answers
     /// as the other services.
     pub fn router(&self, cors_origin: &str) -> Router {
-        crate::layers::finish(self.routes(), Arc::new(|| true), cors_origin)
+        let description = crate::App::new().with_payment(self.clone()).openapi();
+        crate::layers::finish(self.routes(), Arc::new(|| true), &description, cors_origin)
     }
 }
 
-async fn pay(
+/// The payment stand-in: calls back the transaction service's `/paid`
+/// (signed when a secret is set) and answers with its outcome.
+#[utoipa::path(post, path = "/pay", tag = "payment", request_body = PayBody,
+    responses(
+        (status = 200, description = "The callback succeeded", body = Success),
+        (status = 400, description = "`transaction_id_required`, `invalid_quantity`, `invalid_body`, or the callback's refusal passed on", body = ErrorBody),
+        (status = 401, description = "The callback's refusal passed on (`bad_signature`)", body = ErrorBody),
+        (status = 404, description = "The callback's refusal passed on", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 502, description = "`payment_callback_failed`: the transaction service did not answer", body = ErrorBody),
+        (status = 503, description = "The callback's refusal passed on (`unavailable`)", body = ErrorBody),
+    ))]
+pub(crate) async fn pay(
     State(p): State<Payment>,
     ApiJson(body): ApiJson<PayBody>,
 ) -> Result<Response, ApiError> {
     if body.transaction_id.trim().is_empty() {
         return Err(ApiError::bad_request(
-            codes::TRANSACTION_ID_REQUIRED,
+            ErrorCode::TransactionIdRequired,
             "transactionId is required",
         ));
     }
     if body.quantity != 1 {
         return Err(ApiError::bad_request(
-            codes::INVALID_QUANTITY,
+            ErrorCode::InvalidQuantity,
             "quantity must be 1: a transaction buys one unit",
         ));
     }
@@ -109,7 +127,7 @@ async fn pay(
         tracing::warn!(error = %e, "payment callback failed");
         ApiError::new(
             StatusCode::BAD_GATEWAY,
-            codes::PAYMENT_CALLBACK_FAILED,
+            ErrorCode::PaymentCallbackFailed,
             "the transaction service did not answer",
         )
     })?;

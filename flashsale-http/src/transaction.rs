@@ -10,8 +10,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use flashsale_core::{Place, SaleId, Service, TxState};
 
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, PaymentSecret, SignedJson, sale_id, tx_id};
+use crate::openapi::{SalePath, TransactionPath};
 use crate::wire::{BuyAnswer, BuyerBody, StatusBody, Success, TransactionBody};
 
 /// The transaction routes' state.
@@ -55,17 +56,36 @@ async fn buy(t: &Transactions, sale: SaleId, body: BuyerBody) -> Result<Json<Buy
     }))
 }
 
-async fn buy_default(
+/// The reference's buy, in the server's default sale.
+#[utoipa::path(post, path = "/buy", tag = "transaction", request_body = BuyerBody,
+    responses(
+        (status = 200, description = "A payment slot (`payment`) or a place in the queue (`waiting`)", body = BuyAnswer),
+        (status = 400, description = "`sale_not_initialized` (\"Sale not initialized\"), `sold_out` (\"Sale is sold out\"), `sale_not_started` / `sale_ended` (\"Sale is not active\"), `already_joined` (\"Buyer already has a transaction for this sale\"), `invalid_name`, `invalid_body`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: not committed in time; ask again", body = ErrorBody),
+    ))]
+pub(crate) async fn buy_default(
     State(t): State<Transactions>,
     ApiJson(body): ApiJson<BuyerBody>,
 ) -> Result<Json<BuyAnswer>, ApiError> {
     let sale = t.default_sale.ok_or_else(|| {
-        ApiError::bad_request(codes::SALE_NOT_INITIALIZED, "Sale not initialized")
+        ApiError::bad_request(ErrorCode::SaleNotInitialized, "Sale not initialized")
     })?;
     buy(&t, sale, body).await
 }
 
-async fn buy_in(
+/// Buy in any sale.
+#[utoipa::path(post, path = "/sales/{id}/buy", tag = "transaction", params(SalePath),
+    request_body = BuyerBody,
+    responses(
+        (status = 200, description = "A payment slot (`payment`) or a place in the queue (`waiting`)", body = BuyAnswer),
+        (status = 400, description = "`sale_not_initialized` (\"Sale not initialized\"), `sold_out` (\"Sale is sold out\"), `sale_not_started` / `sale_ended` (\"Sale is not active\"), `already_joined` (\"Buyer already has a transaction for this sale\"), `invalid_name`, `invalid_body`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: not committed in time; ask again", body = ErrorBody),
+    ))]
+pub(crate) async fn buy_in(
     State(t): State<Transactions>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<BuyerBody>,
@@ -76,16 +96,27 @@ async fn buy_in(
 fn paid_tx(body: &TransactionBody) -> Result<flashsale_core::TxId, ApiError> {
     if body.transaction_id.trim().is_empty() {
         return Err(ApiError::bad_request(
-            codes::TRANSACTION_ID_REQUIRED,
+            ErrorCode::TransactionIdRequired,
             "transactionId is required",
         ));
     }
     tx_id(&body.transaction_id)
 }
 
-/// `POST /paid`: whichever sale holds the transaction (the payment
-/// stand-in calls this one route for every sale).
-async fn paid(
+/// The reference's payment callback: whichever sale holds the transaction
+/// (the payment stand-in calls this one route for every sale).
+#[utoipa::path(post, path = "/paid", tag = "transaction", request_body = TransactionBody,
+    params(("x-flashsale-signature" = Option<String>, Header,
+        description = "`sha256=<hex HMAC-SHA256(secret, body)>`, required when the server has a payment secret")),
+    responses(
+        (status = 200, description = "Paid (again: still success, sold once)", body = Success),
+        (status = 400, description = "`transaction_id_required` (\"transactionId is required\"), `not_in_payment` / `transaction_not_found` (\"Transaction not in payment queue\"), `slot_expired` / `slot_left` (refund due), `invalid_id`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`bad_signature`: the server requires a signed callback", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ))]
+pub(crate) async fn paid(
     State(t): State<Transactions>,
     SignedJson(body): SignedJson<TransactionBody>,
 ) -> Result<Json<Success>, ApiError> {
@@ -93,7 +124,20 @@ async fn paid(
     Ok(Json(Success { success: true }))
 }
 
-async fn paid_in(
+/// A payment for a transaction of this sale.
+#[utoipa::path(post, path = "/sales/{id}/paid", tag = "transaction", params(SalePath,
+        ("x-flashsale-signature" = Option<String>, Header,
+        description = "required when the server has a payment secret")),
+    request_body = TransactionBody,
+    responses(
+        (status = 200, description = "Paid (again: still success, sold once)", body = Success),
+        (status = 400, description = "`transaction_id_required` (\"transactionId is required\"), `not_in_payment` / `transaction_not_found` (\"Transaction not in payment queue\"), `slot_expired` / `slot_left` (refund due), `invalid_id`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`bad_signature`: the server requires a signed callback", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ))]
+pub(crate) async fn paid_in(
     State(t): State<Transactions>,
     Path(id): Path<String>,
     SignedJson(body): SignedJson<TransactionBody>,
@@ -103,7 +147,15 @@ async fn paid_in(
     Ok(Json(Success { success: true }))
 }
 
-async fn status(
+/// Where a transaction stands: state, exact waiting position, deadlines.
+#[utoipa::path(get, path = "/transactions/{id}", tag = "transaction", params(TransactionPath),
+    responses(
+        (status = 200, description = "Its state", body = StatusBody),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`transaction_not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ))]
+pub(crate) async fn status(
     State(t): State<Transactions>,
     Path(id): Path<String>,
 ) -> Result<Json<StatusBody>, ApiError> {
@@ -111,7 +163,15 @@ async fn status(
     Ok(Json(StatusBody::new(sale, &status)))
 }
 
-async fn leave(
+/// The buyer gives up a payment slot or a place; the next in line moves up.
+#[utoipa::path(post, path = "/transactions/{id}/leave", tag = "transaction", params(TransactionPath),
+    responses(
+        (status = 200, description = "Left (again: still success)", body = Success),
+        (status = 400, description = "`already_paid`, `not_live`, `invalid_id`", body = ErrorBody),
+        (status = 404, description = "`transaction_not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ))]
+pub(crate) async fn leave(
     State(t): State<Transactions>,
     Path(id): Path<String>,
 ) -> Result<Json<Success>, ApiError> {

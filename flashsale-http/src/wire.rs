@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
+use utoipa::ToSchema;
 
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, ErrorCode};
+use crate::openapi::TxStateDoc;
 
 /// `2025-01-31T12:00:00.000Z`, as JavaScript's `Date.toISOString()`.
 pub fn iso(t: Timestamp) -> String {
@@ -25,7 +27,7 @@ pub fn iso(t: Timestamp) -> String {
 pub fn parse_iso(field: &str, s: &str) -> Result<Timestamp, ApiError> {
     let bad = || {
         ApiError::bad_request(
-            codes::INVALID_SALE,
+            ErrorCode::InvalidSale,
             format!("{field} must be an ISO-8601 date-time"),
         )
     };
@@ -41,18 +43,22 @@ pub fn parse_iso(field: &str, s: &str) -> Result<Timestamp, ApiError> {
 /// `paymentTimeoutMs` and `maxPaymentSlots`, so that a transaction service
 /// syncing the sale runs it with the same settings. Both are optional when
 /// read: the reference's backend does not send them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Sale)]
 pub struct SaleBody {
     /// The sale.
+    #[schema(pattern = "^[0-9a-f]{24}$")]
     pub id: String,
     /// What is sold.
     pub product_name: String,
     /// Units not yet sold.
     pub product_qty: u64,
     /// Opens.
+    #[schema(format = DateTime)]
     pub sale_start: String,
     /// Closes.
+    #[schema(format = DateTime)]
     pub sale_end: String,
     /// How long a payment slot is held, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,58 +83,71 @@ impl From<&Sale> for SaleBody {
 }
 
 /// `{eligible: true}`: the answer to an eligibility check that passed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Eligible {
     /// Always true (refusals are error answers).
     pub eligible: bool,
 }
 
 /// `POST /sales`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSale {
-    /// What is sold.
+    /// What is sold: 1–200 characters once trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub product_name: String,
     /// Units for sale, at least 1.
+    #[schema(minimum = 1)]
     pub quantity: u64,
     /// Opens (ISO-8601).
+    #[schema(format = DateTime)]
     pub sale_start: String,
     /// Closes (ISO-8601), after it opens.
+    #[schema(format = DateTime)]
     pub sale_end: String,
     /// How long a payment slot is held, in ms (default 60,000).
+    #[schema(minimum = 1)]
     pub payment_timeout_ms: Option<u64>,
     /// At most this many payment slots at once (default: unsold stock).
+    #[schema(minimum = 1)]
     pub max_payment_slots: Option<u64>,
 }
 
 /// `{buyerName}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuyerBody {
-    /// Who.
+    /// Who: 1–64 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*\S[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub buyer_name: String,
 }
 
 /// `{transactionId}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransactionBody {
-    /// The transaction.
+    /// The transaction (24 hex characters).
+    #[schema(pattern = "^[0-9a-fA-F]{24}$")]
     pub transaction_id: String,
 }
 
 /// The answer to a buy: `{transactionId, state: "payment"|"waiting"}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuyAnswer {
     /// The new transaction.
     pub transaction_id: String,
     /// `payment` or `waiting`.
+    #[schema(value_type = TxStateDoc)]
     pub state: TxState,
 }
 
 /// `{success: true}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Success {
     /// Always true (failures are error answers).
     pub success: bool,
@@ -136,7 +155,8 @@ pub struct Success {
 
 /// `GET /transactions/{id}`: where a transaction stands, so a client that
 /// missed an event can resume.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = TransactionStatus)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusBody {
     /// The transaction.
@@ -147,16 +167,19 @@ pub struct StatusBody {
     pub buyer_name: String,
     /// `payment`, `waiting`, `paid`, `expired`, `left`, `rejected_sold_out`
     /// or `rejected_sale_ended`.
+    #[schema(value_type = TxStateDoc)]
     pub state: TxState,
     /// 1-based place in the queue, while waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<u64>,
     /// Pay by then (ISO-8601), while holding a slot.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub payment_deadline: Option<String>,
     /// While waiting: a slot comes by then at the latest if the slots now
     /// held run to their deadlines (ISO-8601; see `Status::turn_by`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub turn_by: Option<String>,
 }
 

@@ -104,7 +104,12 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
         "{body}"
     );
     let code = body["code"].as_str().unwrap_or_default();
-    assert!(flashsale_http::codes::ALL.contains(&code), "{body}");
+    assert!(
+        flashsale_http::ErrorCode::ALL
+            .iter()
+            .any(|c| c.as_str() == code),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -503,4 +508,47 @@ async fn cors_follows_the_configured_origins() {
         Some("https://m.shop.example")
     );
     assert_eq!(preflight(base, "https://evil.example").await, None);
+}
+
+/// Each server describes the routes it serves, and only those.
+#[tokio::test]
+async fn the_openapi_description_lists_the_routes_served() {
+    let s = Server::start().await;
+    let (status, doc) = s.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/sales",
+        "/sales/{id}",
+        "/sales/{id}/buyers",
+        "/sales/{id}/eligible",
+        "/buy",
+        "/paid",
+        "/sales/{id}/buy",
+        "/sales/{id}/paid",
+        "/transactions/{id}",
+        "/transactions/{id}/leave",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/socket.io/socket.io.js",
+    ] {
+        assert!(paths.contains_key(route), "{route} missing");
+    }
+    // Every error code is in the schema, for clients to switch on.
+    let codes = &doc["components"]["schemas"]["ErrorCode"]["enum"];
+    assert_eq!(
+        codes.as_array().unwrap().len(),
+        flashsale_http::ErrorCode::ALL.len(),
+        "{codes}"
+    );
+
+    // A transaction service alone describes no backend route.
+    let (ports, _) = flashsale_core::service::Ports::in_memory();
+    let service = flashsale_core::Service::open(ports).await.unwrap();
+    let doc = flashsale_http::App::new().with_service(service).openapi();
+    assert!(doc.paths.paths.contains_key("/buy"));
+    assert!(!doc.paths.paths.contains_key("/sales"));
+    assert!(!doc.paths.paths.contains_key("/pay"));
 }

@@ -1,0 +1,185 @@
+//! The OpenAPI 3 description of the routes, generated from the handlers'
+//! annotations and the wire types: each server serves, at
+//! `GET /openapi.json`, the description of the routes it serves
+//! ([`crate::App::openapi`]). Socket.IO (`/socket.io/`) is not REST and is
+//! described in [`crate::live`] and [`crate::events`] instead.
+
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::{backend, layers, payment, transaction};
+
+/// A sale's id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct SalePath {
+    /// The sale (24 hex characters).
+    #[param(pattern = "^[0-9a-fA-F]{24}$")]
+    #[allow(dead_code, reason = "read by the OpenAPI derive only")]
+    id: String,
+}
+
+/// A transaction's id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct TransactionPath {
+    /// The transaction (24 hex characters), as `/buy` returned it.
+    #[param(pattern = "^[0-9a-fA-F]{24}$")]
+    #[allow(dead_code, reason = "read by the OpenAPI derive only")]
+    id: String,
+}
+
+/// A buyer who paid; its id is the paid transaction's id.
+#[derive(ToSchema)]
+#[schema(as = Buyer)]
+#[serde(rename_all = "camelCase")]
+#[allow(
+    dead_code,
+    reason = "a schema only: the catalogue's Buyer is what travels"
+)]
+pub(crate) struct BuyerDoc {
+    /// The paid transaction.
+    id: String,
+    /// The sale.
+    sale_id: String,
+    /// Who.
+    buyer_name: String,
+}
+
+/// Where a transaction stands.
+#[derive(ToSchema)]
+#[schema(as = TxState)]
+#[serde(rename_all = "snake_case")]
+#[allow(
+    dead_code,
+    reason = "a schema only: the core's TxState is what travels"
+)]
+pub(crate) enum TxStateDoc {
+    /// Holds a payment slot until its deadline.
+    Payment,
+    /// In the waiting queue.
+    Waiting,
+    /// Paid: one unit sold.
+    Paid,
+    /// The slot's deadline passed unpaid.
+    Expired,
+    /// The buyer gave up.
+    Left,
+    /// Was waiting when the sale sold out.
+    RejectedSoldOut,
+    /// Was waiting when the sale ended.
+    RejectedSaleEnded,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "flashsale",
+        description = "A flash sale's REST API: the NestJS reference's routes and error shape \
+            (`{statusCode, message, error}`) plus a stable `code` in every error body. \
+            Live events travel over Socket.IO at `/socket.io/`."
+    ),
+    paths(layers::healthz, layers::readyz, layers::openapi_json)
+)]
+struct CommonApi;
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    backend::list_sales,
+    backend::create_sale,
+    backend::get_sale,
+    backend::sale_buyers,
+    backend::eligible
+))]
+struct BackendApi;
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    transaction::buy_default,
+    transaction::buy_in,
+    transaction::paid,
+    transaction::paid_in,
+    transaction::status,
+    transaction::leave
+))]
+struct TransactionApi;
+
+#[derive(OpenApi)]
+#[openapi(paths(payment::pay))]
+struct PaymentApi;
+
+/// Which parts a description covers.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Parts {
+    pub(crate) backend: bool,
+    pub(crate) transaction: bool,
+    pub(crate) payment: bool,
+    pub(crate) web: bool,
+    pub(crate) socket_io_client: bool,
+}
+
+/// The description of `parts`' routes, plus `/healthz`, `/readyz` and
+/// `/openapi.json`.
+pub(crate) fn description(parts: Parts) -> utoipa::openapi::OpenApi {
+    let mut doc = CommonApi::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    if parts.backend {
+        doc.merge(BackendApi::openapi());
+    }
+    if parts.transaction {
+        doc.merge(TransactionApi::openapi());
+    }
+    if parts.payment {
+        doc.merge(PaymentApi::openapi());
+    }
+    let mut text = Vec::new();
+    if parts.web {
+        text.extend([
+            ("/", "text/html", "The buyer's web page"),
+            ("/index.html", "text/html", "The buyer's web page"),
+            ("/app.js", "text/javascript", "The page's script"),
+            ("/app.css", "text/css", "The page's style"),
+            (
+                "/config.json",
+                "application/json",
+                "`{transactionUrl, paymentUrl}`: where the page buys and pays",
+            ),
+        ]);
+    }
+    if parts.socket_io_client {
+        text.push((
+            crate::web::SOCKET_IO_CLIENT_PATH,
+            "text/javascript",
+            "The socket.io-client browser bundle",
+        ));
+    }
+    for (path, media, what) in text {
+        doc.paths
+            .add_path_operation(path, vec![HttpMethod::Get], asset(media, what));
+    }
+    doc
+}
+
+/// `GET` of a static asset of type `media` (JSON: an object).
+fn asset(media: &str, what: &str) -> Operation {
+    let kind = if media == "application/json" {
+        Type::Object
+    } else {
+        Type::String
+    };
+    let body = ContentBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(kind)))
+        .build();
+    let ok = ResponseBuilder::new()
+        .description(what)
+        .content(media, body)
+        .build();
+    OperationBuilder::new()
+        .tag("web")
+        .summary(Some(what))
+        .response("200", ok)
+        .build()
+}
