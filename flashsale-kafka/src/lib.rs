@@ -1,7 +1,7 @@
 //! flashsale-kafka: the reference's `transactions` topic over Kafka
 //! (rdkafka), byte-compatible, so its services and ours can be mixed.
 //!
-//! - [`KafkaSink`] — an [`EventSink`] for the transaction service: publishes
+//! - [`KafkaSink`] — an [`EventSink`](flashsale_core::EventSink) for the transaction service: publishes
 //!   `paid` and `switch` (and nothing else: the reference's consumer takes
 //!   any other type for a payment) as `{transactionId, buyerName, saleId,
 //!   type}`, key = transactionId. Idempotent producer, `acks=all`, no
