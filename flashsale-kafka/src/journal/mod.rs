@@ -85,7 +85,9 @@ struct ReaderContext;
 
 impl ClientContext for ReaderContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+        {
             tracing::debug!(%reason, "journal read reached the end of its partition");
         } else {
             tracing::error!(%error, %reason, "librdkafka");
