@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use flashsale_core::service::Ports;
+use flashsale_core::service::{Ports, ServiceConfig};
 use flashsale_core::{Engine, ObjectIdGenerator, SaleId, Service, Timestamp};
 use flashsale_examples::{Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
 use flashsale_http::App;
@@ -51,6 +51,11 @@ struct Args {
     /// backend does not say (the reference's does not).
     #[arg(long, env = "PAYMENT_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     payment_timeout_ms: u64,
+    /// How long a request waits for its command to be journaled before it
+    /// answers 503 with `Retry-After` (the command may still take effect),
+    /// in milliseconds.
+    #[arg(long, env = "COMMIT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    commit_timeout_ms: u64,
     /// Shared secret: when set, `/paid` accepts only HMAC-SHA256-signed
     /// calls (the payment service signs with the same secret).
     #[arg(long, env = "PAYMENT_SECRET", hide_env_values = true)]
@@ -134,7 +139,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => tracing::warn!("{NO_KAFKA}"),
     }
-    let service = Service::open(ports).await?;
+    let mut settings = ServiceConfig::default();
+    settings.commit_timeout = Duration::from_millis(args.commit_timeout_ms);
+    let service = Service::open_with(ports, settings).await?;
     if service.sale_ids().contains(&args.sale_id) {
         let stats = service.stats(args.sale_id).await;
         tracing::info!(sale = %args.sale_id, ?stats, "recovered from the journal");

@@ -133,6 +133,16 @@ impl Split {
     /// backend's page points at the transaction service and at the port
     /// [`Split::start_payment`] uses.
     async fn start(brokers: &str, quantity: u64, journal: &str) -> Split {
+        Self::start_with(brokers, quantity, journal, &[]).await
+    }
+
+    /// [`Split::start`], with `extra` settings for the transaction service.
+    async fn start_with(
+        brokers: &str,
+        quantity: u64,
+        journal: &str,
+        extra: &[(&'static str, String)],
+    ) -> Split {
         let sale = unique_sale();
         let free = || {
             std::net::TcpListener::bind("127.0.0.1:0")
@@ -149,6 +159,9 @@ impl Split {
         backend_env.extend([
             ("SALE_ID", sale.clone()),
             ("SALE_QTY", quantity.to_string()),
+            // The transaction service takes the sale's payment timeout from
+            // the backend.
+            ("PAYMENT_TIMEOUT_MS", "600000".to_owned()),
             ("KAFKA_GROUP_ID", unique("backend")),
             (
                 "PUBLIC_TRANSACTION_URL",
@@ -169,6 +182,7 @@ impl Split {
             ("JOURNAL", journal.to_owned()),
             ("KAFKA_JOURNAL_PREFIX", unique("journal") + "-"),
         ]);
+        transaction_env.extend(extra.iter().cloned());
         let transaction = Server::start("transaction", transaction_port, &transaction_env).await;
         Split {
             sale,
@@ -662,4 +676,61 @@ async fn a_broker_outage_delays_payments_but_loses_and_reorders_none() {
         .map(|(i, n)| (n.clone(), QUANTITY - 1 - i as u64))
         .collect();
     assert_eq!(heard, expected);
+}
+
+/// `/readyz` says whether the transaction service can commit: it fails
+/// while its journal's broker is down, and a buy that cannot be journaled
+/// answers 503 with `Retry-After` instead of hanging; `/healthz` stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_journal_and_uncommittable_buys_answer_503() {
+    let (_broker, proxy, brokers) = broker_behind_proxy().await;
+    let split = Split::start_with(
+        &brokers,
+        5,
+        "kafka",
+        &[("COMMIT_TIMEOUT_MS", "1500".to_owned())],
+    )
+    .await;
+    let get = |path: &'static str| {
+        let (http, base) = (split.http.clone(), split.transaction_base.clone());
+        async move {
+            http.get(format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(get("/readyz").await, 200);
+    assert_eq!(split.buy("ana").await.0, 200);
+
+    proxy.cut();
+    assert_eq!(get("/readyz").await, 503);
+    assert_eq!(get("/healthz").await, 200);
+    let answer = split
+        .http
+        .post(format!("{}/buy", split.transaction_base))
+        .json(&json!({ "buyerName": "bob" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 503);
+    assert!(answer.headers().contains_key("retry-after"));
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable");
+
+    proxy.restore();
+    // Ready again once the pending append went through (librdkafka
+    // reconnects with a backoff of its own): polled, for at most a minute.
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while get("/readyz").await != 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "ready again once the broker is back");
+    // bob's buy was taken, then journaled once the broker came back.
+    let (code, body) = split.buy("bob").await;
+    assert_eq!((code, &body["code"]), (400, &json!("already_joined")));
 }

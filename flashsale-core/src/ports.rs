@@ -72,6 +72,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn read(&self, sale: SaleId) -> Result<Vec<Event>, StorageError>;
     /// Every sale with a journal.
     async fn sales(&self) -> Result<Vec<SaleId>, StorageError>;
+    /// Whether appends can succeed now (the disk is there, the broker
+    /// answers), for readiness probes: a cheap check, bounded in time. The
+    /// default says yes.
+    async fn check(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 /// A journal in memory: survives a restart of the service within the same

@@ -148,8 +148,14 @@ impl App {
         }
         let (catalogue, service) = (self.catalogue.clone(), self.service.clone());
         let ready: Readiness = Arc::new(move || {
-            catalogue.as_ref().is_none_or(CatalogueService::is_running)
-                && service.as_ref().is_none_or(Service::is_ready)
+            let (catalogue, service) = (catalogue.clone(), service.clone());
+            Box::pin(async move {
+                catalogue.as_ref().is_none_or(CatalogueService::is_running)
+                    && match &service {
+                        Some(service) => service.ready().await,
+                        None => true,
+                    }
+            })
         });
         finish(routes, ready, &self.openapi(), cors_origin)
     }

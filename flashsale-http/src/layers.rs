@@ -19,7 +19,8 @@ use crate::signature::SIGNATURE_HEADER;
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Says whether a server can do its work now (for `GET /readyz`).
-pub type Readiness = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+pub type Readiness =
+    std::sync::Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
 /// `routes` with `/healthz` (the process answers), `/readyz` (`ready` says
 /// it can commit: 200, else 503), `/openapi.json` (`description`), the
@@ -59,7 +60,7 @@ pub(crate) async fn healthz() -> &'static str {
         (status = 503, description = "`not ready`", body = String, content_type = "text/plain"),
     ))]
 pub(crate) async fn readyz(State(ready): State<Readiness>) -> Response {
-    if ready() {
+    if ready().await {
         "ready".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()

@@ -82,7 +82,12 @@ impl Payment {
     /// as the other services.
     pub fn router(&self, cors_origin: &str) -> Router {
         let description = crate::App::new().with_payment(self.clone()).openapi();
-        crate::layers::finish(self.routes(), Arc::new(|| true), &description, cors_origin)
+        crate::layers::finish(
+            self.routes(),
+            Arc::new(|| Box::pin(async { true })),
+            &description,
+            cors_origin,
+        )
     }
 }
 

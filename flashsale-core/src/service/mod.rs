@@ -350,11 +350,17 @@ impl Service {
         self.registry().senders.keys().copied().collect()
     }
 
-    /// Whether the service can commit: no sale is retrying a failed journal
-    /// append. (A process that lives but cannot commit is alive, not
-    /// ready.)
+    /// Whether the service can commit, as far as it knows without asking
+    /// the journal: no sale is retrying a failed append.
     pub fn is_ready(&self) -> bool {
         self.inner.health.failing_appends.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether the service can commit: [`Service::is_ready`], and the
+    /// journal's own [`Storage::check`] passes. A process that lives but
+    /// cannot commit is alive, not ready.
+    pub async fn ready(&self) -> bool {
+        self.is_ready() && self.inner.ports.storage.check().await.is_ok()
     }
 
     /// A buyer joins a sale. See [`Engine::buy`].
@@ -531,7 +537,10 @@ impl Service {
             receiver,
             ports.clone(),
             self.inner.health.clone(),
-            self.inner.config.publish_queue,
+            (
+                self.inner.config.commit_timeout,
+                self.inner.config.publish_queue,
+            ),
             backlog,
         ));
         self.inner

@@ -75,32 +75,70 @@ fn execute(engine: &mut Engine, now: Timestamp, command: Command) -> Done {
 /// How a sale's task reports that its journal cannot be written.
 #[derive(Debug, Default)]
 pub(super) struct Health {
-    /// Sales whose latest journal append failed and is being retried.
+    /// Sales whose latest journal append failed, or has been under way
+    /// longer than the commit timeout.
     pub(super) failing_appends: AtomicUsize,
 }
 
-/// Retries `attempt` with capped exponential backoff until it succeeds;
-/// `failing` counts one while it does.
-async fn retry<F, Fut, E>(what: &str, sale: SaleId, failing: Option<&AtomicUsize>, mut attempt: F)
+/// Counts one in `failing` while alive.
+struct Failing<'a>(&'a AtomicUsize);
+
+impl<'a> Failing<'a> {
+    fn new(failing: &'a AtomicUsize) -> Self {
+        failing.fetch_add(1, Ordering::Relaxed);
+        Failing(failing)
+    }
+}
+
+impl Drop for Failing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Retries `attempt` with capped exponential backoff until it succeeds.
+async fn retry<F, Fut, E>(what: &str, sale: SaleId, mut attempt: F, mut failed: impl FnMut())
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
     let mut backoff = Duration::from_millis(10);
-    let mut counted = false;
     while let Err(e) = attempt().await {
         tracing::warn!(%sale, error = %e, retry_in = ?backoff, "{what} failed; retrying");
-        if let (Some(failing), false) = (failing, counted) {
-            failing.fetch_add(1, Ordering::Relaxed);
-            counted = true;
-        }
+        failed();
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
-    if let (Some(failing), true) = (failing, counted) {
-        failing.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Appends `events` to the sale's journal, retrying until it succeeds. While
+/// an append has failed, or has taken longer than `stalled_after` (a broker
+/// that does not answer), the service reports itself not ready.
+async fn append(
+    ports: &Ports,
+    health: &Health,
+    stalled_after: Duration,
+    sale: SaleId,
+    events: &[Event],
+) {
+    let mut failing: Option<Failing<'_>> = None;
+    let deadline = ports.clock.now().saturating_add(stalled_after);
+    let attempts = retry(
+        "journal append",
+        sale,
+        || ports.storage.append(sale, events),
+        || {
+            failing.get_or_insert_with(|| Failing::new(&health.failing_appends));
+        },
+    );
+    tokio::pin!(attempts);
+    tokio::select! {
+        () = &mut attempts => return,
+        () = ports.clock.sleep_until(deadline) => {}
     }
+    let _stalled = Failing::new(&health.failing_appends);
+    attempts.await;
 }
 
 /// The sale's task: takes every waiting command as one batch, applies it at
@@ -113,7 +151,7 @@ pub(super) async fn run_sale(
     mut commands: mpsc::Receiver<Command>,
     ports: Ports,
     health: Arc<Health>,
-    publish_queue: usize,
+    (stalled_after, publish_queue): (Duration, usize),
     backlog: Vec<Event>,
 ) {
     let sale = engine.config().id;
@@ -148,13 +186,7 @@ pub(super) async fn run_sale(
         done.extend(batch.drain(..).map(|c| execute(&mut engine, now, c)));
         let events: Vec<Event> = engine.drain_events().collect();
         if !events.is_empty() {
-            retry(
-                "journal append",
-                sale,
-                Some(&health.failing_appends),
-                || ports.storage.append(sale, &events),
-            )
-            .await;
+            append(&ports, &health, stalled_after, sale, &events).await;
             // Waits while the publisher's queue is full: a sink that cannot
             // keep up slows the sale down instead of filling memory.
             let _ = publish.send(events).await;
@@ -178,6 +210,6 @@ async fn run_publisher(
     let mut queued = Vec::new();
     while batches.recv_many(&mut queued, MAX_BATCH).await > 0 {
         let events: Vec<Event> = queued.drain(..).flatten().collect();
-        retry("publish", sale, None, || sink.publish(&events)).await;
+        retry("publish", sale, || sink.publish(&events), || {}).await;
     }
 }

@@ -42,6 +42,9 @@ pub const DEFAULT_JOURNAL_PREFIX: &str = "flashsale-journal-";
 /// default message limit is about 1 MB).
 pub const MAX_PART_BYTES: usize = 256 * 1024;
 
+/// How long a readiness check waits for the brokers.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a read waits for the next record it knows is there.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -328,6 +331,19 @@ impl Storage for KafkaStorage {
             *length = Some(journal.len() as u64);
         }
         Ok(journal)
+    }
+
+    /// The brokers answer a metadata request within a few seconds.
+    async fn check(&self) -> Result<(), StorageError> {
+        let (consumer, config) = (self.reader().map_err(storage_error)?, self.config.clone());
+        blocking(move || {
+            consumer
+                .fetch_metadata(None, CHECK_TIMEOUT)
+                .map(drop)
+                .map_err(|e| unreachable_brokers(&config, e))
+        })
+        .await
+        .map_err(storage_error)
     }
 
     async fn sales(&self) -> Result<Vec<SaleId>, StorageError> {
