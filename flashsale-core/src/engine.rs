@@ -131,8 +131,21 @@ pub enum DropReason {
     SaleEnded,
 }
 
+/// The journal format this engine writes, in every journal's
+/// [`EventKind::Opened`]. See the crate docs' *Journal compatibility*.
+pub const JOURNAL_FORMAT: u32 = 1;
+
+fn first_format() -> u32 {
+    1
+}
+
 /// Something that happened in a sale. The engine's only output besides
 /// return values, and the unit of its journal.
+///
+/// Serialized, it is a persistent format (journals outlive the process that
+/// wrote them): see the crate docs' *Journal compatibility* for what may
+/// change. A journal's format version is in its first event,
+/// [`EventKind::Opened`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// The sale it happened in.
@@ -152,6 +165,10 @@ pub enum EventKind {
     Opened {
         /// The sale's settings.
         config: SaleConfig,
+        /// The journal's format ([`JOURNAL_FORMAT`] when written here; 1
+        /// for journals written before the field existed).
+        #[serde(default = "first_format")]
+        format: u32,
     },
     /// The sale's start time was reached.
     Started,
@@ -379,6 +396,13 @@ pub enum ReplayError {
     /// The journal is empty or does not start with `Opened`.
     #[error("journal does not start with the sale's Opened event")]
     NotOpened,
+    /// The journal was written in a newer format than this engine reads
+    /// (a downgrade); nothing was replayed.
+    #[error("journal format {found} is newer than this engine's ({JOURNAL_FORMAT})")]
+    UnsupportedFormat {
+        /// The journal's format.
+        found: u32,
+    },
     /// The opening configuration is invalid.
     #[error("journal opens an invalid sale: {0}")]
     Config(#[from] ConfigError),
@@ -476,7 +500,10 @@ impl Engine {
         engine.events.push(Event {
             sale: config.id,
             at: now,
-            kind: EventKind::Opened { config },
+            kind: EventKind::Opened {
+                config,
+                format: JOURNAL_FORMAT,
+            },
         });
         Ok(engine)
     }
@@ -516,9 +543,12 @@ impl Engine {
         use std::borrow::Borrow;
         let mut journal = journal.into_iter();
         let first = journal.next().ok_or(ReplayError::NotOpened)?;
-        let EventKind::Opened { config } = &first.borrow().kind else {
+        let EventKind::Opened { config, format } = &first.borrow().kind else {
             return Err(ReplayError::NotOpened);
         };
+        if *format > JOURNAL_FORMAT {
+            return Err(ReplayError::UnsupportedFormat { found: *format });
+        }
         config.validate()?;
         let mut engine = Self::empty(first.borrow().at, config.clone(), ids);
         for (index, event) in journal.enumerate() {

@@ -89,8 +89,8 @@ pub use catalogue::{
 };
 pub use engine::{
     Admission, BuyError, ConfigError, DropReason, Engine, Event, EventKind, ImportError,
-    LeaveError, PaidError, PaidOutcome, Place, ReplayError, SaleConfig, Status, StatusError,
-    TxState,
+    JOURNAL_FORMAT, LeaveError, PaidError, PaidOutcome, Place, ReplayError, SaleConfig, Status,
+    StatusError, TxState,
 };
 pub use id::{IdGenerator, InvalidId, ObjectIdGenerator, SaleId, SequentialIds, TxId};
 pub use name::{BuyerName, NameError};

@@ -703,3 +703,25 @@ fn importing_the_last_unit_sells_out_and_replays() {
     assert_eq!(replayed.sold(), 1);
     assert!(replayed.transactions().eq(e.transactions()));
 }
+
+/// The journal is a persistent format: a journal written before the format
+/// field existed still replays; one from a newer format is refused whole.
+#[test]
+fn journals_carry_their_format_and_newer_ones_are_refused() {
+    let mut e = Engine::new(START, config(1), Box::new(SequentialIds::default())).unwrap();
+    buy(&mut e, "ana");
+    let events: Vec<Event> = e.drain_events().collect();
+    let json = serde_json::to_string(&events).unwrap();
+    assert!(json.contains(r#""format":1"#), "{json}");
+    let old = json.replace(r#","format":1"#, "");
+    assert!(!old.contains("format"));
+    let old: Vec<Event> = serde_json::from_str(&old).unwrap();
+    assert_eq!(old, events);
+    assert!(Engine::replay(&old, Box::new(SequentialIds::default())).is_ok());
+    let newer: Vec<Event> =
+        serde_json::from_str(&json.replace(r#""format":1"#, r#""format":2"#)).unwrap();
+    assert!(matches!(
+        Engine::replay(&newer, Box::new(SequentialIds::default())),
+        Err(ReplayError::UnsupportedFormat { found: 2 })
+    ));
+}
