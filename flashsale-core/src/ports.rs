@@ -59,9 +59,19 @@ impl StorageError {
 /// An append-only journal of engine events per sale. A sale's state is the
 /// fold of its journal ([`crate::Engine::replay`]).
 ///
-/// Implementations must keep each sale's events in append order, make an
-/// append all-or-nothing, and return from `append` only once the events
-/// would survive what the implementation promises to survive. The testkit's
+/// The rules, method by method:
+/// - `append`: all-or-nothing, in order after every earlier append of the
+///   sale, and it returns `Ok` only once the events would survive what the
+///   implementation promises to survive (a process crash, a disk's power
+///   loss, a broker's restart). A failed append may be retried with the
+///   same events; it must not then appear twice.
+/// - **One writer per sale**: callers serialize a sale's appends (one task
+///   per sale, one process per journal); implementations may rely on it and
+///   need not detect a second writer unless they say so.
+/// - `read`: the whole journal of every append that returned `Ok`, in
+///   order.
+///
+/// The testkit's
 /// [`storage_conformance`](crate::testkit::storage_conformance) checks the
 /// observable part.
 #[async_trait]

@@ -1,4 +1,4 @@
-//! The engine's invariants (DESIGN.md §2), one named property test each,
+//! The engine's invariants (README, "Invariants"), one named property test each,
 //! over random sequences of buy / paid / leave / advance-time / timeout.
 //! Each runs 1,000 sequences of up to 500 operations by default
 //! (`PROPTEST_CASES` overrides).

@@ -1,5 +1,5 @@
 //! Random operation sequences against one engine: every invariant of
-//! DESIGN.md §2 after every step, and a journal replay at the end.
+//! the README ("Invariants") after every step, and a journal replay at the end.
 #![no_main]
 
 use flashsale_core::testkit::{Op, Scenario, invariants, scenario_config};

@@ -1,4 +1,4 @@
-//! The engine's invariants (DESIGN.md §2) as checks, shared by the property
+//! The engine's invariants (README, "Invariants") as checks, shared by the property
 //! tests and the fuzz targets. Feed a [`Checker`] every event the engine
 //! emits, in order, and ask it after each step.
 
