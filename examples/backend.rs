@@ -104,7 +104,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("backend listening on http://{}", listener.local_addr()?);
     println!(
         "demo sale {} — {} × {:?}",
-        sale.id, sale.quantity, sale.product_name
+        sale.id(),
+        sale.config.quantity,
+        sale.product_name
     );
     axum::serve(listener, stack.router(&args.cors_origin))
         .with_graceful_shutdown(shutdown_signal())

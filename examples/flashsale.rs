@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secret = args.payment_secret.as_deref().map(str::as_bytes);
     stack.app = stack
         .app
-        .with_default_sale(sale.id)
+        .with_default_sale(sale.id())
         .with_payment(Payment::new(&callback, secret)?)
         .with_web_page(WebPage::same_origin());
     if let Some(secret) = secret {
@@ -72,7 +72,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("buyer's page: http://{addr}/");
     println!(
         "demo sale {} — {} × {:?}",
-        sale.id, sale.quantity, sale.product_name
+        sale.id(),
+        sale.config.quantity,
+        sale.product_name
     );
     println!(
         "try: curl -s -XPOST http://{addr}/buy -H 'content-type: application/json' -d '{{\"buyerName\":\"ana\"}}'"

@@ -52,40 +52,39 @@ impl NewSale {
     }
 }
 
-/// A sale as the catalogue knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Sale {
-    /// Its id.
-    pub id: SaleId,
-    /// What is sold.
-    pub product_name: String,
-    /// Units put on sale.
-    pub quantity: u64,
-    /// Units not yet sold.
-    pub remaining: u64,
-    /// Buying opens.
-    pub starts_at: Timestamp,
-    /// Buying closes.
-    pub ends_at: Timestamp,
-    /// How long a payment slot is held.
-    #[serde(with = "crate::time::millis")]
-    pub payment_timeout: Duration,
-    /// At most this many payment slots at once.
-    pub max_payment_slots: Option<u64>,
-}
-
-impl Sale {
-    /// The engine settings for this sale.
-    pub fn engine_config(&self) -> SaleConfig {
+impl NewSale {
+    /// The engine settings of this sale under the id `id`.
+    pub fn config(&self, id: SaleId) -> SaleConfig {
         SaleConfig {
-            id: self.id,
+            id,
             quantity: self.quantity,
             starts_at: self.starts_at,
             ends_at: self.ends_at,
             payment_timeout: self.payment_timeout,
             max_payment_slots: self.max_payment_slots,
         }
+    }
+}
+
+/// A sale as the catalogue knows it: its engine's settings, what is sold,
+/// and how many units are left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sale {
+    /// The settings its engine runs with (id, quantity, schedule, payment
+    /// timeout, slot cap).
+    #[serde(flatten)]
+    pub config: SaleConfig,
+    /// What is sold.
+    pub product_name: String,
+    /// Units not yet sold.
+    pub remaining: u64,
+}
+
+impl Sale {
+    /// Its id.
+    pub fn id(&self) -> SaleId {
+        self.config.id
     }
 }
 
@@ -277,13 +276,13 @@ struct Entry {
 /// let paid = TxMessage {
 ///     transaction_id: "0000000000000000000000aa".parse().unwrap(),
 ///     buyer_name: flashsale_core::BuyerName::parse("ana").unwrap(),
-///     sale_id: sale.id,
+///     sale_id: sale.id(),
 ///     kind: TxMessageKind::Paid,
 /// };
 /// catalogue.apply(t, &paid).unwrap();
 /// catalogue.apply(t, &paid).unwrap(); // redelivered: applied once
-/// assert_eq!(catalogue.get(sale.id).unwrap().remaining, 1);
-/// assert!(catalogue.eligible(sale.id, "ana").is_err());
+/// assert_eq!(catalogue.get(sale.id()).unwrap().remaining, 1);
+/// assert!(catalogue.eligible(sale.id(), "ana").is_err());
 /// ```
 pub struct Catalogue {
     sales: BTreeMap<SaleId, Entry>,
@@ -340,14 +339,9 @@ impl Catalogue {
         self.advance(now);
         let id = id.unwrap_or_else(|| SaleId(self.ids.next_id(now)));
         self.check(Sale {
-            id,
-            product_name: new.product_name,
-            quantity: new.quantity,
+            config: new.config(id),
             remaining: new.quantity,
-            starts_at: new.starts_at,
-            ends_at: new.ends_at,
-            payment_timeout: new.payment_timeout,
-            max_payment_slots: new.max_payment_slots,
+            product_name: new.product_name,
         })
     }
 
@@ -362,14 +356,14 @@ impl Catalogue {
             return Err(SaleError::ProductNameTooLong);
         }
         sale.product_name = name.to_owned();
-        if sale.quantity == 0 {
+        if sale.config.quantity == 0 {
             return Err(SaleError::ZeroQuantity);
         }
-        sale.engine_config().validate()?;
-        if self.sales.contains_key(&sale.id) {
+        sale.config.validate()?;
+        if self.sales.contains_key(&sale.id()) {
             return Err(SaleError::Duplicate);
         }
-        sale.remaining = sale.remaining.min(sale.quantity);
+        sale.remaining = sale.remaining.min(sale.config.quantity);
         Ok(sale)
     }
 
@@ -377,9 +371,9 @@ impl Catalogue {
     /// service). It is checked like a new sale.
     pub fn insert(&mut self, sale: Sale) -> Result<Sale, SaleError> {
         let sale = self.check(sale)?;
-        self.due = self.due.min(sale.starts_at);
+        self.due = self.due.min(sale.config.starts_at);
         self.sales.insert(
-            sale.id,
+            sale.id(),
             Entry {
                 sale: sale.clone(),
                 buyers: Vec::new(),
@@ -389,7 +383,7 @@ impl Catalogue {
                 ended: false,
             },
         );
-        self.notices.push(Notice::SaleCreated { sale: sale.id });
+        self.notices.push(Notice::SaleCreated { sale: sale.id() });
         self.advance(self.now);
         Ok(sale)
     }
@@ -477,9 +471,9 @@ impl Catalogue {
             .values()
             .filter_map(|e| {
                 if !e.started {
-                    Some(e.sale.starts_at)
+                    Some(e.sale.config.starts_at)
                 } else if !e.ended {
-                    Some(e.sale.ends_at)
+                    Some(e.sale.config.ends_at)
                 } else {
                     None
                 }
@@ -505,18 +499,19 @@ impl Catalogue {
             return;
         }
         for e in self.sales.values_mut() {
-            if !e.started && now >= e.sale.starts_at {
+            let config = &e.sale.config;
+            if !e.started && now >= config.starts_at {
                 e.started = true;
                 self.notices.push(Notice::SaleStarted {
-                    sale: e.sale.id,
-                    starts_at: e.sale.starts_at,
+                    sale: config.id,
+                    starts_at: config.starts_at,
                 });
             }
-            if !e.ended && now >= e.sale.ends_at {
+            if !e.ended && now >= config.ends_at {
                 e.ended = true;
                 self.notices.push(Notice::SaleEnded {
-                    sale: e.sale.id,
-                    ends_at: e.sale.ends_at,
+                    sale: config.id,
+                    ends_at: config.ends_at,
                 });
             }
         }

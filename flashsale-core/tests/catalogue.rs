@@ -34,11 +34,11 @@ fn sales_are_created_listed_and_found() {
         .unwrap();
     let b = c.create(T0, NewSale::new("Hat", 1, T0, END)).unwrap();
     assert_eq!(a.product_name, "Sneakers");
-    assert_eq!((a.quantity, a.remaining), (5, 5));
-    let listed: Vec<_> = c.list().map(|s| s.id).collect();
-    assert_eq!(listed, vec![a.id, b.id], "in creation order");
-    assert_eq!(c.get(b.id), Some(&b));
-    assert_eq!(c.buyers(a.id), Some(&[][..]));
+    assert_eq!((a.config.quantity, a.remaining), (5, 5));
+    let listed: Vec<_> = c.list().map(|s| s.id()).collect();
+    assert_eq!(listed, vec![a.id(), b.id()], "in creation order");
+    assert_eq!(c.get(b.id()), Some(&b));
+    assert_eq!(c.buyers(a.id()), Some(&[][..]));
     assert!(c.get("000000000000000000000099".parse().unwrap()).is_none());
 }
 
@@ -83,20 +83,20 @@ fn a_paid_message_is_applied_once_however_often_delivered() {
     let mut c = catalogue();
     let sale = c.create(T0, NewSale::new("Sneakers", 2, T0, END)).unwrap();
     c.drain_notices().for_each(drop);
-    let paid = message(sale.id, 0xaa, "ana", TxMessageKind::Paid);
+    let paid = message(sale.id(), 0xaa, "ana", TxMessageKind::Paid);
     assert_eq!(c.apply(T0, &paid), Ok(Applied::Applied));
     assert_eq!(c.apply(T0, &paid), Ok(Applied::Duplicate));
-    assert_eq!(c.get(sale.id).unwrap().remaining, 1);
-    let buyers = c.buyers(sale.id).unwrap();
+    assert_eq!(c.get(sale.id()).unwrap().remaining, 1);
+    let buyers = c.buyers(sale.id()).unwrap();
     assert_eq!(buyers.len(), 1);
     assert_eq!(
         (buyers[0].id, buyers[0].sale_id),
-        (paid.transaction_id, sale.id)
+        (paid.transaction_id, sale.id())
     );
     assert_eq!(
         c.drain_notices().collect::<Vec<_>>(),
         vec![Notice::SaleUpdated {
-            sale: sale.id,
+            sale: sale.id(),
             remaining: 1,
             buyer: paid.buyer_name.clone()
         }]
@@ -108,17 +108,17 @@ fn a_switch_message_is_passed_on() {
     let mut c = catalogue();
     let sale = c.create(T0, NewSale::new("Sneakers", 2, T0, END)).unwrap();
     c.drain_notices().for_each(drop);
-    let switch = message(sale.id, 0xbb, "bob", TxMessageKind::Switch);
+    let switch = message(sale.id(), 0xbb, "bob", TxMessageKind::Switch);
     assert_eq!(c.apply(T0, &switch), Ok(Applied::Applied));
     assert_eq!(
         c.drain_notices().collect::<Vec<_>>(),
         vec![Notice::QueueSwitch {
-            sale: sale.id,
+            sale: sale.id(),
             tx: switch.transaction_id,
             buyer: switch.buyer_name
         }]
     );
-    assert_eq!(c.get(sale.id).unwrap().remaining, 2);
+    assert_eq!(c.get(sale.id()).unwrap().remaining, 2);
 }
 
 #[test]
@@ -139,15 +139,15 @@ fn messages_for_unknown_sales_are_refused() {
 fn a_paid_beyond_the_stock_is_recorded_and_flagged() {
     let mut c = catalogue();
     let sale = c.create(T0, NewSale::new("Sneakers", 1, T0, END)).unwrap();
-    c.apply(T0, &message(sale.id, 1, "ana", TxMessageKind::Paid))
+    c.apply(T0, &message(sale.id(), 1, "ana", TxMessageKind::Paid))
         .unwrap();
     assert_eq!(
-        c.apply(T0, &message(sale.id, 2, "bob", TxMessageKind::Paid)),
+        c.apply(T0, &message(sale.id(), 2, "bob", TxMessageKind::Paid)),
         Ok(Applied::Oversold)
     );
-    assert_eq!(c.get(sale.id).unwrap().remaining, 0, "never negative");
+    assert_eq!(c.get(sale.id()).unwrap().remaining, 0, "never negative");
     assert_eq!(
-        c.buyers(sale.id).unwrap().len(),
+        c.buyers(sale.id()).unwrap().len(),
         2,
         "the payment is not forgotten"
     );
@@ -157,20 +157,20 @@ fn a_paid_beyond_the_stock_is_recorded_and_flagged() {
 fn eligibility_says_sold_out_or_already_participated() {
     let mut c = catalogue();
     let sale = c.create(T0, NewSale::new("Sneakers", 2, T0, END)).unwrap();
-    assert_eq!(c.eligible(sale.id, "ana"), Ok(()));
+    assert_eq!(c.eligible(sale.id(), "ana"), Ok(()));
     assert_eq!(
-        c.eligible(sale.id, ""),
+        c.eligible(sale.id(), ""),
         Err(EligibilityError::InvalidName(NameError::Empty))
     );
-    c.apply(T0, &message(sale.id, 1, "ana", TxMessageKind::Paid))
+    c.apply(T0, &message(sale.id(), 1, "ana", TxMessageKind::Paid))
         .unwrap();
     assert_eq!(
-        c.eligible(sale.id, " ana "),
+        c.eligible(sale.id(), " ana "),
         Err(EligibilityError::AlreadyParticipated)
     );
-    c.apply(T0, &message(sale.id, 2, "bob", TxMessageKind::Paid))
+    c.apply(T0, &message(sale.id(), 2, "bob", TxMessageKind::Paid))
         .unwrap();
-    assert_eq!(c.eligible(sale.id, "cy"), Err(EligibilityError::SoldOut));
+    assert_eq!(c.eligible(sale.id(), "cy"), Err(EligibilityError::SoldOut));
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn starts_and_ends_are_announced_once_at_their_time() {
         .unwrap();
     assert_eq!(
         c.drain_notices().collect::<Vec<_>>(),
-        vec![Notice::SaleCreated { sale: sale.id }]
+        vec![Notice::SaleCreated { sale: sale.id() }]
     );
     assert_eq!(c.poll_timeout(), Some(start));
     c.handle_timeout(Timestamp::from_millis(4_999));
@@ -191,7 +191,7 @@ fn starts_and_ends_are_announced_once_at_their_time() {
     assert_eq!(
         c.drain_notices().collect::<Vec<_>>(),
         vec![Notice::SaleStarted {
-            sale: sale.id,
+            sale: sale.id(),
             starts_at: start
         }]
     );
@@ -202,7 +202,7 @@ fn starts_and_ends_are_announced_once_at_their_time() {
     assert_eq!(
         c.drain_notices().collect::<Vec<_>>(),
         vec![Notice::SaleEnded {
-            sale: sale.id,
+            sale: sale.id(),
             ends_at: END
         }]
     );

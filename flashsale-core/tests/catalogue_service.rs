@@ -103,25 +103,28 @@ async fn created_sales_sell_and_the_catalogue_hears_of_it() {
         .create_sale(None, new_sale(2, Duration::ZERO))
         .await
         .unwrap();
-    assert_eq!(engines.sale_ids(), vec![sale.id]);
+    assert_eq!(engines.sale_ids(), vec![sale.id()]);
     // The same id twice: refused, and the running engine is untouched.
     assert!(matches!(
         catalogue
-            .create_sale(Some(sale.id), new_sale(2, Duration::ZERO))
+            .create_sale(Some(sale.id()), new_sale(2, Duration::ZERO))
             .await,
         Err(CreateError::Invalid(_))
     ));
-    let ana = engines.buy(sale.id, "ana").await.unwrap();
+    let ana = engines.buy(sale.id(), "ana").await.unwrap();
     engines.paid_tx(ana.tx).await.unwrap();
     engines.clone().shutdown().await;
-    assert_eq!(catalogue.get(sale.id).await.unwrap().unwrap().remaining, 1);
-    assert!(catalogue.eligible(sale.id, "ana").await.unwrap().is_err());
+    assert_eq!(
+        catalogue.get(sale.id()).await.unwrap().unwrap().remaining,
+        1
+    );
+    assert!(catalogue.eligible(sale.id(), "ana").await.unwrap().is_err());
     let mut seen = Vec::new();
     while let Ok(n) = notices.try_recv() {
         seen.push(n);
     }
     assert!(
-        seen.contains(&Notice::SaleCreated { sale: sale.id }),
+        seen.contains(&Notice::SaleCreated { sale: sale.id() }),
         "{seen:?}"
     );
     assert!(
@@ -142,22 +145,22 @@ async fn the_catalogue_announces_starts_and_ends_on_its_clock() {
         .unwrap();
     assert_eq!(
         notices.recv().await.unwrap(),
-        Notice::SaleCreated { sale: sale.id }
+        Notice::SaleCreated { sale: sale.id() }
     );
     clock.advance(Duration::from_secs(60));
     assert_eq!(
         notices.recv().await.unwrap(),
         Notice::SaleStarted {
-            sale: sale.id,
-            starts_at: sale.starts_at
+            sale: sale.id(),
+            starts_at: sale.config.starts_at
         }
     );
     clock.advance(Duration::from_secs(3600));
     assert_eq!(
         notices.recv().await.unwrap(),
         Notice::SaleEnded {
-            sale: sale.id,
-            ends_at: sale.ends_at
+            sale: sale.id(),
+            ends_at: sale.config.ends_at
         }
     );
     catalogue.shutdown().await;

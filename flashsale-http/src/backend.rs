@@ -1,20 +1,17 @@
 //! The reference's Backend service: the sales list, a sale, its buyers,
 //! eligibility, and (ours) sale creation — over a [`CatalogueService`].
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flashsale_core::NewSale;
 use flashsale_core::catalogue::Buyer;
 use flashsale_core::service::CatalogueService;
 
 use crate::error::{ApiError, ErrorBody, eligibility};
 use crate::extract::{ApiJson, sale_id};
 use crate::openapi::{BuyerDoc, SalePath};
-use crate::wire::{BuyerBody, CreateSale, Eligible, SaleBody, parse_iso};
+use crate::wire::{BuyerBody, CreateSale, Eligible, SaleBody};
 
 /// The backend's routes' state: the catalogue.
 #[derive(Debug, Clone)]
@@ -126,16 +123,6 @@ pub(crate) async fn create_sale(
     State(b): State<Backend>,
     ApiJson(body): ApiJson<CreateSale>,
 ) -> Result<(StatusCode, Json<SaleBody>), ApiError> {
-    let mut new = NewSale::new(
-        &body.product_name,
-        body.quantity,
-        parse_iso("saleStart", &body.sale_start)?,
-        parse_iso("saleEnd", &body.sale_end)?,
-    );
-    if let Some(ms) = body.payment_timeout_ms {
-        new.payment_timeout = Duration::from_millis(ms);
-    }
-    new.max_payment_slots = body.max_payment_slots;
-    let sale = b.catalogue.create_sale(None, new).await?;
+    let sale = b.catalogue.create_sale(None, body.new_sale()?).await?;
     Ok((StatusCode::CREATED, Json(SaleBody::from(&sale))))
 }

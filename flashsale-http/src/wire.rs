@@ -1,6 +1,9 @@
 //! Request and response bodies as the reference has them (camelCase JSON,
 //! ids as 24-character hex, times as ISO-8601 UTC with milliseconds).
 
+use std::time::Duration;
+
+use flashsale_core::NewSale;
 use flashsale_core::catalogue::Sale;
 use flashsale_core::{Status, Timestamp, TxState};
 use serde::{Deserialize, Serialize};
@@ -71,13 +74,13 @@ pub struct SaleBody {
 impl From<&Sale> for SaleBody {
     fn from(s: &Sale) -> Self {
         SaleBody {
-            id: s.id.to_string(),
+            id: s.id().to_string(),
             product_name: s.product_name.clone(),
             product_qty: s.remaining,
-            sale_start: iso(s.starts_at),
-            sale_end: iso(s.ends_at),
-            payment_timeout_ms: u64::try_from(s.payment_timeout.as_millis()).ok(),
-            max_payment_slots: s.max_payment_slots,
+            sale_start: iso(s.config.starts_at),
+            sale_end: iso(s.config.ends_at),
+            payment_timeout_ms: u64::try_from(s.config.payment_timeout.as_millis()).ok(),
+            max_payment_slots: s.config.max_payment_slots,
         }
     }
 }
@@ -111,6 +114,23 @@ pub struct CreateSale {
     /// At most this many payment slots at once (default: unsold stock).
     #[schema(minimum = 1)]
     pub max_payment_slots: Option<u64>,
+}
+
+impl CreateSale {
+    /// The sale it asks for; 400 for a time that is not ISO-8601.
+    pub fn new_sale(&self) -> Result<NewSale, ApiError> {
+        let mut new = NewSale::new(
+            &self.product_name,
+            self.quantity,
+            parse_iso("saleStart", &self.sale_start)?,
+            parse_iso("saleEnd", &self.sale_end)?,
+        );
+        if let Some(ms) = self.payment_timeout_ms {
+            new.payment_timeout = Duration::from_millis(ms);
+        }
+        new.max_payment_slots = self.max_payment_slots;
+        Ok(new)
+    }
 }
 
 /// `{buyerName}`.

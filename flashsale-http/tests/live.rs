@@ -51,7 +51,7 @@ impl Server {
             .create_sale(None, new)
             .await
             .unwrap()
-            .id
+            .id()
             .to_string()
     }
 

@@ -42,7 +42,7 @@ async fn start(secret: Option<&str>) -> Server {
     let secret = secret.map(str::as_bytes);
     stack.app = stack
         .app
-        .with_default_sale(sale.id)
+        .with_default_sale(sale.id())
         .with_payment(Payment::new(&format!("{base}/paid"), secret).unwrap());
     if let Some(secret) = secret {
         stack.app = stack.app.with_payment_secret(secret);

@@ -39,7 +39,7 @@ async fn the_sale_and_its_paid_buyers_come_from_the_backend() {
             &TxMessage {
                 transaction_id: ana_tx,
                 buyer_name: BuyerName::parse("ana").unwrap(),
-                sale_id: sale.id,
+                sale_id: sale.id(),
                 kind: TxMessageKind::Paid,
             },
         )
@@ -48,7 +48,7 @@ async fn the_sale_and_its_paid_buyers_come_from_the_backend() {
     let base = serve(backend.router("*")).await;
 
     let http = reqwest::Client::new();
-    let (body, buyers) = sync::fetch(&http, &base, sale.id).await.unwrap();
+    let (body, buyers) = sync::fetch(&http, &base, sale.id()).await.unwrap();
     assert_eq!((body.product_qty, buyers.len()), (2, 1));
     let mut engine = sync::engine(
         T0,
@@ -76,7 +76,7 @@ async fn the_sale_and_its_paid_buyers_come_from_the_backend() {
     let unknown = "5f0000000000000000000099".parse().unwrap();
     let e = sync::fetch(&http, &base, unknown).await.unwrap_err();
     assert!(e.contains("404"), "{e}");
-    let e = sync::fetch(&http, "http://127.0.0.1:9", sale.id)
+    let e = sync::fetch(&http, "http://127.0.0.1:9", sale.id())
         .await
         .unwrap_err();
     assert!(e.contains("unreachable"), "{e}");

@@ -76,7 +76,7 @@ async fn backend(
             NewSale::new("Hat", 3, T0, T0.saturating_add(Duration::from_secs(3600))),
         )
         .unwrap()
-        .id;
+        .id();
     let stats = Arc::new(ConsumerStats::default());
     let (tx, rx) = mpsc::unbounded_channel();
     let consumer = assigned_consumer(config, "backend", 1).unwrap();

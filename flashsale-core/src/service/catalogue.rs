@@ -159,10 +159,10 @@ impl CatalogueService {
     async fn create(&self, id: Option<SaleId>, new: NewSale) -> Result<Sale, CreateError> {
         let sale = self.ask(|r| Command::Prepare(id, new, r)).await??;
         if let Some(engines) = &self.engines
-            && let Err(e) = engines.create_sale(sale.engine_config()).await
+            && let Err(e) = engines.create_sale(sale.config.clone()).await
         {
-            tracing::error!(sale = %sale.id, error = %e, "could not start the sale's engine");
-            let _ = self.shared.commands.send(Command::Release(sale.id)).await;
+            tracing::error!(sale = %sale.id(), error = %e, "could not start the sale's engine");
+            let _ = self.shared.commands.send(Command::Release(sale.id())).await;
             return Err(e.into());
         }
         Ok(self.ask(|r| Command::Insert(sale, r)).await??)
@@ -285,7 +285,7 @@ async fn run(
             match command {
                 Command::Prepare(id, new, r) => {
                     let sale = catalogue.prepare(now, id, new).and_then(|sale| {
-                        if reserved.insert(sale.id) {
+                        if reserved.insert(sale.id()) {
                             Ok(sale)
                         } else {
                             Err(SaleError::Duplicate)
@@ -294,7 +294,7 @@ async fn run(
                     let _ = r.send(sale);
                 }
                 Command::Insert(sale, r) => {
-                    reserved.remove(&sale.id);
+                    reserved.remove(&sale.id());
                     let _ = r.send(catalogue.insert(sale));
                 }
                 Command::Release(id) => {

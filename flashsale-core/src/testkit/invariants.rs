@@ -231,14 +231,9 @@ pub fn catalogue_applies_each_paid_once(
     let mut catalogue = Catalogue::new(Box::new(SequentialIds::default()));
     catalogue
         .insert(crate::catalogue::Sale {
-            id: config.id,
+            config: config.clone(),
             product_name: "product".into(),
-            quantity: config.quantity,
             remaining: config.quantity,
-            starts_at: config.starts_at,
-            ends_at: config.ends_at,
-            payment_timeout: config.payment_timeout,
-            max_payment_slots: config.max_payment_slots,
         })
         .map_err(|e| e.to_string())?;
     let messages: Vec<TxMessage> = journal.iter().filter_map(TxMessage::from_event).collect();

@@ -46,14 +46,14 @@ pub(crate) async fn shop(quantity: u64) -> Shop {
     let base = format!("http://{}", listener.local_addr().unwrap());
     stack.app = stack
         .app
-        .with_default_sale(sale.id)
+        .with_default_sale(sale.id())
         .with_payment(Payment::new(&format!("{base}/paid"), None).unwrap())
         .with_web_page(WebPage::same_origin());
     let router = stack.router("*");
     tokio::spawn(async move { axum::serve(listener, router).await });
     Shop {
         base,
-        sale: sale.id.to_string(),
+        sale: sale.id().to_string(),
         clock,
         http: reqwest::Client::new(),
     }
