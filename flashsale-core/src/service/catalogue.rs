@@ -86,10 +86,10 @@ struct Shared {
 /// let now = Timestamp::from(std::time::SystemTime::now());
 /// let new = NewSale::new("Sneakers", 2, now, now.saturating_add(std::time::Duration::from_secs(60)));
 /// let sale = catalogue.create_sale(None, new).await.unwrap(); // catalogue entry + engine
-/// let ana = engines.buy(sale.id, "ana").await.unwrap();
-/// engines.paid(sale.id, ana.tx).await.unwrap();
+/// let ana = engines.buy(sale.id(), "ana").await.unwrap();
+/// engines.paid(sale.id(), ana.tx).await.unwrap();
 /// engines.clone().shutdown().await; // flushes the payment to the catalogue
-/// assert_eq!(catalogue.get(sale.id).await.unwrap().unwrap().remaining, 1);
+/// assert_eq!(catalogue.get(sale.id()).await.unwrap().unwrap().remaining, 1);
 /// catalogue.shutdown().await;
 /// # }
 /// ```
