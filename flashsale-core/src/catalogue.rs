@@ -90,13 +90,17 @@ impl Sale {
 
 /// A buyer who paid. Its id is the paid transaction's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Buyer {
     /// The paid transaction.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-f]{24}$"))]
     pub id: TxId,
     /// The sale.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-f]{24}$"))]
     pub sale_id: SaleId,
     /// Who.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub buyer_name: BuyerName,
 }
 

@@ -10,7 +10,7 @@ use flashsale_core::service::CatalogueService;
 
 use crate::error::{ApiError, ErrorBody, eligibility};
 use crate::extract::{ApiJson, sale_id};
-use crate::openapi::{BuyerDoc, SalePath};
+use crate::openapi::SalePath;
 use crate::wire::{BuyerBody, CreateSale, Eligible, SaleBody};
 
 /// The backend's routes' state: the catalogue.
@@ -66,7 +66,7 @@ pub(crate) async fn get_sale(
 /// id is its paid transaction's id.
 #[utoipa::path(get, path = "/sales/{id}/buyers", tag = "backend", params(SalePath),
     responses(
-        (status = 200, description = "The buyers", body = [BuyerDoc]),
+        (status = 200, description = "The buyers", body = [Buyer]),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
         (status = 404, description = "`sale_not_found`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),

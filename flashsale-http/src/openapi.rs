@@ -8,8 +8,10 @@ use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, OpenApi};
 
+use crate::error::ErrorBody;
+use crate::wire::{BuyAnswer, Success};
 use crate::{backend, layers, payment, transaction};
 
 /// A sale's id in the path.
@@ -32,46 +34,55 @@ pub(crate) struct TransactionPath {
     id: String,
 }
 
-/// A buyer who paid; its id is the paid transaction's id.
-#[derive(ToSchema)]
-#[schema(as = Buyer)]
-#[serde(rename_all = "camelCase")]
-#[allow(
-    dead_code,
-    reason = "a schema only: the catalogue's Buyer is what travels"
-)]
-pub(crate) struct BuyerDoc {
-    /// The paid transaction.
-    id: String,
-    /// The sale.
-    sale_id: String,
-    /// Who.
-    buyer_name: String,
+/// The answers to a buy (`/buy`, `/sales/{id}/buy`).
+#[derive(IntoResponses)]
+#[allow(dead_code, reason = "read by the OpenAPI derive only")]
+pub(crate) enum BuyResponses {
+    /// A payment slot (`payment`) or a place in the queue (`waiting`).
+    #[response(status = 200)]
+    Admitted(BuyAnswer),
+    /// `sale_not_initialized` ("Sale not initialized"), `sold_out` ("Sale is
+    /// sold out"), `sale_not_started` / `sale_ended` ("Sale is not active"),
+    /// `already_joined` ("Buyer already has a transaction for this sale"),
+    /// `invalid_name`, `invalid_id`, `invalid_body`.
+    #[response(status = 400)]
+    Refused(ErrorBody<'static>),
+    /// `payload_too_large`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody<'static>),
+    /// `unsupported_media_type`.
+    #[response(status = 415)]
+    NotJson(ErrorBody<'static>),
+    /// `unavailable`: not committed in time; ask again.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
 }
 
-/// Where a transaction stands.
-#[derive(ToSchema)]
-#[schema(as = TxState)]
-#[serde(rename_all = "snake_case")]
-#[allow(
-    dead_code,
-    reason = "a schema only: the core's TxState is what travels"
-)]
-pub(crate) enum TxStateDoc {
-    /// Holds a payment slot until its deadline.
-    Payment,
-    /// In the waiting queue.
-    Waiting,
-    /// Paid: one unit sold.
-    Paid,
-    /// The slot's deadline passed unpaid.
-    Expired,
-    /// The buyer gave up.
-    Left,
-    /// Was waiting when the sale sold out.
-    RejectedSoldOut,
-    /// Was waiting when the sale ended.
-    RejectedSaleEnded,
+/// The answers to a payment callback (`/paid`, `/sales/{id}/paid`).
+#[derive(IntoResponses)]
+#[allow(dead_code, reason = "read by the OpenAPI derive only")]
+pub(crate) enum PaidResponses {
+    /// Paid (again: still success, sold once).
+    #[response(status = 200)]
+    Paid(Success),
+    /// `transaction_id_required` ("transactionId is required"),
+    /// `not_in_payment` / `transaction_not_found` ("Transaction not in
+    /// payment queue"), `slot_expired` / `slot_left` (a refund is due),
+    /// `sale_not_initialized`, `invalid_id`, `invalid_body`.
+    #[response(status = 400)]
+    Refused(ErrorBody<'static>),
+    /// `bad_signature`: the server requires a signed callback.
+    #[response(status = 401)]
+    Unsigned(ErrorBody<'static>),
+    /// `payload_too_large`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody<'static>),
+    /// `unsupported_media_type`.
+    #[response(status = 415)]
+    NotJson(ErrorBody<'static>),
+    /// `unavailable`: not committed in time; ask again.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
 }
 
 #[derive(OpenApi)]
@@ -97,14 +108,18 @@ struct CommonApi;
 struct BackendApi;
 
 #[derive(OpenApi)]
-#[openapi(paths(
-    transaction::buy_default,
-    transaction::buy_in,
-    transaction::paid,
-    transaction::paid_in,
-    transaction::status,
-    transaction::leave
-))]
+#[openapi(
+    paths(
+        transaction::buy_default,
+        transaction::buy_in,
+        transaction::paid,
+        transaction::paid_in,
+        transaction::status,
+        transaction::leave
+    ),
+    // Named by the response sets above, which do not collect them.
+    components(schemas(BuyAnswer, Success))
+)]
 struct TransactionApi;
 
 #[derive(OpenApi)]

@@ -12,7 +12,7 @@ use flashsale_core::{Place, SaleId, Service, TxState};
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, PaymentSecret, SignedJson, sale_id, tx_id};
-use crate::openapi::{SalePath, TransactionPath};
+use crate::openapi::{BuyResponses, PaidResponses, SalePath, TransactionPath};
 use crate::wire::{BuyAnswer, BuyerBody, StatusBody, Success, TransactionBody};
 
 /// The transaction routes' state.
@@ -58,13 +58,7 @@ async fn buy(t: &Transactions, sale: SaleId, body: BuyerBody) -> Result<Json<Buy
 
 /// The reference's buy, in the server's default sale.
 #[utoipa::path(post, path = "/buy", tag = "transaction", request_body = BuyerBody,
-    responses(
-        (status = 200, description = "A payment slot (`payment`) or a place in the queue (`waiting`)", body = BuyAnswer),
-        (status = 400, description = "`sale_not_initialized` (\"Sale not initialized\"), `sold_out` (\"Sale is sold out\"), `sale_not_started` / `sale_ended` (\"Sale is not active\"), `already_joined` (\"Buyer already has a transaction for this sale\"), `invalid_name`, `invalid_body`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: not committed in time; ask again", body = ErrorBody),
-    ))]
+    responses(BuyResponses))]
 pub(crate) async fn buy_default(
     State(t): State<Transactions>,
     ApiJson(body): ApiJson<BuyerBody>,
@@ -78,13 +72,7 @@ pub(crate) async fn buy_default(
 /// Buy in any sale.
 #[utoipa::path(post, path = "/sales/{id}/buy", tag = "transaction", params(SalePath),
     request_body = BuyerBody,
-    responses(
-        (status = 200, description = "A payment slot (`payment`) or a place in the queue (`waiting`)", body = BuyAnswer),
-        (status = 400, description = "`sale_not_initialized` (\"Sale not initialized\"), `sold_out` (\"Sale is sold out\"), `sale_not_started` / `sale_ended` (\"Sale is not active\"), `already_joined` (\"Buyer already has a transaction for this sale\"), `invalid_name`, `invalid_body`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: not committed in time; ask again", body = ErrorBody),
-    ))]
+    responses(BuyResponses))]
 pub(crate) async fn buy_in(
     State(t): State<Transactions>,
     Path(id): Path<String>,
@@ -108,14 +96,7 @@ fn paid_tx(body: &TransactionBody) -> Result<flashsale_core::TxId, ApiError> {
 #[utoipa::path(post, path = "/paid", tag = "transaction", request_body = TransactionBody,
     params(("x-flashsale-signature" = Option<String>, Header,
         description = "`sha256=<hex HMAC-SHA256(secret, body)>`, required when the server has a payment secret")),
-    responses(
-        (status = 200, description = "Paid (again: still success, sold once)", body = Success),
-        (status = 400, description = "`transaction_id_required` (\"transactionId is required\"), `not_in_payment` / `transaction_not_found` (\"Transaction not in payment queue\"), `slot_expired` / `slot_left` (refund due), `invalid_id`, `invalid_body`", body = ErrorBody),
-        (status = 401, description = "`bad_signature`: the server requires a signed callback", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
-    ))]
+    responses(PaidResponses))]
 pub(crate) async fn paid(
     State(t): State<Transactions>,
     SignedJson(body): SignedJson<TransactionBody>,
@@ -129,14 +110,7 @@ pub(crate) async fn paid(
         ("x-flashsale-signature" = Option<String>, Header,
         description = "required when the server has a payment secret")),
     request_body = TransactionBody,
-    responses(
-        (status = 200, description = "Paid (again: still success, sold once)", body = Success),
-        (status = 400, description = "`transaction_id_required` (\"transactionId is required\"), `not_in_payment` / `transaction_not_found` (\"Transaction not in payment queue\"), `slot_expired` / `slot_left` (refund due), `invalid_id`, `invalid_body`", body = ErrorBody),
-        (status = 401, description = "`bad_signature`: the server requires a signed callback", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
-    ))]
+    responses(PaidResponses))]
 pub(crate) async fn paid_in(
     State(t): State<Transactions>,
     Path(id): Path<String>,

@@ -13,7 +13,6 @@ use time::macros::format_description;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::openapi::TxStateDoc;
 
 /// `2025-01-31T12:00:00.000Z`, as JavaScript's `Date.toISOString()`.
 pub fn iso(t: Timestamp) -> String {
@@ -162,7 +161,6 @@ pub struct BuyAnswer {
     /// The new transaction.
     pub transaction_id: String,
     /// `payment` or `waiting`.
-    #[schema(value_type = TxStateDoc)]
     pub state: TxState,
 }
 
@@ -187,7 +185,6 @@ pub struct StatusBody {
     pub buyer_name: String,
     /// `payment`, `waiting`, `paid`, `expired`, `left`, `rejected_sold_out`
     /// or `rejected_sale_ended`.
-    #[schema(value_type = TxStateDoc)]
     pub state: TxState,
     /// 1-based place in the queue, while waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
