@@ -8,7 +8,9 @@ use std::time::Duration;
 use hashbrown::HashSet;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{ConfigError, DEFAULT_PAYMENT_TIMEOUT, Event, EventKind, SaleConfig};
+use crate::engine::{
+    ConfigError, DEFAULT_MAX_JOINS_PER_BUYER, DEFAULT_PAYMENT_TIMEOUT, Event, EventKind, SaleConfig,
+};
 use crate::id::{IdGenerator, SaleId, TxId};
 use crate::name::{BuyerName, NameError};
 use crate::time::Timestamp;
@@ -31,6 +33,8 @@ pub struct NewSale {
     pub payment_timeout: Duration,
     /// At most this many payment slots at once; `None`: unsold stock.
     pub max_payment_slots: Option<u64>,
+    /// How many times one buyer may join; `None`: without limit.
+    pub max_joins_per_buyer: Option<u32>,
 }
 
 impl NewSale {
@@ -48,6 +52,7 @@ impl NewSale {
             ends_at,
             payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
             max_payment_slots: None,
+            max_joins_per_buyer: Some(DEFAULT_MAX_JOINS_PER_BUYER),
         }
     }
 }
@@ -62,6 +67,7 @@ impl NewSale {
             ends_at: self.ends_at,
             payment_timeout: self.payment_timeout,
             max_payment_slots: self.max_payment_slots,
+            max_joins_per_buyer: self.max_joins_per_buyer,
         }
     }
 }

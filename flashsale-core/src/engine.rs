@@ -24,6 +24,10 @@ use crate::time::{Timestamp, millis};
 /// in the reference.
 pub const DEFAULT_PAYMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How many times one buyer may join a sale when it does not say (the
+/// reference lets an expired buyer rejoin without limit).
+pub const DEFAULT_MAX_JOINS_PER_BUYER: u32 = 3;
+
 /// What an engine needs to know about its sale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,6 +46,11 @@ pub struct SaleConfig {
     /// At most this many payment slots at once (a payment gateway's
     /// capacity, say). `None`: as many as there is unsold stock.
     pub max_payment_slots: Option<u64>,
+    /// How many times one buyer may join (an expired or departed buyer may
+    /// join again, up to this). `None`: without limit, as journals written
+    /// before the setting existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_joins_per_buyer: Option<u32>,
 }
 
 impl SaleConfig {
@@ -55,6 +64,7 @@ impl SaleConfig {
             ends_at,
             payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
             max_payment_slots: None,
+            max_joins_per_buyer: Some(DEFAULT_MAX_JOINS_PER_BUYER),
         }
     }
 
@@ -68,6 +78,9 @@ impl SaleConfig {
         }
         if self.max_payment_slots == Some(0) {
             return Err(ConfigError::ZeroPaymentSlots);
+        }
+        if self.max_joins_per_buyer == Some(0) {
+            return Err(ConfigError::ZeroJoins);
         }
         Ok(())
     }
@@ -86,6 +99,9 @@ pub enum ConfigError {
     /// A limit of zero payment slots would sell nothing.
     #[error("payment slot limit must be positive")]
     ZeroPaymentSlots,
+    /// A limit of zero joins per buyer would let nobody in.
+    #[error("joins per buyer must be positive")]
+    ZeroJoins,
 }
 
 /// Where a transaction stands.
@@ -327,6 +343,12 @@ pub enum BuyError {
         /// Its state.
         state: TxState,
     },
+    /// The buyer joined (and expired or left) as often as the sale allows.
+    #[error("buyer joined this sale {max} times, the most allowed")]
+    TooManyJoins {
+        /// The sale's limit.
+        max: u32,
+    },
 }
 
 /// Why a payment was refused.
@@ -422,6 +444,8 @@ struct Tx {
     id: TxId,
     name: BuyerName,
     state: TxState,
+    /// How many times this name has joined, this one included.
+    joins: u32,
     /// Waiting: the position's index in `positions`. Payment: the deadline
     /// in milliseconds. Otherwise unused.
     key: u64,
@@ -462,6 +486,9 @@ pub struct Engine {
     txs: Vec<Tx>,
     /// Ids that do not carry their index (from a journal written elsewhere).
     foreign: HashMap<TxId, u32>,
+    /// Dead transactions whose late payment was already answered with a
+    /// `RefundDue`.
+    refunds: hashbrown::HashSet<u32>,
     /// Indices into `txs`, hashed by name: each name's latest transaction.
     by_name: HashTable<u32>,
     by_name_hasher: hashbrown::DefaultHashBuilder,
@@ -521,6 +548,7 @@ impl Engine {
             waiting: 0,
             txs: Vec::new(),
             foreign: HashMap::new(),
+            refunds: hashbrown::HashSet::new(),
             by_name: HashTable::new(),
             by_name_hasher: hashbrown::DefaultHashBuilder::default(),
             deadlines: VecDeque::new(),
@@ -590,13 +618,18 @@ impl Engine {
         if self.sold >= self.config.quantity {
             return Err(BuyError::SoldOut);
         }
-        if let Some(tx) = self.latest_of(buyer.as_str())
-            && tx.state.blocks_rejoin()
-        {
-            return Err(BuyError::AlreadyJoined {
-                tx: tx.id,
-                state: tx.state,
-            });
+        if let Some(tx) = self.latest_of(buyer.as_str()) {
+            if tx.state.blocks_rejoin() {
+                return Err(BuyError::AlreadyJoined {
+                    tx: tx.id,
+                    state: tx.state,
+                });
+            }
+            if let Some(max) = self.config.max_joins_per_buyer
+                && tx.joins >= max
+            {
+                return Err(BuyError::TooManyJoins { max });
+            }
         }
         let tx = self.fresh_id(now);
         let deadline =
@@ -635,13 +668,17 @@ impl Engine {
                 Ok(PaidOutcome::Paid)
             }
             TxState::Paid => Ok(PaidOutcome::AlreadyPaid),
-            TxState::Expired => {
-                self.emit(now, EventKind::RefundDue { tx, buyer });
-                Err(PaidError::SlotExpired)
-            }
-            TxState::Left => {
-                self.emit(now, EventKind::RefundDue { tx, buyer });
-                Err(PaidError::SlotLeft)
+            state @ (TxState::Expired | TxState::Left) => {
+                // Said once per transaction: a repeated late payment is the
+                // same refund, and must not grow the journal.
+                if !self.refunds.contains(&(i as u32)) {
+                    self.emit(now, EventKind::RefundDue { tx, buyer });
+                }
+                Err(if state == TxState::Expired {
+                    PaidError::SlotExpired
+                } else {
+                    PaidError::SlotLeft
+                })
             }
             state => Err(PaidError::NotInPayment { state }),
         }
@@ -959,7 +996,11 @@ impl Engine {
             EventKind::Opened { .. } => return Err("sale opened twice"),
             EventKind::Started => self.started = true,
             EventKind::Ended => self.ended = true,
-            EventKind::SoldOut | EventKind::RefundDue { .. } => {}
+            EventKind::SoldOut => {}
+            EventKind::RefundDue { tx, .. } => {
+                let i = self.index(*tx).ok_or("unknown transaction")?;
+                self.refunds.insert(i as u32);
+            }
             EventKind::Joined {
                 tx,
                 buyer,
@@ -978,10 +1019,11 @@ impl Engine {
                         self.positions.push() as u64
                     }
                 };
-                self.remember_name(buyer, i);
+                let joins = self.remember_name(buyer, i);
                 self.txs.push(Tx {
                     id: *tx,
                     name: buyer.clone(),
+                    joins,
                     state: if deadline.is_some() {
                         TxState::Payment
                     } else {
@@ -996,10 +1038,11 @@ impl Engine {
                 }
                 let i = self.next_index(*tx)?;
                 self.sold += 1;
-                self.remember_name(buyer, i);
+                let joins = self.remember_name(buyer, i);
                 self.txs.push(Tx {
                     id: *tx,
                     name: buyer.clone(),
+                    joins,
                     state: TxState::Paid,
                     key: 0,
                 });
@@ -1099,7 +1142,9 @@ impl Engine {
     }
 
     /// Points `buyer`'s name at transaction `i`, its latest.
-    fn remember_name(&mut self, buyer: &BuyerName, i: u32) {
+    /// Makes `i` the name's latest transaction; returns how many times the
+    /// name has joined, `i` included.
+    fn remember_name(&mut self, buyer: &BuyerName, i: u32) -> u32 {
         let hash = self.name_hash(buyer.as_str());
         let txs = &self.txs;
         match self.by_name.entry(
@@ -1107,9 +1152,14 @@ impl Engine {
             |&j| txs[j as usize].name == *buyer,
             |&j| self.by_name_hasher.hash_one(txs[j as usize].name.as_str()),
         ) {
-            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = i,
+            hashbrown::hash_table::Entry::Occupied(mut e) => {
+                let joins = txs[*e.get() as usize].joins.saturating_add(1);
+                *e.get_mut() = i;
+                joins
+            }
             hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert(i);
+                1
             }
         }
     }

@@ -725,3 +725,52 @@ fn journals_carry_their_format_and_newer_ones_are_refused() {
         Err(ReplayError::UnsupportedFormat { found: 2 })
     ));
 }
+
+/// However often a late payment is repeated, the refund is said once: the
+/// journal does not grow with the calls.
+#[test]
+fn a_repeated_late_payment_owes_one_refund() {
+    let mut e = engine(config(1));
+    let ana = buy(&mut e, "ana");
+    kinds(&mut e);
+    let late = START.saturating_add(TIMEOUT);
+    for _ in 0..10_000 {
+        assert_eq!(e.paid(late, ana.tx), Err(PaidError::SlotExpired));
+    }
+    let refunds = kinds(&mut e)
+        .into_iter()
+        .filter(|k| matches!(k, EventKind::RefundDue { .. }))
+        .count();
+    assert_eq!(refunds, 1);
+    // Also after a replay: the journal knows the refund was said.
+    let mut journal = vec![];
+    let mut fresh = Engine::new(START, config(1), Box::new(SequentialIds::default())).unwrap();
+    let bob = buy(&mut fresh, "bob");
+    fresh.paid(late, bob.tx).unwrap_err();
+    journal.extend(fresh.drain_events());
+    let mut replayed = Engine::replay(&journal, Box::new(SequentialIds::default())).unwrap();
+    assert_eq!(replayed.paid(late, bob.tx), Err(PaidError::SlotExpired));
+    assert_eq!(replayed.drain_events().count(), 0);
+}
+
+/// A buyer who keeps letting a slot expire may come back only so often.
+#[test]
+fn a_buyer_may_join_a_sale_a_bounded_number_of_times() {
+    let mut c = config(10);
+    c.max_joins_per_buyer = Some(3);
+    let mut e = engine(c);
+    for round in 0..3 {
+        let ana = buy(&mut e, "ana");
+        e.leave(at(round), ana.tx).unwrap();
+    }
+    assert_eq!(e.buy(at(3), "ana"), Err(BuyError::TooManyJoins { max: 3 }));
+    // Others are not affected; without a limit (old journals) anyone may.
+    buy(&mut e, "bob");
+    let mut c = config(10);
+    c.max_joins_per_buyer = None;
+    let mut e = engine(c);
+    for round in 0..5 {
+        let ana = buy(&mut e, "ana");
+        e.leave(at(round), ana.tx).unwrap();
+    }
+}

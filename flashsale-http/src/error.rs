@@ -68,6 +68,9 @@ pub enum ErrorCode {
     SaleEnded,
     /// The buyer already has a live or paid transaction in the sale.
     AlreadyJoined,
+    /// The buyer joined as often as the sale allows (expired or left each
+    /// time).
+    TooManyJoins,
     /// The buyer already bought in the sale (eligibility).
     AlreadyParticipated,
     /// `/paid` without a transaction id.
@@ -110,6 +113,7 @@ impl ErrorCode {
         ErrorCode::SaleNotStarted,
         ErrorCode::SaleEnded,
         ErrorCode::AlreadyJoined,
+        ErrorCode::TooManyJoins,
         ErrorCode::AlreadyParticipated,
         ErrorCode::TransactionIdRequired,
         ErrorCode::TransactionNotFound,
@@ -141,6 +145,7 @@ impl ErrorCode {
             ErrorCode::SaleNotStarted => "sale_not_started",
             ErrorCode::SaleEnded => "sale_ended",
             ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::TooManyJoins => "too_many_joins",
             ErrorCode::AlreadyParticipated => "already_participated",
             ErrorCode::TransactionIdRequired => "transaction_id_required",
             ErrorCode::TransactionNotFound => "transaction_not_found",
@@ -295,6 +300,12 @@ impl From<BuyError> for ApiError {
                 ErrorCode::AlreadyJoined,
                 "Buyer already has a transaction for this sale",
             ),
+            BuyError::TooManyJoins { max } => {
+                return ApiError::bad_request(
+                    ErrorCode::TooManyJoins,
+                    format!("Buyer joined this sale {max} times, the most allowed"),
+                );
+            }
             _ => return ApiError::unavailable(),
         };
         ApiError::bad_request(code, message)

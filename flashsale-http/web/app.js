@@ -92,6 +92,7 @@ const REFUSALS = {
   sold_out: 'Sold out: every unit has gone.',
   already_participated: 'You already took part in this sale: one per buyer.',
   already_joined: 'You already have a place in this sale.',
+  too_many_joins: 'You have joined this sale as often as it allows.',
   sale_not_started: 'The sale has not started yet.',
   sale_ended: 'The sale has ended.',
   sale_not_initialized: 'This sale is not open here.',

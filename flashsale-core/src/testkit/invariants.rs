@@ -19,6 +19,10 @@ pub struct Checker {
     last_promoted: Option<u64>,
     /// Transactions told they were dropped, and why.
     dropped: HashMap<TxId, DropReason>,
+    /// Joins per buyer name.
+    joins: HashMap<String, u32>,
+    /// Transactions told a refund is due.
+    refunds: HashSet<TxId>,
 }
 
 impl Checker {
@@ -27,18 +31,35 @@ impl Checker {
         Self::default()
     }
 
+    /// How many times `buyer` has joined.
+    pub fn joins(&self, buyer: &str) -> u32 {
+        self.joins.get(buyer).copied().unwrap_or(0)
+    }
+
     /// Every event seen so far: the engine's journal.
     pub fn journal(&self) -> &[Event] {
         &self.journal
     }
 
     /// Takes the engine's new events into account. Checks, for each
-    /// promotion, that it is in join order (invariant 4) and that nobody
-    /// is told twice that they were dropped.
+    /// promotion, that it is in join order (invariant 4), that nobody is
+    /// told twice that they were dropped or that a refund is due, and that
+    /// no buyer joins more often than the sale allows.
     pub fn observe(&mut self, engine: &mut Engine) -> Result<(), String> {
+        let max_joins = engine.config().max_joins_per_buyer;
         let events: Vec<Event> = engine.drain_events().collect();
         for e in &events {
+            if let EventKind::Joined { buyer, .. } = &e.kind {
+                let joins = self.joins.entry(buyer.to_string()).or_default();
+                *joins += 1;
+                if max_joins.is_some_and(|max| *joins > max) {
+                    return Err(format!("{buyer} joined {joins} times"));
+                }
+            }
             match &e.kind {
+                EventKind::RefundDue { tx, .. } if !self.refunds.insert(*tx) => {
+                    return Err(format!("{tx} was told twice that a refund is due"));
+                }
                 EventKind::Joined {
                     tx, deadline: None, ..
                 } => {

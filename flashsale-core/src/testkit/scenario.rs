@@ -99,7 +99,9 @@ impl Scenario {
         match op {
             Op::Buy(n) => {
                 let sold_out = e.sold() == e.config().quantity;
-                match e.buy(self.now, &format!("buyer-{}", n % 40)) {
+                let name = format!("buyer-{}", n % 40);
+                let joins = self.checker.joins(&name);
+                match e.buy(self.now, &name) {
                     Ok(a) => {
                         if sold_out {
                             return Err("sold a place in a sold-out sale".into());
@@ -113,6 +115,10 @@ impl Scenario {
                         BuyError::SoldOut | BuyError::NotStarted { .. } | BuyError::Ended { .. },
                     ) => {}
                     Err(BuyError::AlreadyJoined { state, .. }) if state.blocks_rejoin() => {}
+                    // Refused at the limit, not before (the checker refuses
+                    // any join past it).
+                    Err(BuyError::TooManyJoins { max })
+                        if e.config().max_joins_per_buyer == Some(max) && joins >= max => {}
                     Err(other) => return Err(format!("unexpected buy error {other:?}")),
                 }
             }
