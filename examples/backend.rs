@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, SystemClock};
-use flashsale_examples::{DemoSale, Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
+use flashsale_examples::{DemoSale, Kafka, NO_KAFKA, Tokens, bind, init_tracing, shutdown_signal};
 use flashsale_http::{InProcess, WebPage};
 
 /// The reference's Backend service: sales, buyers, eligibility and live
@@ -36,6 +36,8 @@ struct Args {
     cors_origin: String,
     #[command(flatten)]
     kafka: Kafka,
+    #[command(flatten)]
+    tokens: Tokens,
     /// Kafka consumer group the backend commits its progress to (for lag
     /// monitoring; at start it reads the whole topic regardless).
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "flashsale-backend")]
@@ -64,8 +66,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
 
     let clock = Arc::new(SystemClock);
-    let mut stack =
-        InProcess::catalogue_only(clock, Catalogue::new(Box::new(ObjectIdGenerator::random())));
+    let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
+    let mut stack = InProcess::catalogue_only(clock, catalogue, args.tokens.key(None));
     let sale = stack
         .catalogue
         .create_sale(args.sale_id, args.demo.new_sale())

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use clap::Parser;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator};
-use flashsale_examples::{DemoSale, bind, init_tracing, shutdown_signal};
+use flashsale_examples::{DemoSale, Tokens, bind, init_tracing, shutdown_signal};
 use flashsale_http::{InProcess, Payment, WebPage};
 
 /// Everything in one process: the reference's backend, transaction and
@@ -36,6 +36,8 @@ struct Args {
     /// calls, which `/pay` makes.
     #[arg(long, env = "PAYMENT_SECRET", hide_env_values = true)]
     payment_secret: Option<String>,
+    #[command(flatten)]
+    tokens: Tokens,
 }
 
 #[tokio::main]
@@ -45,7 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (ports, _) = Ports::in_memory();
     let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
-    let mut stack = InProcess::open(ports, catalogue).await?;
+    let tokens = args.tokens.key(args.payment_secret.as_deref());
+    let mut stack = InProcess::open(ports, catalogue, tokens).await?;
 
     let sale = stack
         .catalogue

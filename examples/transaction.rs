@@ -19,7 +19,7 @@ use std::time::Duration;
 use clap::Parser;
 use flashsale_core::service::{Ports, ServiceConfig};
 use flashsale_core::{Engine, ObjectIdGenerator, SaleId, Service, Timestamp};
-use flashsale_examples::{Kafka, NO_KAFKA, bind, init_tracing, shutdown_signal};
+use flashsale_examples::{Kafka, NO_KAFKA, Tokens, bind, init_tracing, shutdown_signal};
 use flashsale_http::App;
 use flashsale_kafka::{DEFAULT_JOURNAL_PREFIX, KafkaSink, KafkaStorage};
 
@@ -72,6 +72,8 @@ struct Args {
     kafka_journal_prefix: String,
     #[command(flatten)]
     kafka: Kafka,
+    #[command(flatten)]
+    tokens: Tokens,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -153,7 +155,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut app = App::new()
         .with_service(service.clone())
-        .with_default_sale(args.sale_id);
+        .with_default_sale(args.sale_id)
+        .with_token_key(args.tokens.key(args.payment_secret.as_deref()));
     if let Some(secret) = &args.payment_secret {
         app = app.with_payment_secret(secret.as_bytes());
     } else {

@@ -77,6 +77,34 @@ impl DemoSale {
     }
 }
 
+/// Where the key behind buyer tokens comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Tokens {
+    /// Secret the buyer-token key is derived from: tokens stay valid across
+    /// restarts and between services with the same secret. Default: derived
+    /// from PAYMENT_SECRET when set, else random at each start.
+    #[arg(long, env = "BUYER_TOKEN_SECRET", hide_env_values = true)]
+    pub buyer_token_secret: Option<String>,
+}
+
+impl Tokens {
+    /// The key: from `BUYER_TOKEN_SECRET`, else from `payment_secret`, else
+    /// random (said at start: tokens then die with the process).
+    pub fn key(&self, payment_secret: Option<&str>) -> flashsale_http::tokens::TokenKey {
+        use flashsale_http::tokens::TokenKey;
+        match (&self.buyer_token_secret, payment_secret) {
+            (Some(secret), _) => TokenKey::derive(secret.as_bytes()),
+            (None, Some(secret)) => TokenKey::derive(format!("buyer-token:{secret}").as_bytes()),
+            (None, None) => {
+                tracing::warn!(
+                    "BUYER_TOKEN_SECRET is not set: buyer tokens will not survive a restart"
+                );
+                TokenKey::random()
+            }
+        }
+    }
+}
+
 /// Said at start by a split server without Kafka.
 pub const NO_KAFKA: &str = "KAFKA_BROKERS is not set: the backend will not hear of payments \
     and promotions made on the transaction service. Set it on both, or run the `flashsale` \

@@ -6,6 +6,7 @@
 //! broker of its own behind a proxy it can cut.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
+use flashsale_http::tokens::TokenKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ mod common;
 use common::browser::Browser;
 use common::proxy::Proxy;
 use common::socketio::Client;
+
+/// The split servers' buyer-token secret: the test acts as every buyer.
+const TOKEN_SECRET: &str = "split test tokens";
 
 /// Names no other test (or earlier run on the same broker) uses.
 fn unique(what: &str) -> String {
@@ -156,6 +160,7 @@ impl Split {
             ("KAFKA_TOPIC", unique("transactions")),
         ];
         let mut backend_env = kafka.to_vec();
+        backend_env.push(("BUYER_TOKEN_SECRET", TOKEN_SECRET.to_owned()));
         backend_env.extend([
             ("SALE_ID", sale.clone()),
             ("SALE_QTY", quantity.to_string()),
@@ -174,6 +179,7 @@ impl Split {
         ]);
         let backend = Server::start("backend", 0, &backend_env).await;
         let mut transaction_env = kafka.to_vec();
+        transaction_env.push(("BUYER_TOKEN_SECRET", TOKEN_SECRET.to_owned()));
         transaction_env.extend([
             ("SALE_ID", sale.clone()),
             ("BACKEND_BASE_URL", backend.base.clone()),
@@ -217,7 +223,15 @@ impl Split {
         url: String,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = self.http.request(method, url);
+        let tx = url
+            .split_once("/transactions/")
+            .and_then(|(_, rest)| rest.get(..24))
+            .and_then(|id| id.parse().ok());
+        let mut request = self.http.request(method, &url);
+        // As the holder of the transaction's buyer token.
+        if let Some(tx) = tx {
+            request = request.bearer_auth(TokenKey::derive(TOKEN_SECRET.as_bytes()).token(tx));
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }

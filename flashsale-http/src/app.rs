@@ -12,6 +12,7 @@ use crate::backend::{self, Backend};
 use crate::layers::{Readiness, finish};
 use crate::openapi::{self, Parts};
 use crate::payment::Payment;
+use crate::tokens::TokenKey;
 use crate::transaction::{self, Transactions};
 use crate::web::WebPage;
 
@@ -28,7 +29,7 @@ use crate::web::WebPage;
 /// Every router also answers `GET /healthz` (the process lives),
 /// `GET /readyz` (it can commit: the service's journal takes appends and
 /// the catalogue runs) and `GET /openapi.json` ([`App::openapi`]).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct App {
     catalogue: Option<CatalogueService>,
     service: Option<Service>,
@@ -36,6 +37,8 @@ pub struct App {
     payment_secret: Option<Arc<[u8]>>,
     payment: Option<Payment>,
     web: Option<WebPage>,
+    /// Makes and checks buyer tokens.
+    tokens: TokenKey,
     /// Its description lists the socket.io browser client, which
     /// [`crate::InProcess`] serves beside it (outside its Socket.IO layer).
     socket_io_client: bool,
@@ -52,9 +55,30 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Serves nothing yet but `/healthz` and `/readyz`.
+    /// Serves nothing yet but `/healthz`, `/readyz` and `/openapi.json`.
+    /// Buyer tokens use a random key until [`App::with_token_key`].
     pub fn new() -> Self {
-        Self::default()
+        App {
+            catalogue: None,
+            service: None,
+            default_sale: None,
+            payment_secret: None,
+            payment: None,
+            web: None,
+            tokens: TokenKey::random(),
+            socket_io_client: false,
+        }
+    }
+
+    /// Makes and checks buyer tokens with `key` (see [`crate::tokens`]).
+    pub fn with_token_key(mut self, key: TokenKey) -> Self {
+        self.tokens = key;
+        self
+    }
+
+    /// The key behind buyer tokens.
+    pub fn token_key(&self) -> &TokenKey {
+        &self.tokens
     }
 
     /// Serves the backend's routes over `catalogue`.
@@ -138,6 +162,7 @@ impl App {
                 service: service.clone(),
                 default_sale: self.default_sale,
                 payment_secret: self.payment_secret.clone(),
+                tokens: self.tokens.clone(),
             }));
         }
         if let Some(payment) = &self.payment {

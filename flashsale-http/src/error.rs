@@ -56,6 +56,8 @@ pub enum ErrorCode {
     InvalidSale,
     /// `/paid` without a valid payment signature.
     BadSignature,
+    /// A transaction route without its valid buyer token.
+    BadToken,
     /// No such sale (`GET /sales/{id}`, eligibility).
     SaleNotFound,
     /// Buying or paying in a sale that does not run here.
@@ -107,6 +109,7 @@ impl ErrorCode {
         ErrorCode::InvalidName,
         ErrorCode::InvalidSale,
         ErrorCode::BadSignature,
+        ErrorCode::BadToken,
         ErrorCode::SaleNotFound,
         ErrorCode::SaleNotInitialized,
         ErrorCode::SoldOut,
@@ -139,6 +142,7 @@ impl ErrorCode {
             ErrorCode::InvalidName => "invalid_name",
             ErrorCode::InvalidSale => "invalid_sale",
             ErrorCode::BadSignature => "bad_signature",
+            ErrorCode::BadToken => "bad_token",
             ErrorCode::SaleNotFound => "sale_not_found",
             ErrorCode::SaleNotInitialized => "sale_not_initialized",
             ErrorCode::SoldOut => "sold_out",

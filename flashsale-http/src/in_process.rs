@@ -13,6 +13,7 @@ use socketioxide::layer::SocketIoLayer;
 use tokio::task::JoinHandle;
 
 use crate::App;
+use crate::tokens::TokenKey;
 
 /// Everything in one process, wired: what the `flashsale` server runs (and,
 /// without engines, the split deployment's `backend`).
@@ -44,7 +45,14 @@ impl InProcess {
     /// The catalogue and the engines: opens the service over `ports` (its
     /// sink is replaced by the catalogue's feed and the event broadcast;
     /// anything else goes too, through a [`FanOut`]), replaying its journal.
-    pub async fn open(mut ports: Ports, catalogue: Catalogue) -> Result<Self, ServiceError> {
+    ///
+    /// Buyer tokens are made and checked with `tokens`, over HTTP and for
+    /// Socket.IO rooms alike.
+    pub async fn open(
+        mut ports: Ports,
+        catalogue: Catalogue,
+        tokens: TokenKey,
+    ) -> Result<Self, ServiceError> {
         let notices = BroadcastSink::new(4096);
         let events = BroadcastSink::new(4096);
         let catalogue = CatalogueService::open(ports.clock.clone(), catalogue, notices.clone());
@@ -55,15 +63,23 @@ impl InProcess {
         ]));
         let service = Service::open(ports).await?;
         let catalogue = catalogue.with_engines(service.clone());
-        Ok(Self::wire(catalogue, Some(service), notices, events))
+        Ok(Self::wire(
+            catalogue,
+            Some(service),
+            notices,
+            events,
+            tokens,
+        ))
     }
 
     /// The catalogue alone, fed from elsewhere (e.g. a Kafka consumer
-    /// calling [`CatalogueService::apply`]): the split backend.
-    pub fn catalogue_only(clock: Arc<dyn Clock>, catalogue: Catalogue) -> Self {
+    /// calling [`CatalogueService::apply`]): the split backend. `tokens`
+    /// checks the buyer tokens of Socket.IO room joins (the transaction
+    /// service's key).
+    pub fn catalogue_only(clock: Arc<dyn Clock>, catalogue: Catalogue, tokens: TokenKey) -> Self {
         let notices = BroadcastSink::new(4096);
         let catalogue = CatalogueService::open(clock, catalogue, notices.clone());
-        Self::wire(catalogue, None, notices, BroadcastSink::new(16))
+        Self::wire(catalogue, None, notices, BroadcastSink::new(16), tokens)
     }
 
     fn wire(
@@ -71,11 +87,13 @@ impl InProcess {
         service: Option<Service>,
         notices: BroadcastSink<Notice>,
         events: BroadcastSink<Event>,
+        tokens: TokenKey,
     ) -> Self {
-        let (live, io) = crate::live::layer();
+        let (live, io) = crate::live::layer(tokens.clone());
         let forwarder = crate::live::spawn_forwarder(io, notices.subscribe(), events.subscribe());
         let mut app = App::new()
             .with_catalogue(catalogue.clone())
+            .with_token_key(tokens)
             .with_socket_io_client();
         if let Some(service) = &service {
             app = app.with_service(service.clone());

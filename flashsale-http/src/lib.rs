@@ -45,16 +45,19 @@
 //! - `error` — [`ApiError`] and its [`ErrorCode`]s.
 //! - [`wire`] — request and response bodies; [`events`] — the Socket.IO
 //!   payloads; [`live`] — Socket.IO rooms and forwarding;
-//!   [`web`] — the buyer's page; [`signature`]; [`sync`].
+//!   [`web`] — the buyer's page; [`signature`]; [`tokens`] — buyer
+//!   capabilities; [`sync`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use flashsale_core::{Catalogue, ObjectIdGenerator};
 //! use flashsale_core::service::Ports;
 //! use flashsale_http::InProcess;
+//! use flashsale_http::tokens::TokenKey;
 //!
 //! let (ports, _) = Ports::in_memory();
-//! let stack = InProcess::open(ports, Catalogue::new(Box::new(ObjectIdGenerator::random()))).await?;
+//! let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
+//! let stack = InProcess::open(ports, catalogue, TokenKey::random()).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, stack.router("*")).await?;
 //! stack.shutdown().await; // commits what is queued
@@ -74,6 +77,7 @@ mod openapi;
 mod payment;
 pub mod signature;
 pub mod sync;
+pub mod tokens;
 mod transaction;
 pub mod web;
 pub mod wire;

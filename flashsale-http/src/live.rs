@@ -13,7 +13,8 @@
 //! | `sale_created` | `{saleId}` (ours: a sale was added; ask `GET /sales`) |
 //!
 //! Sent only to the rooms a client joined with
-//! `emit("join", {saleId?, transactionId?}, ack)` (`"leave"` undoes it), so
+//! `emit("join", {saleId?, transactionId?, buyerToken?}, ack)` (`"leave"`
+//! undoes it; a transaction's room needs the `buyerToken` `/buy` gave), so
 //! a large sale need not send everything to everyone:
 //!
 //! | event | room | payload |
@@ -41,6 +42,7 @@ use tokio::task::JoinHandle;
 use crate::events::{
     QueueClosed, SaleEdge, SaleEnded, SaleEvent, SaleRef, SaleStarted, SaleUpdate, TxNotice,
 };
+use crate::tokens::TokenKey;
 use crate::wire::iso;
 
 /// The rooms a client asks to join or leave.
@@ -49,12 +51,16 @@ use crate::wire::iso;
 struct Rooms {
     sale_id: Option<String>,
     transaction_id: Option<String>,
+    /// The transaction's capability, from `/buy`: a transaction's room is
+    /// joined only with it.
+    buyer_token: Option<String>,
 }
 
 impl Rooms {
-    /// Room names for the ids that are valid ObjectIds; others are ignored
-    /// (clients cannot make up rooms).
-    fn names(&self) -> Vec<String> {
+    /// Room names for the ids that are valid ObjectIds, a transaction's
+    /// only with its buyer token; others are ignored (clients cannot make
+    /// up rooms, or listen to another buyer's).
+    fn names(&self, tokens: &TokenKey) -> Vec<String> {
         let sale = self
             .sale_id
             .as_deref()
@@ -62,7 +68,12 @@ impl Rooms {
         let tx = self
             .transaction_id
             .as_deref()
-            .and_then(|t| t.parse::<TxId>().ok());
+            .and_then(|t| t.parse::<TxId>().ok())
+            .filter(|tx| {
+                self.buyer_token
+                    .as_deref()
+                    .is_some_and(|token| tokens.verify(*tx, token))
+            });
         sale.map(sale_room)
             .into_iter()
             .chain(tx.map(tx_room))
@@ -80,21 +91,22 @@ fn tx_room(tx: TxId) -> String {
 
 /// The Socket.IO layer to add to a router, and its handle for
 /// [`spawn_forwarder`].
-pub fn layer() -> (SocketIoLayer, SocketIo) {
+pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::new_layer();
-    io.ns("/", async |s: SocketRef| {
+    io.ns("/", async move |s: SocketRef| {
+        let join_tokens = tokens.clone();
         s.on(
             "join",
-            async |s: SocketRef, Data(rooms): Data<Rooms>, ack: AckSender| {
-                let names = rooms.names();
+            async move |s: SocketRef, Data(rooms): Data<Rooms>, ack: AckSender| {
+                let names = rooms.names(&join_tokens);
                 s.join(names.clone());
                 let _ = ack.send(&names);
             },
         );
         s.on(
             "leave",
-            async |s: SocketRef, Data(rooms): Data<Rooms>, ack: AckSender| {
-                s.leave(rooms.names());
+            async move |s: SocketRef, Data(rooms): Data<Rooms>, ack: AckSender| {
+                s.leave(rooms.names(&tokens));
                 let _ = ack.send(&true);
             },
         );

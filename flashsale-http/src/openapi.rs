@@ -8,7 +8,8 @@ use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::{IntoParams, IntoResponses, OpenApi};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi};
 
 use crate::error::ErrorBody;
 use crate::wire::{BuyAnswer, Success};
@@ -93,9 +94,30 @@ pub(crate) enum PaidResponses {
             (`{statusCode, message, error}`) plus a stable `code` in every error body. \
             Live events travel over Socket.IO at `/socket.io/`."
     ),
-    paths(layers::healthz, layers::readyz, layers::openapi_json)
+    paths(layers::healthz, layers::readyz, layers::openapi_json),
+    modifiers(&BearerSchemes)
 )]
 struct CommonApi;
+
+/// The bearer credentials routes ask for.
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "buyerToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The `buyerToken` `/buy` answered with the transaction",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(paths(

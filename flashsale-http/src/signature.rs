@@ -14,21 +14,20 @@ fn mac(secret: &[u8]) -> Hmac<Sha256> {
     Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key"))
 }
 
-/// The header value that signs `body`.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
+/// HMAC-SHA256 of `data` under `secret`, as 64 lower-case hex characters.
+pub(crate) fn hmac_hex(secret: &[u8], data: &[u8]) -> String {
     let mut m = mac(secret);
-    m.update(body);
-    let tag = m.finalize().into_bytes();
-    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    m.update(data);
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-/// Whether `header` is a valid signature of `body` (compared in constant
-/// time).
-pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(hex) = header.trim().strip_prefix("sha256=") else {
-        return false;
-    };
+/// Whether `hex` is [`hmac_hex`] of `data` under `secret`, compared in
+/// constant time.
+pub(crate) fn verify_hex(secret: &[u8], data: &[u8], hex: &str) -> bool {
     if hex.len() != 64 || !hex.is_ascii() {
         return false;
     }
@@ -37,8 +36,22 @@ pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
         .collect();
     let Some(bytes) = bytes else { return false };
     let mut m = mac(secret);
-    m.update(body);
+    m.update(data);
     m.verify_slice(&bytes).is_ok()
+}
+
+/// The header value that signs `body`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", hmac_hex(secret, body))
+}
+
+/// Whether `header` is a valid signature of `body` (compared in constant
+/// time).
+pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
+    header
+        .trim()
+        .strip_prefix("sha256=")
+        .is_some_and(|hex| verify_hex(secret, body, hex))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flashsale_core::{Place, SaleId, Service, TxState};
@@ -13,6 +14,7 @@ use flashsale_core::{Place, SaleId, Service, TxState};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, PaymentSecret, SignedJson, sale_id, tx_id};
 use crate::openapi::{BuyResponses, PaidResponses, SalePath, TransactionPath};
+use crate::tokens::TokenKey;
 use crate::wire::{BuyAnswer, BuyerBody, StatusBody, Success, TransactionBody};
 
 /// The transaction routes' state.
@@ -22,6 +24,8 @@ pub(crate) struct Transactions {
     /// The sale behind the reference's one-sale `POST /buy`.
     pub(crate) default_sale: Option<SaleId>,
     pub(crate) payment_secret: Option<Arc<[u8]>>,
+    /// Makes and checks buyer tokens.
+    pub(crate) tokens: TokenKey,
 }
 
 impl PaymentSecret for Transactions {
@@ -52,6 +56,7 @@ async fn buy(t: &Transactions, sale: SaleId, body: BuyerBody) -> Result<Json<Buy
     };
     Ok(Json(BuyAnswer {
         transaction_id: admission.tx.to_string(),
+        buyer_token: t.tokens.token(admission.tx),
         state,
     }))
 }
@@ -122,33 +127,45 @@ pub(crate) async fn paid_in(
 }
 
 /// Where a transaction stands: state, exact waiting position, deadlines.
+/// Only for the holder of its buyer token.
 #[utoipa::path(get, path = "/transactions/{id}", tag = "transaction", params(TransactionPath),
+    security(("buyerToken" = [])),
     responses(
         (status = 200, description = "Its state", body = StatusBody),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 401, description = "`bad_token`: no buyer token, or not this transaction's", body = ErrorBody),
         (status = 404, description = "`transaction_not_found`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     ))]
 pub(crate) async fn status(
     State(t): State<Transactions>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<StatusBody>, ApiError> {
-    let (sale, status) = t.service.status_of(tx_id(&id)?).await?;
+    let tx = tx_id(&id)?;
+    t.tokens.check(tx, &headers)?;
+    let (sale, status) = t.service.status_of(tx).await?;
     Ok(Json(StatusBody::new(sale, &status)))
 }
 
 /// The buyer gives up a payment slot or a place; the next in line moves up.
+/// Only for the holder of its buyer token.
 #[utoipa::path(post, path = "/transactions/{id}/leave", tag = "transaction", params(TransactionPath),
+    security(("buyerToken" = [])),
     responses(
         (status = 200, description = "Left (again: still success)", body = Success),
         (status = 400, description = "`already_paid`, `not_live`, `invalid_id`", body = ErrorBody),
+        (status = 401, description = "`bad_token`: no buyer token, or not this transaction's", body = ErrorBody),
         (status = 404, description = "`transaction_not_found`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     ))]
 pub(crate) async fn leave(
     State(t): State<Transactions>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<Success>, ApiError> {
-    t.service.leave_tx(tx_id(&id)?).await?;
+    let tx = tx_id(&id)?;
+    t.tokens.check(tx, &headers)?;
+    t.service.leave_tx(tx).await?;
     Ok(Json(Success { success: true }))
 }

@@ -160,6 +160,10 @@ pub struct TransactionBody {
 pub struct BuyAnswer {
     /// The new transaction.
     pub transaction_id: String,
+    /// Its capability: send it as `Authorization: Bearer <buyerToken>` to
+    /// `GET /transactions/{id}` and `POST /transactions/{id}/leave`, and in
+    /// the Socket.IO `join` of the transaction's room (ours, additive).
+    pub buyer_token: String,
     /// `payment` or `waiting`.
     pub state: TxState,
 }

@@ -16,6 +16,11 @@ mod common;
 use common::socketio::Client;
 use common::{T0, manual_stack, serve};
 
+/// The buyer token `/buy` gave with `tx`.
+fn token(tx: &str) -> String {
+    common::test_tokens().token(tx.parse().unwrap())
+}
+
 struct Server {
     base: String,
     http: reqwest::Client,
@@ -118,10 +123,17 @@ async fn targeted_events_go_only_to_the_rooms_that_asked() {
     let sale = s.sale(1, Duration::ZERO).await;
     let ana = s.buy(&sale, "ana").await;
     let cy = s.buy(&sale, "cy").await;
-    let (mut ana_c, rooms) = Client::connect(&s.base, json!({ "transactionId": ana })).await;
+    let (mut ana_c, rooms) = Client::connect(
+        &s.base,
+        json!({ "transactionId": ana, "buyerToken": token(&ana) }),
+    )
+    .await;
     assert_eq!(rooms, json!([format!("tx:{ana}")]));
-    let (mut cy_c, rooms) =
-        Client::connect(&s.base, json!({ "saleId": sale, "transactionId": cy })).await;
+    let (mut cy_c, rooms) = Client::connect(
+        &s.base,
+        json!({ "saleId": sale, "transactionId": cy, "buyerToken": token(&cy) }),
+    )
+    .await;
     assert_eq!(rooms, json!([format!("sale:{sale}"), format!("tx:{cy}")]));
     // Made-up room names are ignored.
     let (mut other, rooms) = Client::connect(&s.base, json!({ "saleId": "../admin" })).await;
@@ -160,7 +172,11 @@ async fn waiting_buyers_hear_that_the_queue_closed() {
     let sale = s.sale(1, Duration::ZERO).await;
     let ana = s.buy(&sale, "ana").await;
     let bob = s.buy(&sale, "bob").await;
-    let (mut bob_c, _) = Client::connect(&s.base, json!({ "transactionId": bob })).await;
+    let (mut bob_c, _) = Client::connect(
+        &s.base,
+        json!({ "transactionId": bob, "buyerToken": token(&bob) }),
+    )
+    .await;
     s.post(
         &format!("/sales/{sale}/paid"),
         json!({ "transactionId": ana }),
@@ -180,4 +196,29 @@ async fn a_new_sale_is_announced() {
     let (mut c, _) = Client::connect(&s.base, json!({})).await;
     let sale = s.sale(1, Duration::from_secs(10)).await;
     assert_eq!(c.next("sale_created").await, json!({ "saleId": sale }));
+}
+
+/// A transaction's room is joined only with its buyer token: anyone else
+/// hears nothing of it (its id alone, e.g. from a `queue_switch`, is not
+/// enough).
+#[tokio::test]
+async fn a_transaction_room_needs_its_buyer_token() {
+    let s = start().await;
+    let sale = s.sale(1, Duration::ZERO).await;
+    let ana = s.buy(&sale, "ana").await;
+    let bob = s.buy(&sale, "bob").await;
+    for join in [
+        json!({ "transactionId": ana }),
+        json!({ "transactionId": ana, "buyerToken": token(&bob) }),
+        json!({ "transactionId": ana, "buyerToken": "0".repeat(64) }),
+    ] {
+        let (_, rooms) = Client::connect(&s.base, join.clone()).await;
+        assert_eq!(rooms, json!([]), "{join}");
+    }
+    let (_, rooms) = Client::connect(
+        &s.base,
+        json!({ "transactionId": ana, "buyerToken": token(&ana) }),
+    )
+    .await;
+    assert_eq!(rooms, json!([format!("tx:{ana}")]));
 }

@@ -26,7 +26,9 @@ struct Server {
 async fn start(secret: Option<&str>) -> Server {
     let (ports, _) = Ports::in_memory();
     let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
-    let mut stack = InProcess::open(ports, catalogue).await.unwrap();
+    let mut stack = InProcess::open(ports, catalogue, common::test_tokens())
+        .await
+        .unwrap();
     let notices = stack.notices.subscribe();
     let now = Timestamp::from(std::time::SystemTime::now());
     let sale = stack
@@ -214,6 +216,7 @@ async fn pay_reaches_a_sale_other_than_the_default_one() {
     let state = s
         .http
         .get(format!("{}/transactions/{tx}", s.base))
+        .bearer_auth(bought["buyerToken"].as_str().unwrap())
         .send()
         .await
         .unwrap()

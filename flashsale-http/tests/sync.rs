@@ -12,6 +12,7 @@ use flashsale_core::{
     BuyError, BuyerName, Catalogue, NewSale, SequentialIds, SystemClock, Timestamp, TxMessage,
     TxMessageKind, TxState,
 };
+use flashsale_http::tokens::TokenKey;
 use flashsale_http::{InProcess, sync};
 use serde_json::json;
 
@@ -44,7 +45,7 @@ async fn the_sale_and_its_paid_buyers_come_from_the_backend() {
             },
         )
         .unwrap();
-    let backend = InProcess::catalogue_only(Arc::new(SystemClock), catalogue);
+    let backend = InProcess::catalogue_only(Arc::new(SystemClock), catalogue, TokenKey::random());
     let base = serve(backend.router("*")).await;
 
     let http = reqwest::Client::new();

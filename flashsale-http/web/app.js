@@ -50,6 +50,8 @@ const when = (iso) =>
 
 const NAME_KEY = 'flashsale.buyer';
 const txKey = (name, sale) => `flashsale.tx.${name}.${sale}`;
+/** Where a transaction's buyer token is kept: only its holder may follow or leave it. */
+const tokenKey = (tx) => `flashsale.token.${tx}`;
 
 const store = {
   get: (k) => { try { return localStorage.getItem(k); } catch { return null; } },
@@ -68,12 +70,17 @@ const app = {
   view: null,
 };
 
-/** A JSON request; resolves to `{ok, status, body}`, `status` 0 when the server was not reached. */
-async function call(method, url, body) {
+/**
+ * A JSON request, with the buyer token `token` if given; resolves to
+ * `{ok, status, body}`, `status` 0 when the server was not reached.
+ */
+async function call(method, url, body, token) {
+  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
   try {
     const r = await fetch(url, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     let data = null;
@@ -102,6 +109,7 @@ const REFUSALS = {
   transaction_not_found: 'This transaction cannot be paid any more.',
   invalid_name: 'That name cannot be used: 1 to 64 characters, no control characters.',
   unavailable: 'The shop is busy. Please try again in a moment.',
+  bad_token: 'This place was taken in another browser: it cannot be followed from here.',
 };
 
 /** The server's refusal in plain words. */
@@ -219,6 +227,7 @@ function viewSale(id) {
     const bought = await call('POST', txUrl(`/sales/${id}/buy`), { buyerName: app.name });
     if (!bought.ok) return done(plain(bought));
     store.set(txKey(app.name, id), bought.body.transactionId);
+    store.set(tokenKey(bought.body.transactionId), bought.body.buyerToken);
     location.hash = `#/tx/${bought.body.transactionId}`;
   });
   show(h('section', { class: 'card' },
@@ -257,7 +266,7 @@ function viewTx(txId) {
   const leave = (label) => h('button', {
     type: 'button', id: 'leave',
     async onclick() {
-      const r = await call('POST', txUrl(`/transactions/${txId}/leave`), {});
+      const r = await call('POST', txUrl(`/transactions/${txId}/leave`), {}, store.get(tokenKey(txId)));
       if (!r.ok) { message.className = 'message bad'; message.textContent = plain(r); }
       refresh();
     },
@@ -335,7 +344,7 @@ function viewTx(txId) {
     fetching = (async () => {
       do {
         again = false;
-        const r = await call('GET', txUrl(`/transactions/${txId}`));
+        const r = await call('GET', txUrl(`/transactions/${txId}`), undefined, store.get(tokenKey(txId)));
         if (app.view !== view) return;
         if (!r.ok) {
           if (r.status === 404) {
@@ -370,7 +379,7 @@ function viewTx(txId) {
     const live = status && (status.state === 'waiting' || status.state === 'payment');
     if (!live || !app.socket || !app.socket.connected || joined === app.socket.id) return;
     joined = app.socket.id;
-    app.socket.emit('join', { saleId, transactionId: txId });
+    app.socket.emit('join', { saleId, transactionId: txId, buyerToken: store.get(tokenKey(txId)) });
   }
 
   // Many `queue_moved` in a burst: at most one status request per 250 ms.

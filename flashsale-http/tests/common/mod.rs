@@ -17,6 +17,26 @@ use flashsale_core::service::Ports;
 use flashsale_core::testkit::ManualClock;
 use flashsale_core::{BroadcastSink, Catalogue, MemoryStorage, SequentialIds, Timestamp};
 use flashsale_http::InProcess;
+use flashsale_http::tokens::TokenKey;
+
+/// The buyer-token key of the test stacks: the helpers below act as the
+/// holder of every transaction's token (the attack tests do not).
+pub(crate) fn test_tokens() -> TokenKey {
+    TokenKey::derive(b"test stack")
+}
+
+/// Adds the buyer token of the transaction a `/transactions/{id}` URL
+/// names, as its holder would.
+fn as_holder(request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
+    let tx = url
+        .split_once("/transactions/")
+        .and_then(|(_, rest)| rest.get(..24))
+        .and_then(|id| id.parse().ok());
+    match tx {
+        Some(tx) => request.bearer_auth(test_tokens().token(tx)),
+        None => request,
+    }
+}
 
 /// 2026-01-01T00:00:00Z.
 pub(crate) const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
@@ -37,7 +57,12 @@ pub(crate) async fn manual_stack_at(start: Timestamp) -> (InProcess, ManualClock
         ids: Arc::new(|| Box::new(SequentialIds::default())),
     };
     let catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
-    (InProcess::open(ports, catalogue).await.unwrap(), clock)
+    (
+        InProcess::open(ports, catalogue, test_tokens())
+            .await
+            .unwrap(),
+        clock,
+    )
 }
 
 /// Serves `router` on a free loopback port until the test's runtime ends;
@@ -55,7 +80,11 @@ pub(crate) async fn post(
     url: String,
     body: &serde_json::Value,
 ) -> (reqwest::StatusCode, serde_json::Value) {
-    let r = http.post(url).json(body).send().await.unwrap();
+    let r = as_holder(http.post(&url), &url)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
@@ -65,7 +94,7 @@ pub(crate) async fn get(
     http: &reqwest::Client,
     url: String,
 ) -> (reqwest::StatusCode, serde_json::Value) {
-    let r = http.get(url).send().await.unwrap();
+    let r = as_holder(http.get(&url), &url).send().await.unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
