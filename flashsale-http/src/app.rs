@@ -54,6 +54,12 @@ impl std::fmt::Debug for App {
     }
 }
 
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl App {
     /// Serves nothing yet but `/healthz`, `/readyz` and `/openapi.json`.
     /// Buyer tokens use a random key until [`App::with_token_key`].
