@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use clap::Parser;
 use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, SystemClock};
-use flashsale_examples::{DemoSale, Kafka, NO_KAFKA, Tokens, bind, init_tracing, shutdown_signal};
+use flashsale_examples::{
+    DemoSale, Kafka, NO_KAFKA, Profile, Tokens, bind, init_tracing, shutdown_signal,
+};
 use flashsale_http::{InProcess, WebPage};
 
 /// The reference's Backend service: sales, buyers, eligibility and live
@@ -38,6 +40,8 @@ struct Args {
     kafka: Kafka,
     #[command(flatten)]
     tokens: Tokens,
+    #[command(flatten)]
+    profile: Profile,
     /// Kafka consumer group the backend commits its progress to (for lag
     /// monitoring; at start it reads the whole topic regardless).
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "flashsale-backend")]
@@ -65,18 +69,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
 
+    // The backend takes no payments: only the operator's token and the
+    // origins are the profile's business here.
+    args.profile.check(Some("n/a"), &args.cors_origin)?;
+    args.profile.announce();
     let clock = Arc::new(SystemClock);
-    let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
+    let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()))
+        .with_max_sales(args.profile.max_sales);
     let mut stack = InProcess::catalogue_only(clock, catalogue, args.tokens.key(None));
     let sale = stack
         .catalogue
         .create_sale(args.sale_id, args.demo.new_sale())
         .await
         .map_err(|e| format!("could not create the demo sale: {e}"))?;
-    stack.app = stack.app.with_web_page(WebPage::new(
-        &args.public_transaction_url,
-        &args.public_payment_url,
-    ));
+    stack.app = stack
+        .app
+        .with_admin_token(args.profile.admin_token())
+        .with_web_page(WebPage::new(
+            &args.public_transaction_url,
+            &args.public_payment_url,
+        ));
 
     match args.kafka.config() {
         Some(config) => {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use clap::Parser;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator};
-use flashsale_examples::{DemoSale, Tokens, bind, init_tracing, shutdown_signal};
+use flashsale_examples::{DemoSale, Profile, Tokens, bind, init_tracing, shutdown_signal};
 use flashsale_http::{InProcess, Payment, WebPage};
 
 /// Everything in one process: the reference's backend, transaction and
@@ -38,6 +38,8 @@ struct Args {
     payment_secret: Option<String>,
     #[command(flatten)]
     tokens: Tokens,
+    #[command(flatten)]
+    profile: Profile,
 }
 
 #[tokio::main]
@@ -45,8 +47,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
 
+    args.profile
+        .check(args.payment_secret.as_deref(), &args.cors_origin)?;
+    args.profile.announce();
     let (ports, _) = Ports::in_memory();
-    let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
+    let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()))
+        .with_max_sales(args.profile.max_sales);
     let tokens = args.tokens.key(args.payment_secret.as_deref());
     let mut stack = InProcess::open(ports, catalogue, tokens).await?;
 
@@ -64,8 +70,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     stack.app = stack
         .app
         .with_default_sale(sale.id())
-        .with_payment(Payment::new(&callback, secret)?)
+        .with_admin_token(args.profile.admin_token())
         .with_web_page(WebPage::same_origin());
+    if args.profile.demo_payments() {
+        stack.app = stack.app.with_payment(Payment::new(&callback, secret)?);
+    }
     if let Some(secret) = secret {
         stack.app = stack.app.with_payment_secret(secret);
     } else {

@@ -77,6 +77,96 @@ impl DemoSale {
     }
 }
 
+/// The security profile: the demo (the default, the reference's open flow,
+/// said loudly at start) or production (`--production`), and the settings
+/// it implies, each of which can also be set on its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Profile {
+    /// The production profile: refuses to start without PAYMENT_SECRET,
+    /// ADMIN_TOKEN and an explicit CORS_ORIGIN, and does not serve the
+    /// stand-in payment gateway.
+    #[arg(long, env = "PRODUCTION", num_args = 0..=1, default_value = "false",
+        default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub production: bool,
+    /// The operator's token: `Authorization: Bearer <it>` on `POST /sales`.
+    /// Unset in the demo profile: a random one, printed once at start.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Serve the stand-in payment gateway `POST /pay`, which pays for
+    /// anyone (default: on in the demo profile, off in production).
+    #[arg(long, env = "DEMO_PAYMENTS", num_args = 0..=1, default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub demo_payments: Option<bool>,
+    /// The most sales the catalogue holds.
+    #[arg(long, env = "MAX_SALES", default_value_t = flashsale_core::catalogue::DEFAULT_MAX_SALES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_sales: usize,
+}
+
+impl Profile {
+    /// Checks what the profile requires: in production, a payment secret,
+    /// an operator token and explicit browser origins.
+    pub fn check(&self, payment_secret: Option<&str>, cors_origin: &str) -> Result<(), String> {
+        if !self.production {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        if payment_secret.is_none_or(str::is_empty) {
+            missing.push("PAYMENT_SECRET (payments must be signed)");
+        }
+        if self.admin_token.as_deref().is_none_or(str::is_empty) {
+            missing.push("ADMIN_TOKEN (only the operator creates sales)");
+        }
+        if cors_origin.split(',').any(|o| o.trim() == "*") {
+            missing.push("CORS_ORIGIN other than * (your shop's origins)");
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the production profile needs {}",
+                missing.join(", ")
+            ))
+        }
+    }
+
+    /// Whether to serve the stand-in payment gateway.
+    pub fn demo_payments(&self) -> bool {
+        self.demo_payments.unwrap_or(!self.production)
+    }
+
+    /// The operator's credential; in the demo profile without
+    /// `ADMIN_TOKEN`, a random one, printed once.
+    pub fn admin_token(&self) -> flashsale_http::tokens::AdminToken {
+        use flashsale_http::tokens::AdminToken;
+        match self.admin_token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => AdminToken::new(token),
+            None => {
+                let (admin, token) = AdminToken::random();
+                println!("operator token (ADMIN_TOKEN), shown once: {token}");
+                admin
+            }
+        }
+    }
+
+    /// Says at start which profile runs, loudly when it is the demo.
+    pub fn announce(&self) {
+        if self.production {
+            tracing::info!("production profile");
+        } else {
+            tracing::warn!(
+                "DEMO PROFILE: the reference's open flow — POST /pay pays for anyone \
+                 unless DEMO_PAYMENTS=false, payments need no signature unless \
+                 PAYMENT_SECRET is set, any origin may call. Do not face the public \
+                 internet like this: run with --production."
+            );
+        }
+        if self.demo_payments() && self.production {
+            tracing::warn!("DEMO_PAYMENTS=true in production: POST /pay pays for anyone");
+        }
+    }
+}
+
 /// Where the key behind buyer tokens comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Tokens {

@@ -18,6 +18,10 @@ use crate::time::Timestamp;
 /// The longest product name accepted, in characters.
 pub const MAX_PRODUCT_NAME_CHARS: usize = 200;
 
+/// How many sales a catalogue holds unless told otherwise: each costs a
+/// task, memory, and a line in every sales list.
+pub const DEFAULT_MAX_SALES: usize = 1_000;
+
 /// What it takes to create a sale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSale {
@@ -221,6 +225,15 @@ pub enum SaleError {
     /// Product name over [`MAX_PRODUCT_NAME_CHARS`].
     #[error("productName must be at most {MAX_PRODUCT_NAME_CHARS} characters")]
     ProductNameTooLong,
+    /// Product name with a control character.
+    #[error("productName must not contain control characters")]
+    ProductNameControl,
+    /// The catalogue holds as many sales as it may.
+    #[error("the catalogue holds {max} sales, the most it may")]
+    TooManySales {
+        /// The limit.
+        max: usize,
+    },
     /// Zero quantity.
     #[error("quantity must be at least 1")]
     ZeroQuantity,
@@ -297,6 +310,7 @@ struct Entry {
 pub struct Catalogue {
     sales: BTreeMap<SaleId, Entry>,
     ids: Box<dyn IdGenerator>,
+    max_sales: usize,
     now: Timestamp,
     /// The earliest start or end still to announce (`MAX`: none).
     due: Timestamp,
@@ -318,10 +332,32 @@ impl Catalogue {
         Catalogue {
             sales: BTreeMap::new(),
             ids,
+            max_sales: DEFAULT_MAX_SALES,
             now: Timestamp::ZERO,
             due: Timestamp::MAX,
             notices: Vec::new(),
         }
+    }
+
+    /// This catalogue, holding at most `max` sales.
+    pub fn with_max_sales(mut self, max: usize) -> Self {
+        self.max_sales = max;
+        self
+    }
+
+    /// The most sales it may hold.
+    pub fn max_sales(&self) -> usize {
+        self.max_sales
+    }
+
+    /// How many sales it holds.
+    pub fn len(&self) -> usize {
+        self.sales.len()
+    }
+
+    /// Whether it holds no sale.
+    pub fn is_empty(&self) -> bool {
+        self.sales.is_empty()
     }
 
     /// Creates a sale with a new id.
@@ -365,6 +401,9 @@ impl Catalogue {
         if name.chars().count() > MAX_PRODUCT_NAME_CHARS {
             return Err(SaleError::ProductNameTooLong);
         }
+        if name.chars().any(char::is_control) {
+            return Err(SaleError::ProductNameControl);
+        }
         sale.product_name = name.to_owned();
         if sale.config.quantity == 0 {
             return Err(SaleError::ZeroQuantity);
@@ -372,6 +411,11 @@ impl Catalogue {
         sale.config.validate()?;
         if self.sales.contains_key(&sale.id()) {
             return Err(SaleError::Duplicate);
+        }
+        if self.sales.len() >= self.max_sales {
+            return Err(SaleError::TooManySales {
+                max: self.max_sales,
+            });
         }
         sale.remaining = sale.remaining.min(sale.config.quantity);
         Ok(sale)

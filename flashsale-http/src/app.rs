@@ -12,7 +12,7 @@ use crate::backend::{self, Backend};
 use crate::layers::{Readiness, finish};
 use crate::openapi::{self, Parts};
 use crate::payment::Payment;
-use crate::tokens::TokenKey;
+use crate::tokens::{AdminToken, TokenKey};
 use crate::transaction::{self, Transactions};
 use crate::web::WebPage;
 
@@ -39,6 +39,8 @@ pub struct App {
     web: Option<WebPage>,
     /// Makes and checks buyer tokens.
     tokens: TokenKey,
+    /// Guards operator routes.
+    admin: AdminToken,
     /// Its description lists the socket.io browser client, which
     /// [`crate::InProcess`] serves beside it (outside its Socket.IO layer).
     socket_io_client: bool,
@@ -72,8 +74,16 @@ impl App {
             payment: None,
             web: None,
             tokens: TokenKey::random(),
+            admin: AdminToken::random().0,
             socket_io_client: false,
         }
+    }
+
+    /// Operator routes (`POST /sales`) need `Authorization: Bearer <token>`.
+    /// Until this is called, the token is random and known to nobody.
+    pub fn with_admin_token(mut self, token: AdminToken) -> Self {
+        self.admin = token;
+        self
     }
 
     /// Makes and checks buyer tokens with `key` (see [`crate::tokens`]).
@@ -161,6 +171,7 @@ impl App {
         if let Some(catalogue) = &self.catalogue {
             routes = routes.merge(backend::routes(Backend {
                 catalogue: catalogue.clone(),
+                admin: self.admin.clone(),
             }));
         }
         if let Some(service) = &self.service {

@@ -2,7 +2,7 @@
 //! eligibility, and (ours) sale creation — over a [`CatalogueService`].
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flashsale_core::catalogue::Buyer;
@@ -11,12 +11,15 @@ use flashsale_core::service::CatalogueService;
 use crate::error::{ApiError, ErrorBody, eligibility};
 use crate::extract::{ApiJson, sale_id};
 use crate::openapi::SalePath;
+use crate::tokens::AdminToken;
 use crate::wire::{BuyerBody, CreateSale, Eligible, SaleBody};
 
 /// The backend's routes' state: the catalogue.
 #[derive(Debug, Clone)]
 pub(crate) struct Backend {
     pub(crate) catalogue: CatalogueService,
+    /// Guards sale creation.
+    pub(crate) admin: AdminToken,
 }
 
 /// `GET /sales`, `POST /sales`, `GET /sales/{id}`, `GET /sales/{id}/buyers`,
@@ -109,20 +112,24 @@ pub(crate) async fn eligible(
 }
 
 /// Creates a sale (ours: the reference seeds its sales by hand) and starts
-/// its engine where this server runs engines.
+/// its engine where this server runs engines. Operators only.
 #[utoipa::path(post, path = "/sales", tag = "backend",
     request_body = CreateSale,
+    security(("adminToken" = [])),
     responses(
         (status = 201, description = "The new sale", body = SaleBody),
-        (status = 400, description = "`invalid_sale`, `invalid_body`", body = ErrorBody),
+        (status = 400, description = "`invalid_sale` (also: `MAX_SALES` reached), `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`bad_admin_token`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 503, description = "`unavailable`: the sale's engine could not start", body = ErrorBody),
     ))]
 pub(crate) async fn create_sale(
     State(b): State<Backend>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateSale>,
 ) -> Result<(StatusCode, Json<SaleBody>), ApiError> {
+    b.admin.check(&headers)?;
     let sale = b.catalogue.create_sale(None, body.new_sale()?).await?;
     Ok((StatusCode::CREATED, Json(SaleBody::from(&sale))))
 }

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     BadSignature,
     /// A transaction route without its valid buyer token.
     BadToken,
+    /// An operator route without the operator's token.
+    BadAdminToken,
     /// No such sale (`GET /sales/{id}`, eligibility).
     SaleNotFound,
     /// Buying or paying in a sale that does not run here.
@@ -110,6 +112,7 @@ impl ErrorCode {
         ErrorCode::InvalidSale,
         ErrorCode::BadSignature,
         ErrorCode::BadToken,
+        ErrorCode::BadAdminToken,
         ErrorCode::SaleNotFound,
         ErrorCode::SaleNotInitialized,
         ErrorCode::SoldOut,
@@ -143,6 +146,7 @@ impl ErrorCode {
             ErrorCode::InvalidSale => "invalid_sale",
             ErrorCode::BadSignature => "bad_signature",
             ErrorCode::BadToken => "bad_token",
+            ErrorCode::BadAdminToken => "bad_admin_token",
             ErrorCode::SaleNotFound => "sale_not_found",
             ErrorCode::SaleNotInitialized => "sale_not_initialized",
             ErrorCode::SoldOut => "sold_out",

@@ -106,6 +106,15 @@ impl Modify for BearerSchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
+            "adminToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's `ADMIN_TOKEN`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
             "buyerToken",
             SecurityScheme::Http(
                 HttpBuilder::new()

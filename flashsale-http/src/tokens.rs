@@ -61,6 +61,58 @@ impl TokenKey {
     }
 }
 
+/// The operator's credential: `Authorization: Bearer <ADMIN_TOKEN>` on
+/// sale creation and every operator route. Only a keyed digest of it is
+/// kept, and a presented token is compared in constant time.
+#[derive(Clone)]
+pub struct AdminToken {
+    key: Arc<[u8; 32]>,
+    digest: Arc<str>,
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+impl AdminToken {
+    /// The credential `token`.
+    pub fn new(token: &str) -> Self {
+        let mut key = [0u8; 32];
+        // The OS's randomness; without it no secret can be made at all.
+        getrandom::fill(&mut key).unwrap_or_else(|e| panic!("no OS randomness: {e}"));
+        let digest = hmac_hex(&key, token.as_bytes());
+        AdminToken {
+            key: Arc::new(key),
+            digest: Arc::from(digest),
+        }
+    }
+
+    /// A random credential (32 hex characters, 128 bits), and the token to
+    /// tell the operator.
+    pub fn random() -> (Self, String) {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("no OS randomness: {e}"));
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        (AdminToken::new(&token), token)
+    }
+
+    /// `Ok` if the request carries the credential, else the 401 answer.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let presented = bearer(headers).unwrap_or_default();
+        if verify_hex(&self.key[..], presented.as_bytes(), &self.digest) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::BadAdminToken,
+                "missing or invalid operator token (Authorization: Bearer <ADMIN_TOKEN>)",
+            ))
+        }
+    }
+}
+
 fn bad_token() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,

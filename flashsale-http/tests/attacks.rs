@@ -91,3 +91,59 @@ async fn evicting_or_spying_on_another_buyer_without_their_token_is_refused() {
         ]
     );
 }
+
+fn new_sale_body() -> Value {
+    json!({
+        "productName": "Hat", "quantity": 1,
+        "saleStart": "2026-01-01T00:00:00Z", "saleEnd": "2026-01-01T01:00:00Z",
+    })
+}
+
+async fn sale_count(http: &reqwest::Client, base: &str) -> usize {
+    let (_, sales) = send(http.get(format!("{base}/sales")), None).await;
+    sales.as_array().unwrap().len()
+}
+
+/// Creating sales is the operator's: without the token, or with a wrong
+/// one, nothing is created; and even the operator stops at `MAX_SALES`.
+#[tokio::test]
+async fn creating_sales_needs_the_operator_token_and_stops_at_max_sales() {
+    let clock = flashsale_core::testkit::ManualClock::new(common::T0);
+    let ports = flashsale_core::service::Ports {
+        clock: std::sync::Arc::new(clock),
+        storage: std::sync::Arc::new(flashsale_core::MemoryStorage::new()),
+        sink: std::sync::Arc::new(flashsale_core::BroadcastSink::new(16)),
+        ids: std::sync::Arc::new(|| Box::new(flashsale_core::SequentialIds::default())),
+    };
+    let catalogue = flashsale_core::Catalogue::new(Box::new(
+        flashsale_core::SequentialIds::starting_after(0x5a1e_0000),
+    ))
+    .with_max_sales(2);
+    let mut stack = flashsale_http::InProcess::open(ports, catalogue, common::test_tokens())
+        .await
+        .unwrap();
+    stack.app = stack
+        .app
+        .with_admin_token(flashsale_http::tokens::AdminToken::new("the real one"));
+    let base = serve(stack.router("*")).await;
+    let http = reqwest::Client::new();
+    let create = |token: Option<&'static str>| {
+        let request = http.post(format!("{base}/sales")).json(&new_sale_body());
+        send(request, token)
+    };
+    for token in [None, Some("the real on"), Some("The real one"), Some("")] {
+        let (status, body) = create(token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}: {body}");
+        assert_eq!(body["code"], "bad_admin_token");
+    }
+    assert_eq!(sale_count(&http, &base).await, 0);
+    for _ in 0..2 {
+        assert_eq!(create(Some("the real one")).await.0, StatusCode::CREATED);
+    }
+    let (status, body) = create(Some("the real one")).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_sale"))
+    );
+    assert_eq!(sale_count(&http, &base).await, 2);
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, NewSale, Notice, ObjectIdGenerator, Timestamp};
 use flashsale_http::signature::{SIGNATURE_HEADER, sign};
+use flashsale_http::tokens::AdminToken;
 use flashsale_http::{InProcess, Payment};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -45,6 +46,7 @@ async fn start(secret: Option<&str>) -> Server {
     stack.app = stack
         .app
         .with_default_sale(sale.id())
+        .with_admin_token(AdminToken::new(common::ADMIN_TOKEN))
         .with_payment(Payment::new(&format!("{base}/paid"), secret).unwrap());
     if let Some(secret) = secret {
         stack.app = stack.app.with_payment_secret(secret);

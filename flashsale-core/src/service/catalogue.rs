@@ -284,7 +284,15 @@ async fn run(
             // A caller that gave up waiting is no error.
             match command {
                 Command::Prepare(id, new, r) => {
-                    let sale = catalogue.prepare(now, id, new).and_then(|sale| {
+                    // Sales being created count too.
+                    let max = catalogue.max_sales();
+                    let full = catalogue.len() + reserved.len() >= max;
+                    let sale = if full {
+                        Err(SaleError::TooManySales { max })
+                    } else {
+                        catalogue.prepare(now, id, new)
+                    };
+                    let sale = sale.and_then(|sale| {
                         if reserved.insert(sale.id()) {
                             Ok(sale)
                         } else {

@@ -17,7 +17,7 @@ use flashsale_core::service::Ports;
 use flashsale_core::testkit::ManualClock;
 use flashsale_core::{BroadcastSink, Catalogue, MemoryStorage, SequentialIds, Timestamp};
 use flashsale_http::InProcess;
-use flashsale_http::tokens::TokenKey;
+use flashsale_http::tokens::{AdminToken, TokenKey};
 
 /// The buyer-token key of the test stacks: the helpers below act as the
 /// holder of every transaction's token (the attack tests do not).
@@ -25,9 +25,15 @@ pub(crate) fn test_tokens() -> TokenKey {
     TokenKey::derive(b"test stack")
 }
 
+/// The operator token of the test stacks.
+pub(crate) const ADMIN_TOKEN: &str = "test operator";
+
 /// Adds the buyer token of the transaction a `/transactions/{id}` URL
-/// names, as its holder would.
+/// names, as its holder would, and the operator's token to `/sales`.
 fn as_holder(request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
+    if url.ends_with("/sales") {
+        return request.bearer_auth(ADMIN_TOKEN);
+    }
     let tx = url
         .split_once("/transactions/")
         .and_then(|(_, rest)| rest.get(..24))
@@ -57,12 +63,11 @@ pub(crate) async fn manual_stack_at(start: Timestamp) -> (InProcess, ManualClock
         ids: Arc::new(|| Box::new(SequentialIds::default())),
     };
     let catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
-    (
-        InProcess::open(ports, catalogue, test_tokens())
-            .await
-            .unwrap(),
-        clock,
-    )
+    let mut stack = InProcess::open(ports, catalogue, test_tokens())
+        .await
+        .unwrap();
+    stack.app = stack.app.with_admin_token(AdminToken::new(ADMIN_TOKEN));
+    (stack, clock)
 }
 
 /// Serves `router` on a free loopback port until the test's runtime ends;
