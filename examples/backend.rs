@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, SystemClock};
-use flashsale_examples::{
-    DemoSale, Kafka, NO_KAFKA, Profile, Tokens, bind, init_tracing, shutdown_signal,
-};
+use flashsale_examples::{DemoSale, Kafka, Limits, NO_KAFKA, Profile, Tokens, bind, init_tracing};
 use flashsale_http::{InProcess, WebPage};
 
 /// The reference's Backend service: sales, buyers, eligibility and live
@@ -42,6 +40,8 @@ struct Args {
     tokens: Tokens,
     #[command(flatten)]
     profile: Profile,
+    #[command(flatten)]
+    limits: Limits,
     /// Kafka consumer group the backend commits its progress to (for lag
     /// monitoring; at start it reads the whole topic regardless).
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "flashsale-backend")]
@@ -122,9 +122,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sale.config.quantity,
         sale.product_name
     );
-    axum::serve(listener, stack.router(&args.cors_origin))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    stack.app = stack.app.with_request_limits(args.limits.request());
+    args.limits
+        .serve(listener, stack.router(&args.cors_origin))
+        .await;
     stack.shutdown().await;
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use clap::Parser;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator};
-use flashsale_examples::{DemoSale, Profile, Tokens, bind, init_tracing, shutdown_signal};
+use flashsale_examples::{DemoSale, Limits, Profile, Tokens, bind, init_tracing};
 use flashsale_http::{InProcess, Payment, WebPage};
 
 /// Everything in one process: the reference's backend, transaction and
@@ -40,6 +40,8 @@ struct Args {
     tokens: Tokens,
     #[command(flatten)]
     profile: Profile,
+    #[command(flatten)]
+    limits: Limits,
 }
 
 #[tokio::main]
@@ -92,9 +94,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "try: curl -s -XPOST http://{addr}/buy -H 'content-type: application/json' -d '{{\"buyerName\":\"ana\"}}'"
     );
 
-    axum::serve(listener, stack.router(&args.cors_origin))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    stack.app = stack.app.with_request_limits(args.limits.request());
+    args.limits
+        .serve(listener, stack.router(&args.cors_origin))
+        .await;
     tracing::info!("stopping: committing what is queued");
     stack.shutdown().await;
     Ok(())

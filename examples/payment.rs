@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use clap::Parser;
-use flashsale_examples::{bind, init_tracing, shutdown_signal};
+use flashsale_examples::{Limits, bind, init_tracing};
 use flashsale_http::Payment;
 
 /// The reference's dummy Payment service.
@@ -33,6 +33,8 @@ struct Args {
     /// Allowed browser origins: `*`, or origins separated by commas.
     #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
     cors_origin: String,
+    #[command(flatten)]
+    limits: Limits,
 }
 
 #[tokio::main]
@@ -49,8 +51,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?,
         args.pay_callback_url
     );
-    axum::serve(listener, payment.router(&args.cors_origin))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    args.limits
+        .serve(listener, payment.router(&args.cors_origin))
+        .await;
     Ok(())
 }

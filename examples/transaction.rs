@@ -19,7 +19,7 @@ use std::time::Duration;
 use clap::Parser;
 use flashsale_core::service::{Ports, ServiceConfig};
 use flashsale_core::{Engine, ObjectIdGenerator, SaleId, Service, Timestamp};
-use flashsale_examples::{Kafka, NO_KAFKA, Tokens, bind, init_tracing, shutdown_signal};
+use flashsale_examples::{Kafka, Limits, NO_KAFKA, Tokens, bind, init_tracing, shutdown_signal};
 use flashsale_http::App;
 use flashsale_kafka::{DEFAULT_JOURNAL_PREFIX, KafkaSink, KafkaStorage};
 
@@ -74,6 +74,8 @@ struct Args {
     kafka: Kafka,
     #[command(flatten)]
     tokens: Tokens,
+    #[command(flatten)]
+    limits: Limits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -169,9 +171,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.sale_id,
         listener.local_addr()?
     );
-    axum::serve(listener, app.router(&args.cors_origin))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    app = app.with_request_limits(args.limits.request());
+    args.limits
+        .serve(listener, app.router(&args.cors_origin))
+        .await;
     service.shutdown().await;
     Ok(())
 }

@@ -38,6 +38,48 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// How a server bounds connections and requests.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// A connection must send its request headers within this, in ms.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// A request not answered within this gets 408, in ms.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+    /// Connections open at once.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+    /// Requests handled at once; past that, 503 at once.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 4_096,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_in_flight: usize,
+    /// On SIGTERM, how long requests in flight may finish, in seconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_S", default_value_t = 10)]
+    pub shutdown_grace_s: u64,
+}
+
+impl Limits {
+    /// The per-request bounds, for [`flashsale_http::App::with_request_limits`].
+    pub fn request(&self) -> flashsale_http::RequestLimits {
+        let mut limits = flashsale_http::RequestLimits::default();
+        limits.timeout = Duration::from_millis(self.request_timeout_ms);
+        limits.max_in_flight = self.max_in_flight;
+        limits
+    }
+
+    /// Serves `router` on `listener` with these bounds until SIGINT or
+    /// SIGTERM, then drains for at most the grace period.
+    pub async fn serve(&self, listener: tokio::net::TcpListener, router: axum::Router) {
+        let mut limits = flashsale_http::server::ServerLimits::default();
+        limits.header_read_timeout = Duration::from_millis(self.header_timeout_ms);
+        limits.max_connections = self.max_connections;
+        limits.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
+        flashsale_http::server::serve(listener, router, limits, shutdown_signal()).await;
+    }
+}
+
 /// Binds `host:port`, saying which address failed and why.
 pub async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, String> {
     tokio::net::TcpListener::bind(SocketAddr::new(host, port))

@@ -9,7 +9,7 @@ use flashsale_core::service::CatalogueService;
 use flashsale_core::{SaleId, Service};
 
 use crate::backend::{self, Backend};
-use crate::layers::{Readiness, finish};
+use crate::layers::{Readiness, RequestLimits, finish};
 use crate::openapi::{self, Parts};
 use crate::payment::Payment;
 use crate::tokens::{AdminToken, TokenKey};
@@ -41,6 +41,8 @@ pub struct App {
     tokens: TokenKey,
     /// Guards operator routes.
     admin: AdminToken,
+    /// Bounds every request.
+    limits: RequestLimits,
     /// Its description lists the socket.io browser client, which
     /// [`crate::InProcess`] serves beside it (outside its Socket.IO layer).
     socket_io_client: bool,
@@ -75,8 +77,15 @@ impl App {
             web: None,
             tokens: TokenKey::random(),
             admin: AdminToken::random().0,
+            limits: RequestLimits::default(),
             socket_io_client: false,
         }
+    }
+
+    /// Bounds every request by `limits` instead of the defaults.
+    pub fn with_request_limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Operator routes (`POST /sales`) need `Authorization: Bearer <token>`.
@@ -199,6 +208,6 @@ impl App {
                     }
             })
         });
-        finish(routes, ready, &self.openapi(), cors_origin)
+        finish(routes, ready, &self.openapi(), &self.limits, cors_origin)
     }
 }

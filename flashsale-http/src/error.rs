@@ -95,8 +95,11 @@ pub enum ErrorCode {
     InvalidQuantity,
     /// `/pay` could not reach the transaction service.
     PaymentCallbackFailed,
-    /// The service cannot commit now; retry after `Retry-After` seconds.
+    /// The service cannot commit now, or is shedding load; retry after
+    /// `Retry-After` seconds.
     Unavailable,
+    /// The request was not answered in time; it may still take effect.
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -131,6 +134,7 @@ impl ErrorCode {
         ErrorCode::InvalidQuantity,
         ErrorCode::PaymentCallbackFailed,
         ErrorCode::Unavailable,
+        ErrorCode::RequestTimeout,
     ];
 
     /// The code as it travels.
@@ -165,6 +169,7 @@ impl ErrorCode {
             ErrorCode::InvalidQuantity => "invalid_quantity",
             ErrorCode::PaymentCallbackFailed => "payment_callback_failed",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::RequestTimeout => "request_timeout",
         }
     }
 }

@@ -4,9 +4,14 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -17,6 +22,52 @@ use crate::signature::SIGNATURE_HEADER;
 
 /// The largest request body accepted. Every body here is a few fields.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Request-level bounds, applied to every route of an app.
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    /// A request not answered this long after it arrived is answered 408
+    /// (its command may still take effect). Default 30 s.
+    pub timeout: Duration,
+    /// Requests handled at once; past that, new ones are answered 503 with
+    /// `Retry-After` at once (load shedding: no queue). Default 4,096.
+    pub max_in_flight: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            timeout: Duration::from_secs(30),
+            max_in_flight: 4096,
+        }
+    }
+}
+
+/// Sheds load past the in-flight cap and times out slow requests, in the
+/// reference's error shape.
+async fn bound(
+    State((limits, in_flight)): State<(RequestLimits, Arc<Semaphore>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = in_flight.try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "too many requests in flight, try again",
+        )
+        .into_response();
+    };
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            "the request took too long; it may still take effect",
+        )
+        .into_response(),
+    }
+}
 
 /// Says whether a server can do its work now (for `GET /readyz`).
 pub type Readiness =
@@ -30,8 +81,10 @@ pub fn finish(
     routes: Router,
     ready: Readiness,
     description: &utoipa::openapi::OpenApi,
+    limits: &RequestLimits,
     cors_origin: &str,
 ) -> Router {
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     // Serialized once: the description does not change while serving.
     let description = Bytes::from(description.to_json().unwrap_or_default());
     routes
@@ -41,6 +94,10 @@ pub fn finish(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            (limits.clone(), in_flight),
+            bound,
+        ))
         .layer(cors(cors_origin))
         .layer(TraceLayer::new_for_http())
 }

@@ -86,6 +86,7 @@ impl Payment {
             self.routes(),
             Arc::new(|| Box::pin(async { true })),
             &description,
+            &crate::RequestLimits::default(),
             cors_origin,
         )
     }
