@@ -120,12 +120,22 @@ def get(path):
     with urllib.request.urlopen(backend + path, timeout=30) as r:
         return json.load(r)
 
+def all_buyers(sale):
+    """Every buyer, following the list's pages (1,000 a page)."""
+    buyers, after = [], None
+    while True:
+        page = get(f"/sales/{sale}/buyers?limit=1000" + (f"&after={after}" if after else ""))
+        buyers += page
+        if len(page) < 1000:
+            return buyers
+        after = page[-1]["id"]
+
 paid = count("payments_ok")
 # The split backend hears of payments through Kafka: give it time.
 deadline = time.time() + 60
 while True:
     remaining = get(f"/sales/{sale}")["productQty"]
-    buyers = get(f"/sales/{sale}/buyers")
+    buyers = all_buyers(sale)
     if quantity - remaining == paid or time.time() > deadline:
         break
     time.sleep(0.2)

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
@@ -280,7 +280,8 @@ struct Entry {
     sale: Sale,
     buyers: Vec<Buyer>,
     names: HashSet<BuyerName>,
-    applied: HashSet<TxId>,
+    /// Each applied payment's place in `buyers`.
+    applied: HashMap<TxId, usize>,
     started: bool,
     ended: bool,
 }
@@ -432,7 +433,7 @@ impl Catalogue {
                 sale: sale.clone(),
                 buyers: Vec::new(),
                 names: HashSet::new(),
-                applied: HashSet::new(),
+                applied: HashMap::new(),
                 started: false,
                 ended: false,
             },
@@ -450,6 +451,29 @@ impl Catalogue {
     /// One sale.
     pub fn get(&self, sale: SaleId) -> Option<&Sale> {
         self.sales.get(&sale).map(|e| &e.sale)
+    }
+
+    /// Up to `limit` of a sale's buyers, in the order their payments were
+    /// applied, after the buyer `after` (from the start without one), and
+    /// the cursor for the next page when there is one. `None` for an
+    /// unknown sale; an unknown cursor starts nowhere (an empty page).
+    pub fn buyers_page(
+        &self,
+        sale: SaleId,
+        after: Option<TxId>,
+        limit: usize,
+    ) -> Option<(&[Buyer], Option<TxId>)> {
+        let entry = self.sales.get(&sale)?;
+        let start = match after {
+            None => 0,
+            Some(tx) => entry
+                .applied
+                .get(&tx)
+                .map_or(entry.buyers.len(), |&i| i + 1),
+        };
+        let page = &entry.buyers[start..(start.saturating_add(limit)).min(entry.buyers.len())];
+        let more = start + page.len() < entry.buyers.len();
+        Some((page, more.then(|| page.last().map(|b| b.id)).flatten()))
     }
 
     /// A sale's buyers, in the order their payments were applied.
@@ -490,9 +514,10 @@ impl Catalogue {
                 Ok(Applied::Applied)
             }
             TxMessageKind::Paid => {
-                if !entry.applied.insert(msg.transaction_id) {
+                if entry.applied.contains_key(&msg.transaction_id) {
                     return Ok(Applied::Duplicate);
                 }
+                entry.applied.insert(msg.transaction_id, entry.buyers.len());
                 let outcome = if entry.sale.remaining == 0 {
                     Applied::Oversold
                 } else {

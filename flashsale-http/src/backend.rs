@@ -2,17 +2,19 @@
 //! eligibility, and (ours) sale creation — over a [`CatalogueService`].
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::LINK;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flashsale_core::catalogue::Buyer;
 use flashsale_core::service::CatalogueService;
 
 use crate::error::{ApiError, ErrorBody, eligibility};
-use crate::extract::{ApiJson, sale_id};
+use crate::extract::{ApiJson, ApiQuery, sale_id, tx_id};
 use crate::openapi::SalePath;
 use crate::tokens::AdminToken;
-use crate::wire::{BuyerBody, CreateSale, Eligible, SaleBody};
+use crate::wire::{BuyerBody, BuyersQuery, CreateSale, Eligible, MAX_PAGE, SaleBody};
 
 /// The backend's routes' state: the catalogue.
 #[derive(Debug, Clone)]
@@ -65,11 +67,13 @@ pub(crate) async fn get_sale(
     Ok(Json(SaleBody::from(&sale)))
 }
 
-/// A sale's buyers, in the order their payments were applied. A buyer's
-/// id is its paid transaction's id.
-#[utoipa::path(get, path = "/sales/{id}/buyers", tag = "backend", params(SalePath),
+/// A sale's buyers, in the order their payments were applied, a page at a
+/// time. A buyer's id is its paid transaction's id. When more follow, the
+/// `Link` header names the next page (`rel="next"`).
+#[utoipa::path(get, path = "/sales/{id}/buyers", tag = "backend", params(SalePath, BuyersQuery),
     responses(
-        (status = 200, description = "The buyers", body = [Buyer]),
+        (status = 200, description = "A page of buyers", body = [Buyer],
+            headers(("link" = String, description = "`</sales/{id}/buyers?after=…&limit=…>; rel=\"next\"` when more buyers follow"))),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
         (status = 404, description = "`sale_not_found`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
@@ -77,14 +81,25 @@ pub(crate) async fn get_sale(
 pub(crate) async fn sale_buyers(
     State(b): State<Backend>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Buyer>>, ApiError> {
+    ApiQuery(query): ApiQuery<BuyersQuery>,
+) -> Result<Response, ApiError> {
     let id = sale_id(&id)?;
-    let buyers = b
+    let after = query.after.as_deref().map(tx_id).transpose()?;
+    let limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let (buyers, next) = b
         .catalogue
-        .buyers(id)
+        .buyers(id, after, limit)
         .await?
         .ok_or_else(|| ApiError::sale_not_found(id))?;
-    Ok(Json(buyers))
+    let mut response = Json(buyers).into_response();
+    if let Some(next) = next
+        && let Ok(link) = HeaderValue::from_str(&format!(
+            "</sales/{id}/buyers?after={next}&limit={limit}>; rel=\"next\""
+        ))
+    {
+        response.headers_mut().insert(LINK, link);
+    }
+    Ok(response)
 }
 
 /// Whether a buyer may still buy: not sold out, and has not bought.

@@ -7,7 +7,7 @@
 //! verbatim). Clients branch on `code`, which never changes meaning.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -264,6 +264,12 @@ pub(crate) fn body_code(status: StatusCode) -> ErrorCode {
         ErrorCode::PayloadTooLarge
     } else {
         ErrorCode::InvalidBody
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::bad_request(ErrorCode::InvalidBody, r.body_text())
     }
 }
 

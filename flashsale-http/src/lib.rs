@@ -85,7 +85,7 @@ pub mod wire;
 
 pub use app::App;
 pub use error::{ApiError, ErrorCode};
-pub use extract::{ApiJson, PaymentSecret, SignedJson};
+pub use extract::{ApiJson, ApiQuery, PaymentSecret, SignedJson};
 pub use in_process::InProcess;
 pub use layers::{MAX_BODY_BYTES, Readiness, RequestLimits, finish};
 pub use payment::Payment;

@@ -25,7 +25,8 @@ pub struct RawBuyer {
 }
 
 /// Fetches `sale` and its buyers from the backend at `base_url`
-/// (e.g. `http://127.0.0.1:3001`).
+/// (e.g. `http://127.0.0.1:3001`), following the buyer list's pages (ours
+/// is paginated; the reference's answers all at once).
 pub async fn fetch(
     http: &reqwest::Client,
     base_url: &str,
@@ -41,9 +42,16 @@ pub async fn fetch(
         if !r.status().is_success() {
             return Err(format!("backend answered {} for {path}", r.status()));
         }
-        r.bytes()
+        let next = r
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|l| l.to_str().ok())
+            .and_then(next_after);
+        let body = r
+            .bytes()
             .await
-            .map_err(|e| format!("backend answer cut short: {e}"))
+            .map_err(|e| format!("backend answer cut short: {e}"))?;
+        Ok((body, next))
     };
     let parse = |what, bytes: &[u8]| {
         format!(
@@ -51,12 +59,35 @@ pub async fn fetch(
             String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         )
     };
-    let body = get(format!("/sales/{sale}")).await?;
+    let (body, _) = get(format!("/sales/{sale}")).await?;
     let sale_body: SaleBody = serde_json::from_slice(&body).map_err(|_| parse("sale", &body))?;
-    let body = get(format!("/sales/{sale}/buyers")).await?;
-    let buyers: Vec<RawBuyer> =
-        serde_json::from_slice(&body).map_err(|_| parse("buyer list", &body))?;
+    let mut buyers = Vec::new();
+    let mut path = format!("/sales/{sale}/buyers");
+    loop {
+        let (body, next) = get(path).await?;
+        let page: Vec<RawBuyer> =
+            serde_json::from_slice(&body).map_err(|_| parse("buyer list", &body))?;
+        buyers.extend(page);
+        match next {
+            Some(after) => path = format!("/sales/{sale}/buyers?after={after}"),
+            None => break,
+        }
+    }
     Ok((sale_body, buyers))
+}
+
+/// The `after` cursor of a `Link: <…?after=X&limit=N>; rel="next"` header.
+fn next_after(link: &str) -> Option<String> {
+    let (target, rel) = link.split_once(';')?;
+    if !rel.contains("rel=\"next\"") {
+        return None;
+    }
+    let query = target.trim().trim_start_matches('<').trim_end_matches('>');
+    let (_, query) = query.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("after="))
+        .map(str::to_owned)
 }
 
 /// The engine for a synced sale ([`synced_engine`]): the backend's payment

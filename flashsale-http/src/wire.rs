@@ -132,6 +132,21 @@ impl CreateSale {
     }
 }
 
+/// The most buyers in one page of `GET /sales/{id}/buyers`, and the
+/// default.
+pub const MAX_PAGE: usize = 1_000;
+
+/// `GET /sales/{id}/buyers?limit=&after=`.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BuyersQuery {
+    /// Buyers per page: 1 to 1,000 (default 1,000; more is read as 1,000).
+    pub limit: Option<usize>,
+    /// The cursor: the id of the last buyer of the previous page.
+    #[param(pattern = "^[0-9a-fA-F]{24}$")]
+    pub after: Option<String>,
+}
+
 /// `{buyerName}`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -134,3 +134,65 @@ async fn a_buyer_list_with_odd_names_syncs_tolerantly() {
     assert_eq!(engine.available(), 3);
     assert_eq!(engine.config().payment_timeout, Duration::from_secs(30));
 }
+
+/// The buyer list comes a page at a time (1,000 at most), the `Link`
+/// header naming the next; the sync follows the pages to the end.
+#[tokio::test]
+async fn the_buyer_list_is_paginated_and_the_sync_reads_every_page() {
+    let mut catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
+    let sale = catalogue
+        .create(
+            T0,
+            NewSale::new(
+                "Hat",
+                5_000,
+                T0,
+                T0.saturating_add(Duration::from_secs(3600)),
+            ),
+        )
+        .unwrap();
+    for n in 1..=2_500u32 {
+        let tx = format!("65a0000000000000{n:08x}").parse().unwrap();
+        catalogue
+            .apply(
+                T0,
+                &TxMessage {
+                    transaction_id: tx,
+                    buyer_name: BuyerName::parse(&format!("b{n}")).unwrap(),
+                    sale_id: sale.id(),
+                    kind: TxMessageKind::Paid,
+                },
+            )
+            .unwrap();
+    }
+    let backend = InProcess::catalogue_only(Arc::new(SystemClock), catalogue, TokenKey::random());
+    let base = serve(backend.router("*")).await;
+    let http = reqwest::Client::new();
+
+    let first = http
+        .get(format!("{base}/sales/{}/buyers?limit=5000", sale.id()))
+        .send()
+        .await
+        .unwrap();
+    let link = first.headers()["link"].to_str().unwrap().to_owned();
+    let page: Vec<serde_json::Value> = first.json().await.unwrap();
+    assert_eq!(page.len(), 1_000, "a page is 1,000 at most");
+    assert!(
+        link.contains(r#"rel="next""#) && link.contains("after="),
+        "{link}"
+    );
+    let bad = http
+        .get(format!("{base}/sales/{}/buyers?after=nope", sale.id()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+
+    let (_, buyers) = sync::fetch(&http, &base, sale.id()).await.unwrap();
+    let names: Vec<&str> = buyers
+        .iter()
+        .map(|b| b.buyer_name.as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=2_500).map(|n| format!("b{n}")).collect();
+    assert_eq!(names, expected);
+}

@@ -13,7 +13,10 @@ use crate::catalogue::{
     Applied, Buyer, Catalogue, EligibilityError, NewSale, Notice, Sale, SaleError, TxMessage,
 };
 use crate::engine::Event;
-use crate::id::SaleId;
+use crate::id::{SaleId, TxId};
+
+/// A page of buyers, and the cursor of the next page.
+pub type BuyersPage = (Vec<Buyer>, Option<TxId>);
 use crate::ports::{BroadcastSink, Clock, EventSink, SinkError};
 
 /// How many commands may queue before callers wait.
@@ -33,7 +36,7 @@ enum Command {
     Apply(Vec<TxMessage>, Reply<Vec<Notice>>),
     List(Reply<Vec<Sale>>),
     Get(SaleId, Reply<Option<Sale>>),
-    Buyers(SaleId, Reply<Option<Vec<Buyer>>>),
+    Buyers(SaleId, Option<TxId>, usize, Reply<Option<BuyersPage>>),
     Eligible(SaleId, String, Reply<Result<(), EligibilityError>>),
     Stop,
 }
@@ -190,9 +193,17 @@ impl CatalogueService {
         self.ask(|r| Command::Get(sale, r)).await
     }
 
-    /// A sale's buyers, in the order their payments were applied.
-    pub async fn buyers(&self, sale: SaleId) -> Result<Option<Vec<Buyer>>, CreateError> {
-        self.ask(|r| Command::Buyers(sale, r)).await
+    /// Up to `limit` of a sale's buyers after the buyer `after`, and the
+    /// cursor of the next page; see [`Catalogue::buyers_page`]. `None` for
+    /// an unknown sale. The page is copied out: the catalogue's task is not
+    /// held for longer than `limit` buyers take.
+    pub async fn buyers(
+        &self,
+        sale: SaleId,
+        after: Option<TxId>,
+        limit: usize,
+    ) -> Result<Option<BuyersPage>, CreateError> {
+        self.ask(|r| Command::Buyers(sale, after, limit, r)).await
     }
 
     /// See [`Catalogue::eligible`].
@@ -331,8 +342,11 @@ async fn run(
                 Command::Get(id, r) => {
                     let _ = r.send(catalogue.get(id).cloned());
                 }
-                Command::Buyers(id, r) => {
-                    let _ = r.send(catalogue.buyers(id).map(<[Buyer]>::to_vec));
+                Command::Buyers(id, after, limit, r) => {
+                    let page = catalogue
+                        .buyers_page(id, after, limit)
+                        .map(|(buyers, next)| (buyers.to_vec(), next));
+                    let _ = r.send(page);
                 }
                 Command::Eligible(id, name, r) => {
                     let _ = r.send(catalogue.eligible(id, &name));

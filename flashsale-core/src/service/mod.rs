@@ -48,7 +48,7 @@ use hashbrown::HashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use catalogue::{CatalogueFeed, CatalogueService, CreateError};
+pub use catalogue::{BuyersPage, CatalogueFeed, CatalogueService, CreateError};
 
 use crate::engine::{
     Admission, BuyError, ConfigError, Engine, Event, EventKind, LeaveError, PaidError, PaidOutcome,
