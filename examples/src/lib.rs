@@ -63,19 +63,20 @@ pub struct Limits {
 impl Limits {
     /// The per-request bounds, for [`flashsale_http::App::with_request_limits`].
     pub fn request(&self) -> flashsale_http::RequestLimits {
-        let mut limits = flashsale_http::RequestLimits::default();
-        limits.timeout = Duration::from_millis(self.request_timeout_ms);
-        limits.max_in_flight = self.max_in_flight;
-        limits
+        flashsale_http::RequestLimits {
+            timeout: Duration::from_millis(self.request_timeout_ms),
+            max_in_flight: self.max_in_flight,
+        }
     }
 
     /// Serves `router` on `listener` with these bounds until SIGINT or
     /// SIGTERM, then drains for at most the grace period.
     pub async fn serve(&self, listener: tokio::net::TcpListener, router: axum::Router) {
-        let mut limits = flashsale_http::server::ServerLimits::default();
-        limits.header_read_timeout = Duration::from_millis(self.header_timeout_ms);
-        limits.max_connections = self.max_connections;
-        limits.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
+        let limits = flashsale_http::server::ServerLimits {
+            header_read_timeout: Duration::from_millis(self.header_timeout_ms),
+            max_connections: self.max_connections,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
+        };
         flashsale_http::server::serve(listener, router, limits, shutdown_signal()).await;
     }
 }

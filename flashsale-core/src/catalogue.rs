@@ -12,7 +12,7 @@ use crate::engine::{
     ConfigError, DEFAULT_MAX_JOINS_PER_BUYER, DEFAULT_PAYMENT_TIMEOUT, Event, EventKind, SaleConfig,
 };
 use crate::id::{IdGenerator, SaleId, TxId};
-use crate::name::{BuyerName, NameError};
+use crate::name::{BuyerKey, BuyerName, NameError};
 use crate::time::Timestamp;
 
 /// The longest product name accepted, in characters.
@@ -279,7 +279,8 @@ pub enum Applied {
 struct Entry {
     sale: Sale,
     buyers: Vec<Buyer>,
-    names: HashSet<BuyerName>,
+    /// The buyers' keys: one purchase per person.
+    names: HashSet<BuyerKey>,
     /// Each applied payment's place in `buyers`.
     applied: HashMap<TxId, usize>,
     started: bool,
@@ -489,7 +490,7 @@ impl Catalogue {
         if entry.sale.remaining == 0 {
             return Err(EligibilityError::SoldOut);
         }
-        if entry.names.contains(&name) {
+        if entry.names.contains(&name.key()) {
             return Err(EligibilityError::AlreadyParticipated);
         }
         Ok(())
@@ -524,7 +525,7 @@ impl Catalogue {
                     entry.sale.remaining -= 1;
                     Applied::Applied
                 };
-                entry.names.insert(msg.buyer_name.clone());
+                entry.names.insert(msg.buyer_name.key());
                 entry.buyers.push(Buyer {
                     id: msg.transaction_id,
                     sale_id: msg.sale_id,

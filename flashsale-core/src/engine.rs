@@ -17,7 +17,7 @@ use crate::positions::Positions;
 use bson::oid::ObjectId;
 
 use crate::id::{IdGenerator, SaleId, TxId};
-use crate::name::{BuyerName, NameError};
+use crate::name::{BuyerKey, BuyerName, NameError};
 use crate::time::{Timestamp, millis};
 
 /// How long a payment slot is held when a sale does not say: one minute, as
@@ -444,7 +444,9 @@ struct Tx {
     id: TxId,
     name: BuyerName,
     state: TxState,
-    /// How many times this name has joined, this one included.
+    /// The hash of the name's [`BuyerKey`] in `by_name`.
+    key_hash: u64,
+    /// How many times this buyer has joined, this one included.
     joins: u32,
     /// Waiting: the position's index in `positions`. Payment: the deadline
     /// in milliseconds. Otherwise unused.
@@ -489,7 +491,8 @@ pub struct Engine {
     /// Dead transactions whose late payment was already answered with a
     /// `RefundDue`.
     refunds: hashbrown::HashSet<u32>,
-    /// Indices into `txs`, hashed by name: each name's latest transaction.
+    /// Indices into `txs`, hashed by buyer key: each buyer's latest
+    /// transaction.
     by_name: HashTable<u32>,
     by_name_hasher: hashbrown::DefaultHashBuilder,
     /// Payment slots in deadline order; the front is always live.
@@ -618,7 +621,7 @@ impl Engine {
         if self.sold >= self.config.quantity {
             return Err(BuyError::SoldOut);
         }
-        if let Some(tx) = self.latest_of(buyer.as_str()) {
+        if let Some(tx) = self.latest_of(&buyer) {
             if tx.state.blocks_rejoin() {
                 return Err(BuyError::AlreadyJoined {
                     tx: tx.id,
@@ -712,7 +715,8 @@ impl Engine {
     pub fn prefetch_buyers<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> usize {
         let found = names
             .into_iter()
-            .filter(|raw| self.latest_of(raw.trim()).is_some())
+            .filter_map(|raw| BuyerName::parse(raw).ok())
+            .filter(|name| self.latest_of(name).is_some())
             .count();
         std::hint::black_box(found)
     }
@@ -896,17 +900,25 @@ impl Engine {
         self.foreign.get(&tx).map(|&i| i as usize)
     }
 
-    fn name_hash(&self, name: &str) -> u64 {
-        self.by_name_hasher.hash_one(name)
+    fn key_hash(&self, key: &BuyerKey) -> u64 {
+        self.by_name_hasher.hash_one(key.as_str())
     }
 
-    fn latest_of(&self, name: &str) -> Option<&Tx> {
+    /// The latest transaction of the buyer `key`. A candidate's key is
+    /// recomputed only when its hash matches (a real rejoin, nearly always).
+    fn latest_of_key(&self, key: &BuyerKey) -> Option<&Tx> {
         let txs = &self.txs;
+        let hash = self.key_hash(key);
         self.by_name
-            .find(self.name_hash(name), |&i| {
-                txs[i as usize].name.as_str() == name
+            .find(hash, |&i| {
+                let t = &txs[i as usize];
+                t.key_hash == hash && t.name.key() == *key
             })
             .map(|&i| &txs[i as usize])
+    }
+
+    fn latest_of(&self, name: &BuyerName) -> Option<&Tx> {
+        self.latest_of_key(&name.key())
     }
 
     /// The generator's id with its last four bytes replaced by the new
@@ -1019,10 +1031,11 @@ impl Engine {
                         self.positions.push() as u64
                     }
                 };
-                let joins = self.remember_name(buyer, i);
+                let (key_hash, joins) = self.remember_name(buyer, i);
                 self.txs.push(Tx {
                     id: *tx,
                     name: buyer.clone(),
+                    key_hash,
                     joins,
                     state: if deadline.is_some() {
                         TxState::Payment
@@ -1038,10 +1051,11 @@ impl Engine {
                 }
                 let i = self.next_index(*tx)?;
                 self.sold += 1;
-                let joins = self.remember_name(buyer, i);
+                let (key_hash, joins) = self.remember_name(buyer, i);
                 self.txs.push(Tx {
                     id: *tx,
                     name: buyer.clone(),
+                    key_hash,
                     joins,
                     state: TxState::Paid,
                     key: 0,
@@ -1095,7 +1109,7 @@ impl Engine {
         let takes_slot = match &event.kind {
             EventKind::Imported { buyer, .. } => {
                 if self
-                    .latest_of(buyer.as_str())
+                    .latest_of(buyer)
                     .is_some_and(|t| t.state.blocks_rejoin())
                 {
                     return Err("buyer joined twice");
@@ -1109,7 +1123,7 @@ impl Engine {
                 buyer, deadline, ..
             } => {
                 if self
-                    .latest_of(buyer.as_str())
+                    .latest_of(buyer)
                     .is_some_and(|t| t.state.blocks_rejoin())
                 {
                     return Err("buyer joined twice");
@@ -1142,15 +1156,19 @@ impl Engine {
     }
 
     /// Points `buyer`'s name at transaction `i`, its latest.
-    /// Makes `i` the name's latest transaction; returns how many times the
-    /// name has joined, `i` included.
-    fn remember_name(&mut self, buyer: &BuyerName, i: u32) -> u32 {
-        let hash = self.name_hash(buyer.as_str());
+    /// Makes `i` the latest transaction of `buyer`'s key; returns the key's
+    /// hash and how many times the buyer has joined, `i` included.
+    fn remember_name(&mut self, buyer: &BuyerName, i: u32) -> (u64, u32) {
+        let key = buyer.key();
+        let hash = self.key_hash(&key);
         let txs = &self.txs;
-        match self.by_name.entry(
+        let joins = match self.by_name.entry(
             hash,
-            |&j| txs[j as usize].name == *buyer,
-            |&j| self.by_name_hasher.hash_one(txs[j as usize].name.as_str()),
+            |&j| {
+                let t = &txs[j as usize];
+                t.key_hash == hash && t.name.key() == key
+            },
+            |&j| txs[j as usize].key_hash,
         ) {
             hashbrown::hash_table::Entry::Occupied(mut e) => {
                 let joins = txs[*e.get() as usize].joins.saturating_add(1);
@@ -1161,7 +1179,8 @@ impl Engine {
                 e.insert(i);
                 1
             }
-        }
+        };
+        (hash, joins)
     }
 
     fn live(&self, tx: TxId, state: TxState) -> Result<usize, &'static str> {

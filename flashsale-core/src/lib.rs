@@ -164,7 +164,7 @@ pub use engine::{
     StatusError, TxState,
 };
 pub use id::{IdGenerator, InvalidId, ObjectIdGenerator, SaleId, SequentialIds, TxId};
-pub use name::{BuyerName, NameError};
+pub use name::{BuyerKey, BuyerName, NameError};
 #[cfg(feature = "service")]
 pub use ports::{
     BroadcastSink, Clock, EventSink, MemoryStorage, SinkError, Storage, StorageError, SystemClock,

@@ -1,5 +1,6 @@
 //! Buyer names: trimmed, non-empty, at most [`BuyerName::MAX_CHARS`]
-//! characters, no control characters.
+//! characters, no control or bidirectional-control characters, something
+//! visible — and the [`BuyerKey`] that decides who is the same buyer.
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,100 @@ pub enum NameError {
     /// Contains a control character (newline, NUL, …).
     #[error("buyerName must not contain control characters")]
     ControlCharacter,
+    /// Contains a bidirectional control (which can make a name read as
+    /// another).
+    #[error("buyerName must not contain bidirectional control characters")]
+    BidiControl,
+    /// Nothing visible is left once invisible characters are set aside.
+    #[error("buyerName must contain something visible")]
+    Invisible,
+}
+
+/// Who a buyer is, for "one place per person": two names with the same key
+/// are the same buyer. A pure function of the name, so replaying a journal
+/// rebuilds the same state:
+///
+/// 1. NFKC (`ａｎａ` → `ana`, `ﬁ` → `fi`, NFC and NFD alike);
+/// 2. full Unicode case folding (`ANA`, `Straße` → `strasse`);
+/// 3. the UTS #39 confusable skeleton, which also drops default-ignorable
+///    code points (`аna` with a Cyrillic `а`, `ana\u{200b}` → `ana`);
+///
+/// repeated until nothing changes (a skeleton may hold capitals, `%` →
+/// `°/O`), so that the key of a key is itself. Pinned to the
+/// Unicode data of the locked `unicode-normalization` (18.0),
+/// `unicode-security` (18.0) and `caseless` crates: upgrading them is a
+/// journal-format change (see the crate docs' *Journal compatibility*).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BuyerKey(CompactString);
+
+impl BuyerKey {
+    /// The key of `name` (any string; for a [`BuyerName`] use
+    /// [`BuyerName::key`]).
+    pub fn of(name: &str) -> Self {
+        if name.is_ascii() {
+            return BuyerKey(ascii_key(name));
+        }
+        BuyerKey(CompactString::new(fixpoint(name)))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BuyerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BuyerKey({:?})", &*self.0)
+    }
+}
+
+/// Rounds of the key until one changes nothing (two or three in practice;
+/// bounded, in case some data ever cycled).
+fn fixpoint(s: &str) -> String {
+    let mut key = key_round(s);
+    for _ in 0..8 {
+        let next = key_round(&key);
+        if next == key {
+            break;
+        }
+        key = next;
+    }
+    key
+}
+
+/// One round of the key: NFKC, case folding, skeleton.
+fn key_round(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let nfkc: String = s.nfkc().collect();
+    let folded = caseless::default_case_fold_str(&nfkc);
+    unicode_security::confusable_detection::skeleton(&folded).collect()
+}
+
+/// The key of an ASCII string, a character at a time: NFKC leaves ASCII
+/// alone, and folding and the skeleton map each ASCII character on its own
+/// (`m` → `rn`, `1` → `l`, …), so a table of the slow path's answers per
+/// character gives the same key, fast.
+fn ascii_key(s: &str) -> CompactString {
+    use std::sync::LazyLock;
+    static TABLE: LazyLock<Vec<String>> = LazyLock::new(|| {
+        (0u8..128)
+            .map(|b| {
+                fixpoint(&char::from(b).to_string())
+            })
+            .collect()
+    });
+    let mut key = CompactString::default();
+    for b in s.bytes() {
+        key.push_str(&TABLE[usize::from(b & 0x7f)]);
+    }
+    key
+}
+
+/// Bidirectional formatting controls (UAX #9): they reorder what a name
+/// shows.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A validated buyer name. Names of up to 24 bytes are stored inline (no
@@ -54,10 +149,21 @@ impl BuyerName {
         if name.len() > 4 * Self::MAX_CHARS || name.chars().count() > Self::MAX_CHARS {
             return Err(NameError::TooLong);
         }
+        if name.chars().any(is_bidi_control) {
+            return Err(NameError::BidiControl);
+        }
         if name.chars().any(char::is_control) {
             return Err(NameError::ControlCharacter);
         }
+        if BuyerKey::of(name).0.chars().all(char::is_whitespace) {
+            return Err(NameError::Invisible);
+        }
         Ok(BuyerName(CompactString::new(name)))
+    }
+
+    /// Who this buyer is: see [`BuyerKey`].
+    pub fn key(&self) -> BuyerKey {
+        BuyerKey::of(&self.0)
     }
 
     /// What stands for a name that had nothing printable.
@@ -70,7 +176,10 @@ impl BuyerName {
     /// [`BuyerName::NO_NAME`]. The strict rules ([`BuyerName::parse`]) are
     /// for our own input.
     pub fn from_record(raw: &str) -> Self {
-        let cleaned: String = raw.chars().filter(|c| !c.is_control()).collect();
+        let cleaned: String = raw
+            .chars()
+            .filter(|&c| !c.is_control() && !is_bidi_control(c))
+            .collect();
         let cut: String = cleaned.trim().chars().take(Self::MAX_CHARS).collect();
         BuyerName::parse(&cut).unwrap_or_else(|_| BuyerName(CompactString::new(Self::NO_NAME)))
     }
@@ -175,6 +284,52 @@ mod tests {
         assert_eq!(BuyerName::from_record(" a\nb\0 ").as_str(), "ab");
         assert_eq!(BuyerName::from_record("").as_str(), BuyerName::NO_NAME);
         assert_eq!(BuyerName::from_record("\u{7}").as_str(), BuyerName::NO_NAME);
+    }
+
+    /// The name variants a squatter tried (issue 12): each is `ana`.
+    #[test]
+    fn look_alike_names_are_one_buyer() {
+        let ana = BuyerName::parse("ana").unwrap().key();
+        for variant in [
+            "ANA",
+            "ana\u{200b}",
+            "\u{200b}ana",
+            "ana\u{2060}",
+            "\u{430}na",                // Cyrillic а
+            "\u{ff41}\u{ff4e}\u{ff41}", // fullwidth
+            " Ana ",
+        ] {
+            assert_eq!(BuyerName::parse(variant).unwrap().key(), ana, "{variant:?}");
+        }
+        let nfc = BuyerName::parse("Jos\u{e9}").unwrap().key();
+        let nfd = BuyerName::parse("Jose\u{301}").unwrap().key();
+        assert_eq!(nfc, nfd);
+        assert_ne!(BuyerName::parse("bob").unwrap().key(), ana);
+        // Keys are keys of themselves.
+        for s in ["ana", "Straße", "Jos\u{e9}", "m1l", "\u{430}na"] {
+            let k = BuyerKey::of(s);
+            assert_eq!(BuyerKey::of(k.as_str()), k, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn invisible_and_bidi_names_are_refused() {
+        for invisible in ["\u{3164}", "\u{200b}", "\u{200b}\u{2060}"] {
+            assert_eq!(
+                BuyerName::parse(invisible),
+                Err(NameError::Invisible),
+                "{invisible:?}"
+            );
+        }
+        for bidi in ["\u{202e}ana", "ana\u{2067}", "a\u{200f}na"] {
+            assert_eq!(
+                BuyerName::parse(bidi),
+                Err(NameError::BidiControl),
+                "{bidi:?}"
+            );
+        }
+        // Shown as typed.
+        assert_eq!(BuyerName::parse("ANA").unwrap().as_str(), "ANA");
     }
 
     #[test]

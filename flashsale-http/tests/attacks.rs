@@ -147,3 +147,59 @@ async fn creating_sales_needs_the_operator_token_and_stops_at_max_sales() {
     );
     assert_eq!(sale_count(&http, &base).await, 2);
 }
+
+/// A squatter tries to take "ana"'s place under look-alike names, and to
+/// hold many places under names that differ only invisibly: each is the
+/// same buyer as `ana` (refused as already joined), and the bidi and
+/// invisible ones are refused outright. Only ana's place exists.
+#[tokio::test]
+async fn look_alike_names_are_one_buyer() {
+    let (stack, _) = manual_stack().await;
+    let base = serve(stack.router("*")).await;
+    let http = reqwest::Client::new();
+    let (_, sale) = common::post(&http, format!("{base}/sales"), &new_sale_body()).await;
+    let sale = sale["id"].as_str().unwrap().to_owned();
+    let buy = |name: &str| {
+        send(
+            http.post(format!("{base}/sales/{sale}/buy"))
+                .json(&json!({ "buyerName": name })),
+            None,
+        )
+    };
+    let (status, ana) = buy("ana").await;
+    assert_eq!(status, StatusCode::OK);
+    for variant in [
+        "ANA",
+        "ana\u{200b}",
+        "\u{200b}ana",
+        "ana\u{2060}",
+        "\u{430}na",
+        "\u{ff41}\u{ff4e}\u{ff41}",
+    ] {
+        let (status, body) = buy(variant).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::BAD_REQUEST, &json!("already_joined")),
+            "{variant:?}"
+        );
+    }
+    for refused in ["\u{3164}", "\u{200b}", "\u{202e}ana"] {
+        let (status, body) = buy(refused).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid_name")),
+            "{refused:?}"
+        );
+    }
+    // NFC and NFD are one buyer too.
+    assert_eq!(buy("Jos\u{e9}").await.0, StatusCode::OK);
+    assert_eq!(buy("Jose\u{301}").await.1["code"], "already_joined");
+    // ana still holds her place, the only one besides José's.
+    let tx = ana["transactionId"].as_str().unwrap();
+    let (_, status) = send(
+        http.get(format!("{base}/transactions/{tx}")),
+        ana["buyerToken"].as_str(),
+    )
+    .await;
+    assert_eq!(status["state"], "payment");
+}

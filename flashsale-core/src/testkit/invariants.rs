@@ -19,7 +19,7 @@ pub struct Checker {
     last_promoted: Option<u64>,
     /// Transactions told they were dropped, and why.
     dropped: HashMap<TxId, DropReason>,
-    /// Joins per buyer name.
+    /// Joins per buyer key.
     joins: HashMap<String, u32>,
     /// Transactions told a refund is due.
     refunds: HashSet<TxId>,
@@ -31,9 +31,10 @@ impl Checker {
         Self::default()
     }
 
-    /// How many times `buyer` has joined.
+    /// How many times the buyer named `buyer` has joined.
     pub fn joins(&self, buyer: &str) -> u32 {
-        self.joins.get(buyer).copied().unwrap_or(0)
+        let key = crate::name::BuyerKey::of(buyer.trim());
+        self.joins.get(key.as_str()).copied().unwrap_or(0)
     }
 
     /// Every event seen so far: the engine's journal.
@@ -50,7 +51,10 @@ impl Checker {
         let events: Vec<Event> = engine.drain_events().collect();
         for e in &events {
             if let EventKind::Joined { buyer, .. } = &e.kind {
-                let joins = self.joins.entry(buyer.to_string()).or_default();
+                let joins = self
+                    .joins
+                    .entry(buyer.key().as_str().to_owned())
+                    .or_default();
                 *joins += 1;
                 if max_joins.is_some_and(|max| *joins > max) {
                     return Err(format!("{buyer} joined {joins} times"));
@@ -129,11 +133,13 @@ impl Checker {
         Ok(())
     }
 
-    /// Invariant 3 — One live (payment, waiting or paid) entry per buyer name.
+    /// Invariant 3 — One live (payment, waiting or paid) entry per buyer
+    /// key: names that differ only in case, width, invisible characters or
+    /// look-alike letters are one buyer.
     pub fn one_live_entry_per_buyer(&self, engine: &Engine) -> Result<(), String> {
         let mut seen = HashSet::new();
         for t in engine.transactions() {
-            if t.state.blocks_rejoin() && !seen.insert(t.buyer.clone()) {
+            if t.state.blocks_rejoin() && !seen.insert(t.buyer.key()) {
                 return Err(format!("{:?} has two live entries", t.buyer));
             }
         }
