@@ -82,6 +82,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create_sale(args.sale_id, args.demo.new_sale())
         .await
         .map_err(|e| format!("could not create the demo sale: {e}"))?;
+    if let Some(limiter) = args.profile.limiter() {
+        stack.app = stack.app.with_rate_limit(limiter);
+    }
     stack.app = stack
         .app
         .with_admin_token(args.profile.admin_token())

@@ -74,6 +74,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_default_sale(sale.id())
         .with_admin_token(args.profile.admin_token())
         .with_web_page(WebPage::same_origin());
+    if let Some(limiter) = args.profile.limiter() {
+        stack.app = stack.app.with_rate_limit(limiter);
+    }
     if args.profile.demo_payments() {
         stack.app = stack.app.with_payment(Payment::new(&callback, secret)?);
     }

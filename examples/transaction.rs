@@ -19,7 +19,9 @@ use std::time::Duration;
 use clap::Parser;
 use flashsale_core::service::{Ports, ServiceConfig};
 use flashsale_core::{Engine, ObjectIdGenerator, SaleId, Service, Timestamp};
-use flashsale_examples::{Kafka, Limits, NO_KAFKA, Tokens, bind, init_tracing, shutdown_signal};
+use flashsale_examples::{
+    Kafka, Limits, NO_KAFKA, RateLimits, Tokens, bind, init_tracing, shutdown_signal,
+};
 use flashsale_http::App;
 use flashsale_kafka::{DEFAULT_JOURNAL_PREFIX, KafkaSink, KafkaStorage};
 
@@ -76,6 +78,8 @@ struct Args {
     tokens: Tokens,
     #[command(flatten)]
     limits: Limits,
+    #[command(flatten)]
+    rates: RateLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -172,6 +176,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     );
     app = app.with_request_limits(args.limits.request());
+    if let Some(limiter) = args.rates.limiter(false) {
+        app = app.with_rate_limit(limiter);
+    }
     args.limits
         .serve(listener, app.router(&args.cors_origin))
         .await;

@@ -140,6 +140,9 @@ pub struct Profile {
     #[arg(long, env = "DEMO_PAYMENTS", num_args = 0..=1, default_missing_value = "true",
         value_parser = clap::builder::BoolishValueParser::new())]
     pub demo_payments: Option<bool>,
+    /// Per-client rate limits.
+    #[command(flatten)]
+    pub rates: RateLimits,
     /// The most sales the catalogue holds.
     #[arg(long, env = "MAX_SALES", default_value_t = flashsale_core::catalogue::DEFAULT_MAX_SALES,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -171,6 +174,12 @@ impl Profile {
                 missing.join(", ")
             ))
         }
+    }
+
+    /// The per-client limiter the profile asks for, if any: `RATE_LIMIT`,
+    /// else `20/s,burst=40` in production.
+    pub fn limiter(&self) -> Option<flashsale_http::ratelimit::ClientLimiter> {
+        self.rates.limiter(self.production)
     }
 
     /// Whether to serve the stand-in payment gateway.
@@ -207,6 +216,35 @@ impl Profile {
         if self.demo_payments() && self.production {
             tracing::warn!("DEMO_PAYMENTS=true in production: POST /pay pays for anyone");
         }
+    }
+}
+
+/// Per-client rate limits.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RateLimits {
+    /// Per-client rate limit on buys, eligibility, transaction routes and
+    /// live connections, e.g. `20/s,burst=40` (default: off, except
+    /// `20/s,burst=40` in the production profile).
+    #[arg(long, env = "RATE_LIMIT")]
+    pub rate_limit: Option<flashsale_http::ratelimit::RateLimit>,
+    /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` is
+    /// believed for the client's address.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl RateLimits {
+    /// The limiter: `RATE_LIMIT`, else `20/s,burst=40` when `by_default`.
+    pub fn limiter(&self, by_default: bool) -> Option<flashsale_http::ratelimit::ClientLimiter> {
+        let default = flashsale_http::ratelimit::RateLimit {
+            per_second: std::num::NonZeroU32::new(20)?,
+            burst: std::num::NonZeroU32::new(40)?,
+        };
+        let rate = self.rate_limit.or(by_default.then_some(default))?;
+        Some(flashsale_http::ratelimit::ClientLimiter::new(
+            rate,
+            self.trusted_proxies.clone(),
+        ))
     }
 }
 

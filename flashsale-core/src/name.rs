@@ -97,9 +97,7 @@ fn ascii_key(s: &str) -> CompactString {
     use std::sync::LazyLock;
     static TABLE: LazyLock<Vec<String>> = LazyLock::new(|| {
         (0u8..128)
-            .map(|b| {
-                fixpoint(&char::from(b).to_string())
-            })
+            .map(|b| fixpoint(&char::from(b).to_string()))
             .collect()
     });
     let mut key = CompactString::default();

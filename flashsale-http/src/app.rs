@@ -12,9 +12,11 @@ use crate::backend::{self, Backend};
 use crate::layers::{Readiness, RequestLimits, finish};
 use crate::openapi::{self, Parts};
 use crate::payment::Payment;
+use crate::ratelimit::{ClientLimiter, limit};
 use crate::tokens::{AdminToken, TokenKey};
 use crate::transaction::{self, Transactions};
 use crate::web::WebPage;
+use axum::middleware;
 
 /// The parts a server serves. Cheap to clone; build it with the `with_*`
 /// methods, then take its [`App::router`].
@@ -43,6 +45,9 @@ pub struct App {
     admin: AdminToken,
     /// Bounds every request.
     limits: RequestLimits,
+    /// Per-client limits on buys, eligibility, transaction routes and live
+    /// connections; none by default (the demo profile).
+    rate_limit: Option<ClientLimiter>,
     /// Its description lists the socket.io browser client, which
     /// [`crate::InProcess`] serves beside it (outside its Socket.IO layer).
     socket_io_client: bool,
@@ -78,6 +83,7 @@ impl App {
             tokens: TokenKey::random(),
             admin: AdminToken::random().0,
             limits: RequestLimits::default(),
+            rate_limit: None,
             socket_io_client: false,
         }
     }
@@ -86,6 +92,18 @@ impl App {
     pub fn with_request_limits(mut self, limits: RequestLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Limits each client address on `/buy`, `/eligible`, the transaction
+    /// routes and new Socket.IO connections (429 past it).
+    pub fn with_rate_limit(mut self, limiter: ClientLimiter) -> Self {
+        self.rate_limit = Some(limiter);
+        self
+    }
+
+    /// The per-client limiter, if any.
+    pub fn rate_limit(&self) -> Option<&ClientLimiter> {
+        self.rate_limit.as_ref()
     }
 
     /// Operator routes (`POST /sales`) need `Authorization: Bearer <token>`.
@@ -178,18 +196,26 @@ impl App {
     pub fn router(&self, cors_origin: &str) -> Router {
         let mut routes = Router::new();
         if let Some(catalogue) = &self.catalogue {
-            routes = routes.merge(backend::routes(Backend {
-                catalogue: catalogue.clone(),
-                admin: self.admin.clone(),
-            }));
+            routes = routes.merge(backend::routes(
+                Backend {
+                    catalogue: catalogue.clone(),
+                    admin: self.admin.clone(),
+                },
+                self.rate_limit.clone(),
+            ));
         }
         if let Some(service) = &self.service {
-            routes = routes.merge(transaction::routes(Transactions {
+            let mut transactions = transaction::routes(Transactions {
                 service: service.clone(),
                 default_sale: self.default_sale,
                 payment_secret: self.payment_secret.clone(),
                 tokens: self.tokens.clone(),
-            }));
+            });
+            if let Some(limiter) = &self.rate_limit {
+                transactions = transactions
+                    .route_layer(middleware::from_fn_with_state(limiter.clone(), limit));
+            }
+            routes = routes.merge(transactions);
         }
         if let Some(payment) = &self.payment {
             routes = routes.merge(payment.routes());

@@ -18,9 +18,6 @@ use flashsale_core::{
 };
 use serde::Serialize;
 
-/// Seconds a client is asked to wait after a 503.
-const RETRY_AFTER_SECS: &str = "1";
-
 /// An error answer: a status, a stable code, and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -30,6 +27,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// What went wrong, in plain words (the reference's client shows it).
     pub message: String,
+    /// Seconds to wait before asking again (`Retry-After`); 503s say 1
+    /// unless told otherwise.
+    pub retry_after_s: Option<u64>,
 }
 
 /// What went wrong, for programs: the `code` of every error body. Stable:
@@ -95,6 +95,9 @@ pub enum ErrorCode {
     InvalidQuantity,
     /// `/pay` could not reach the transaction service.
     PaymentCallbackFailed,
+    /// Too many requests from this client; retry after `Retry-After`
+    /// seconds.
+    RateLimited,
     /// The service cannot commit now, or is shedding load; retry after
     /// `Retry-After` seconds.
     Unavailable,
@@ -133,6 +136,7 @@ impl ErrorCode {
         ErrorCode::NotLive,
         ErrorCode::InvalidQuantity,
         ErrorCode::PaymentCallbackFailed,
+        ErrorCode::RateLimited,
         ErrorCode::Unavailable,
         ErrorCode::RequestTimeout,
     ];
@@ -168,6 +172,7 @@ impl ErrorCode {
             ErrorCode::NotLive => "not_live",
             ErrorCode::InvalidQuantity => "invalid_quantity",
             ErrorCode::PaymentCallbackFailed => "payment_callback_failed",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::RequestTimeout => "request_timeout",
         }
@@ -197,6 +202,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_s: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
         }
     }
 
@@ -234,10 +240,10 @@ impl IntoResponse for ApiError {
             code: self.code,
         };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after_s {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -114,7 +114,15 @@ impl InProcess {
     pub fn router(&self, cors_origin: &str) -> Router {
         // The Socket.IO layer takes every path under `/socket.io/`: its
         // browser client is served outside it.
-        crate::web::socket_io_client().merge(self.app.router(cors_origin).layer(self.live.clone()))
+        let router = self.app.router(cors_origin).layer(self.live.clone());
+        let router = match self.app.rate_limit() {
+            Some(limiter) => router.layer(axum::middleware::from_fn_with_state(
+                limiter.clone(),
+                crate::ratelimit::limit_handshakes,
+            )),
+            None => router,
+        };
+        crate::web::socket_io_client().merge(router)
     }
 
     /// Commits and publishes what the engines have queued, lets the

@@ -75,6 +75,7 @@ mod layers;
 pub mod live;
 mod openapi;
 mod payment;
+pub mod ratelimit;
 pub mod server;
 pub mod signature;
 pub mod sync;

@@ -45,6 +45,10 @@ use crate::events::{
 use crate::tokens::TokenKey;
 use crate::wire::iso;
 
+/// The most rooms one connection may be in (a sale and a transaction, a
+/// few times over).
+pub const MAX_ROOMS_PER_SOCKET: usize = 8;
+
 /// The rooms a client asks to join or leave.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,7 +102,11 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo) {
         s.on(
             "join",
             async move |s: SocketRef, Data(rooms): Data<Rooms>, ack: AckSender| {
-                let names = rooms.names(&join_tokens);
+                let mut names = rooms.names(&join_tokens);
+                // A bounded number of rooms per connection: a client
+                // cannot make the server fan one event out to it endlessly.
+                let have = s.rooms().len();
+                names.truncate(MAX_ROOMS_PER_SOCKET.saturating_sub(have));
                 s.join(names.clone());
                 let _ = ack.send(&names);
             },

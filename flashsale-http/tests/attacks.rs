@@ -203,3 +203,64 @@ async fn look_alike_names_are_one_buyer() {
     .await;
     assert_eq!(status["state"], "payment");
 }
+
+/// A flood from one address meets 429 (with `Retry-After`) once its bucket
+/// is empty, while another address is served as usual. The whole of
+/// 127.0.0.0/8 answers on loopback: two source addresses, two clients.
+#[tokio::test]
+async fn a_flood_from_one_address_is_limited_while_others_are_served() {
+    let (mut stack, _) = manual_stack().await;
+    let limit = "1/s,burst=5".parse().unwrap();
+    stack.app = stack
+        .app
+        .with_rate_limit(flashsale_http::ratelimit::ClientLimiter::new(limit, vec![]));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = stack.router("*");
+    tokio::spawn(flashsale_http::server::serve(
+        listener,
+        router,
+        flashsale_http::server::ServerLimits::default(),
+        std::future::pending(),
+    ));
+    let (_, sale) = common::post(
+        &reqwest::Client::new(),
+        format!("{base}/sales"),
+        &new_sale_body(),
+    )
+    .await;
+    let sale = sale["id"].as_str().unwrap().to_owned();
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let (flood, other) = (from([127, 0, 0, 2]), from([127, 0, 0, 3]));
+    let mut limited = 0;
+    for i in 0..50 {
+        let r = flood
+            .post(format!("{base}/sales/{sale}/buy"))
+            .json(&json!({ "buyerName": format!("bot{i}") }))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers().contains_key("retry-after"));
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], "rate_limited");
+            limited += 1;
+        }
+    }
+    // The bucket holds 5 and refills at 1/s: most of a quick flood of 50
+    // is refused (even if the flood took 20 s, 25 could pass at most).
+    assert!(limited >= 5, "only {limited} of 50 limited");
+    let (status, body) = send(
+        other
+            .post(format!("{base}/sales/{sale}/buy"))
+            .json(&json!({ "buyerName": "ana" })),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
