@@ -92,6 +92,13 @@
 //! ([`ReplayError::UnsupportedFormat`]) rather than guess, and keeps reading
 //! every older one.
 //!
+//! Replay also recomputes what is derived from the journal, so those
+//! functions are part of the format: who is the same buyer is
+//! [`BuyerKey`], pinned to the Unicode data (18.0) of the locked
+//! `unicode-normalization`, `unicode-security` and `caseless` crates —
+//! upgrading them, or changing the key, is a format change; and a
+//! transaction id's sale prefix is [`id::sale_prefix`].
+//!
 //! # Driving an engine by hand
 //!
 //! ```

@@ -264,3 +264,68 @@ async fn a_flood_from_one_address_is_limited_while_others_are_served() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// Replaying a payment on a dead transaction 10,000 times must not grow
+/// the journal: one refund is owed, said once.
+#[tokio::test]
+async fn ten_thousand_late_payments_add_one_journal_event() {
+    let clock = flashsale_core::testkit::ManualClock::new(common::T0);
+    let storage = flashsale_core::MemoryStorage::new();
+    let ports = flashsale_core::service::Ports {
+        clock: std::sync::Arc::new(clock.clone()),
+        storage: std::sync::Arc::new(storage.clone()),
+        sink: std::sync::Arc::new(flashsale_core::BroadcastSink::new(16)),
+        ids: std::sync::Arc::new(|| Box::new(flashsale_core::SequentialIds::default())),
+    };
+    let catalogue = flashsale_core::Catalogue::new(Box::new(
+        flashsale_core::SequentialIds::starting_after(0x5a1e_0000),
+    ));
+    let mut stack = flashsale_http::InProcess::open(ports, catalogue, common::test_tokens())
+        .await
+        .unwrap();
+    stack.app = stack
+        .app
+        .with_admin_token(flashsale_http::tokens::AdminToken::new(common::ADMIN_TOKEN));
+    let base = serve(stack.router("*")).await;
+    let http = reqwest::Client::new();
+    let (_, sale) = common::post(&http, format!("{base}/sales"), &new_sale_body()).await;
+    let sale_id = sale["id"].as_str().unwrap().to_owned();
+    let (_, ana) = send(
+        http.post(format!("{base}/sales/{sale_id}/buy"))
+            .json(&json!({ "buyerName": "ana" })),
+        None,
+    )
+    .await;
+    let tx = ana["transactionId"].as_str().unwrap().to_owned();
+    clock.advance(std::time::Duration::from_secs(120)); // the slot expires
+    let journal_len = |storage: flashsale_core::MemoryStorage, sale: String| async move {
+        use flashsale_core::Storage;
+        storage.read(sale.parse().unwrap()).await.unwrap().len()
+    };
+    // The first late payment expires the slot and owes the refund.
+    let (status, body) = send(
+        http.post(format!("{base}/paid"))
+            .json(&json!({ "transactionId": tx })),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::BAD_REQUEST, &json!("slot_expired"))
+    );
+    let before = journal_len(storage.clone(), sale_id.clone()).await;
+    for _ in 0..10_000 {
+        let (status, _) = send(
+            http.post(format!("{base}/paid"))
+                .json(&json!({ "transactionId": tx })),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(
+        journal_len(storage, sale_id).await,
+        before,
+        "the journal grew"
+    );
+}
