@@ -103,6 +103,11 @@ pub struct DemoSale {
     /// How long a buyer holds a payment slot, in milliseconds.
     #[arg(long, env = "PAYMENT_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub payment_timeout_ms: u64,
+    /// How many times one buyer may join the demo sale (an expired or
+    /// departed buyer may come back, up to this).
+    #[arg(long, env = "MAX_JOINS_PER_BUYER", default_value_t = flashsale_core::engine::DEFAULT_MAX_JOINS_PER_BUYER,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_joins_per_buyer: u32,
 }
 
 impl DemoSale {
@@ -116,6 +121,7 @@ impl DemoSale {
             now.saturating_add(Duration::from_secs(self.sale_duration_s)),
         );
         sale.payment_timeout = Duration::from_millis(self.payment_timeout_ms);
+        sale.max_joins_per_buyer = Some(self.max_joins_per_buyer);
         sale
     }
 }

@@ -113,6 +113,9 @@ pub struct CreateSale {
     /// At most this many payment slots at once (default: unsold stock).
     #[schema(minimum = 1)]
     pub max_payment_slots: Option<u64>,
+    /// How many times one buyer may join (default 3).
+    #[schema(minimum = 1)]
+    pub max_joins_per_buyer: Option<u32>,
 }
 
 impl CreateSale {
@@ -128,6 +131,9 @@ impl CreateSale {
             new.payment_timeout = Duration::from_millis(ms);
         }
         new.max_payment_slots = self.max_payment_slots;
+        if self.max_joins_per_buyer.is_some() {
+            new.max_joins_per_buyer = self.max_joins_per_buyer;
+        }
         Ok(new)
     }
 }
