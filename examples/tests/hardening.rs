@@ -4,43 +4,16 @@
 //! within its grace period even with such connections open.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
+
+mod process;
 
 async fn start(env: &[(&str, &str)]) -> (Child, String) {
-    let dir = std::env::current_exe().unwrap();
-    let bin = dir
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/flashsale");
-    let mut child = Command::new(bin)
-        .env_clear()
-        .env("PORT", "0")
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some((_, at)) = line.split_once("listening on http://") {
-                return at.trim().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    process::start("flashsale", env).await
 }
 
 /// `n` connections that send half a request head and then nothing.

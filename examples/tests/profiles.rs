@@ -4,55 +4,18 @@
 //! creation; the demo keeps the reference's open flow.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-fn binary() -> std::path::PathBuf {
-    let dir = std::env::current_exe().unwrap();
-    let bin = dir
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/flashsale");
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo test` builds the examples",
-        bin.display()
-    );
-    bin
-}
+mod process;
 
-fn command(env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(binary());
-    c.env_clear()
-        .env("PORT", "0")
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .kill_on_drop(true);
-    c
+fn command(env: &[(&str, &str)]) -> tokio::process::Command {
+    process::command("flashsale", env)
 }
 
 /// Starts the server; its base URL.
-async fn start(env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = command(env).stdout(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some((_, at)) = line.split_once("listening on ") {
-                return at.trim().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
+async fn start(env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    let (child, addr) = process::start("flashsale", env).await;
+    (child, format!("http://{addr}"))
 }
 
 async fn post(base: &str, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {

@@ -6,13 +6,15 @@
 //! broker of its own behind a proxy it can cut.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
-use flashsale_http::tokens::TokenKey;
+mod process;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use flashsale_http::tokens::TokenKey;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -66,19 +68,7 @@ impl Server {
     /// Starts example `name` on a free port (or `port`) with `env`, and
     /// waits for it to say where it listens.
     async fn start(name: &str, port: u16, env: &[(&str, String)]) -> Server {
-        let dir = std::env::current_exe().unwrap();
-        let bin = dir
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("examples")
-            .join(name);
-        assert!(
-            bin.exists(),
-            "{} is missing: `cargo test` builds the examples",
-            bin.display()
-        );
+        let bin = process::example(name);
         let mut child = Command::new(&bin)
             .env_clear()
             .env("PORT", port.to_string())

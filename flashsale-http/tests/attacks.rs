@@ -109,19 +109,9 @@ async fn sale_count(http: &reqwest::Client, base: &str) -> usize {
 #[tokio::test]
 async fn creating_sales_needs_the_operator_token_and_stops_at_max_sales() {
     let clock = flashsale_core::testkit::ManualClock::new(common::T0);
-    let ports = flashsale_core::service::Ports {
-        clock: std::sync::Arc::new(clock),
-        storage: std::sync::Arc::new(flashsale_core::MemoryStorage::new()),
-        sink: std::sync::Arc::new(flashsale_core::BroadcastSink::new(16)),
-        ids: std::sync::Arc::new(|| Box::new(flashsale_core::SequentialIds::default())),
-    };
-    let catalogue = flashsale_core::Catalogue::new(Box::new(
-        flashsale_core::SequentialIds::starting_after(0x5a1e_0000),
-    ))
-    .with_max_sales(2);
-    let mut stack = flashsale_http::InProcess::open(ports, catalogue, common::test_tokens())
-        .await
-        .unwrap();
+    let catalogue = common::test_catalogue().with_max_sales(2);
+    let mut stack =
+        common::stack_with(&clock, catalogue, flashsale_core::MemoryStorage::new()).await;
     stack.app = stack
         .app
         .with_admin_token(flashsale_http::tokens::AdminToken::new("the real one"));
@@ -271,21 +261,7 @@ async fn a_flood_from_one_address_is_limited_while_others_are_served() {
 async fn ten_thousand_late_payments_add_one_journal_event() {
     let clock = flashsale_core::testkit::ManualClock::new(common::T0);
     let storage = flashsale_core::MemoryStorage::new();
-    let ports = flashsale_core::service::Ports {
-        clock: std::sync::Arc::new(clock.clone()),
-        storage: std::sync::Arc::new(storage.clone()),
-        sink: std::sync::Arc::new(flashsale_core::BroadcastSink::new(16)),
-        ids: std::sync::Arc::new(|| Box::new(flashsale_core::SequentialIds::default())),
-    };
-    let catalogue = flashsale_core::Catalogue::new(Box::new(
-        flashsale_core::SequentialIds::starting_after(0x5a1e_0000),
-    ));
-    let mut stack = flashsale_http::InProcess::open(ports, catalogue, common::test_tokens())
-        .await
-        .unwrap();
-    stack.app = stack
-        .app
-        .with_admin_token(flashsale_http::tokens::AdminToken::new(common::ADMIN_TOKEN));
+    let stack = common::stack_with(&clock, common::test_catalogue(), storage.clone()).await;
     let base = serve(stack.router("*")).await;
     let http = reqwest::Client::new();
     let (_, sale) = common::post(&http, format!("{base}/sales"), &new_sale_body()).await;

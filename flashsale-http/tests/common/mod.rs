@@ -56,18 +56,33 @@ pub(crate) async fn manual_stack() -> (InProcess, ManualClock) {
 /// [`manual_stack`] on a clock showing `start`.
 pub(crate) async fn manual_stack_at(start: Timestamp) -> (InProcess, ManualClock) {
     let clock = ManualClock::new(start);
+    let stack = stack_with(&clock, test_catalogue(), MemoryStorage::new()).await;
+    (stack, clock)
+}
+
+/// The catalogue of the test stacks: deterministic sale ids.
+pub(crate) fn test_catalogue() -> Catalogue {
+    Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)))
+}
+
+/// The all-in-one stack over `catalogue` and `storage` on `clock`, with the
+/// test tokens and operator token.
+pub(crate) async fn stack_with(
+    clock: &ManualClock,
+    catalogue: Catalogue,
+    storage: MemoryStorage,
+) -> InProcess {
     let ports = Ports {
         clock: Arc::new(clock.clone()),
-        storage: Arc::new(MemoryStorage::new()),
+        storage: Arc::new(storage),
         sink: Arc::new(BroadcastSink::new(16)),
         ids: Arc::new(|| Box::new(SequentialIds::default())),
     };
-    let catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
     let mut stack = InProcess::open(ports, catalogue, test_tokens())
         .await
         .unwrap();
     stack.app = stack.app.with_admin_token(AdminToken::new(ADMIN_TOKEN));
-    (stack, clock)
+    stack
 }
 
 /// Serves `router` on a free loopback port until the test's runtime ends;
