@@ -29,7 +29,11 @@
 //! through broadcast channels and a task of their own: emitting never
 //! blocks an engine.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::ConnectInfo;
 
 use flashsale_core::{Event, EventKind, Notice, SaleId, TxId};
 use serde::{Deserialize, Serialize};
@@ -48,6 +52,12 @@ use crate::wire::iso;
 /// The most rooms one connection may be in (a sale and a transaction, a
 /// few times over).
 pub const MAX_ROOMS_PER_SOCKET: usize = 8;
+
+/// The most live connections open at once from one address (an office or
+/// a carrier's NAT holds many buyers; one script should not hold them all).
+/// New connections are also rate-limited per client
+/// ([`crate::App::with_rate_limit`]).
+pub const MAX_SOCKETS_PER_ADDRESS: usize = 256;
 
 /// The rooms a client asks to join or leave.
 #[derive(Debug, Deserialize)]
@@ -97,7 +107,12 @@ fn tx_room(tx: TxId) -> String {
 /// [`spawn_forwarder`].
 pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::new_layer();
+    let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     io.ns("/", async move |s: SocketRef| {
+        if !admit(&s, &per_address) {
+            let _ = s.disconnect();
+            return;
+        }
         let join_tokens = tokens.clone();
         s.on(
             "join",
@@ -120,6 +135,41 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo) {
         );
     });
     (layer, io)
+}
+
+/// Counts `s` against its address's open connections (the peer that
+/// [`crate::server::serve`] records; without one, no bound) and undoes it
+/// when it disconnects. False when the address has
+/// [`MAX_SOCKETS_PER_ADDRESS`] open already.
+fn admit(s: &SocketRef, per_address: &Arc<Mutex<HashMap<IpAddr, usize>>>) -> bool {
+    let Some(peer) = s
+        .req_parts()
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    else {
+        return true;
+    };
+    {
+        let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(peer).or_default();
+        if *n >= MAX_SOCKETS_PER_ADDRESS {
+            tracing::debug!(%peer, "too many live connections from one address");
+            return false;
+        }
+        *n += 1;
+    }
+    let per_address = per_address.clone();
+    s.on_disconnect(move || async move {
+        let mut open = per_address.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&peer);
+            }
+        }
+    });
+    true
 }
 
 /// Forwards catalogue notices and engine events to Socket.IO clients until

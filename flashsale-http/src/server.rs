@@ -53,6 +53,10 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    // Turn every route into its service once, as axum's own `serve` does:
+    // called as it is, the router would rebuild each route — and each
+    // layer, such as Socket.IO's engine and its sessions — on every request.
+    let router: Router = router.with_state(());
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();

@@ -305,3 +305,54 @@ async fn ten_thousand_late_payments_add_one_journal_event() {
         "the journal grew"
     );
 }
+
+/// One address opens live connections until the cap: the next one is
+/// dropped at once, and another address still connects.
+#[tokio::test]
+async fn live_connections_per_address_are_bounded() {
+    let (stack, _) = manual_stack().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(flashsale_http::server::serve(
+        listener,
+        stack.router("*"),
+        flashsale_http::server::ServerLimits::default(),
+        std::future::pending(),
+    ));
+    let client = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    // Engine.IO long-polling, by hand: open, connect to "/", read the answer.
+    let connect = |http: reqwest::Client| {
+        let base = base.clone();
+        async move {
+            let url = format!("{base}/socket.io/?EIO=4&transport=polling");
+            let open = http.get(&url).send().await.unwrap().text().await.unwrap();
+            let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
+            let sid = open["sid"].as_str().unwrap().to_owned();
+            let sid = [("sid", sid)];
+            http.post(&url).query(&sid).body("40").send().await.unwrap();
+            http.get(&url)
+                .query(&sid)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let crowd = client([127, 0, 0, 4]);
+    for _ in 0..flashsale_http::live::MAX_SOCKETS_PER_ADDRESS {
+        let answer = connect(crowd.clone()).await;
+        assert!(answer.contains("40{"), "{answer}");
+    }
+    // The next is disconnected as soon as it connects.
+    let refused = connect(crowd).await;
+    assert!(refused.contains("41"), "{refused}");
+    let answer = connect(client([127, 0, 0, 5])).await;
+    assert!(answer.contains("40{") && !answer.contains("41"), "{answer}");
+}
