@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use clap::Parser;
 use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, SystemClock};
-use flashsale_examples::{DemoSale, Kafka, Limits, NO_KAFKA, Profile, Tokens, bind, init_tracing};
+use flashsale_examples::{
+    DemoSale, Identity, Kafka, Limits, NO_KAFKA, Profile, Tokens, bind, init_tracing,
+};
 use flashsale_http::{InProcess, WebPage};
 
 /// The reference's Backend service: sales, buyers, eligibility and live
@@ -42,6 +44,8 @@ struct Args {
     profile: Profile,
     #[command(flatten)]
     limits: Limits,
+    #[command(flatten)]
+    identity: Identity,
     /// Kafka consumer group the backend commits its progress to (for lag
     /// monitoring; at start it reads the whole topic regardless).
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "flashsale-backend")]
@@ -84,6 +88,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("could not create the demo sale: {e}"))?;
     if let Some(limiter) = args.profile.limiter() {
         stack.app = stack.app.with_rate_limit(limiter);
+    }
+    if let Some(auth) = args.identity.auth()? {
+        stack.app = stack.app.with_buyer_auth(auth);
     }
     stack.app = stack
         .app

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use clap::Parser;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator};
-use flashsale_examples::{DemoSale, Limits, Profile, Tokens, bind, init_tracing};
+use flashsale_examples::{DemoSale, Identity, Limits, Profile, Tokens, bind, init_tracing};
 use flashsale_http::{InProcess, Payment, WebPage};
 
 /// Everything in one process: the reference's backend, transaction and
@@ -42,6 +42,8 @@ struct Args {
     profile: Profile,
     #[command(flatten)]
     limits: Limits,
+    #[command(flatten)]
+    identity: Identity,
 }
 
 #[tokio::main]
@@ -76,6 +78,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_web_page(WebPage::same_origin());
     if let Some(limiter) = args.profile.limiter() {
         stack.app = stack.app.with_rate_limit(limiter);
+    }
+    if let Some(auth) = args.identity.auth()? {
+        tracing::info!(?auth, "buyers sign in: the buyer is the JWT's sub");
+        stack.app = stack.app.with_buyer_auth(auth);
     }
     if args.profile.demo_payments() {
         stack.app = stack.app.with_payment(Payment::new(&callback, secret)?);

@@ -20,7 +20,7 @@ use clap::Parser;
 use flashsale_core::service::{Ports, ServiceConfig};
 use flashsale_core::{Engine, ObjectIdGenerator, SaleId, Service, Timestamp};
 use flashsale_examples::{
-    Kafka, Limits, NO_KAFKA, RateLimits, Tokens, bind, init_tracing, shutdown_signal,
+    Identity, Kafka, Limits, NO_KAFKA, RateLimits, Tokens, bind, init_tracing, shutdown_signal,
 };
 use flashsale_http::App;
 use flashsale_kafka::{DEFAULT_JOURNAL_PREFIX, KafkaSink, KafkaStorage};
@@ -80,6 +80,8 @@ struct Args {
     limits: Limits,
     #[command(flatten)]
     rates: RateLimits,
+    #[command(flatten)]
+    identity: Identity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -178,6 +180,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     app = app.with_request_limits(args.limits.request());
     if let Some(limiter) = args.rates.limiter(false) {
         app = app.with_rate_limit(limiter);
+    }
+    if let Some(auth) = args.identity.auth()? {
+        app = app.with_buyer_auth(auth);
     }
     args.limits
         .serve(listener, app.router(&args.cors_origin))

@@ -254,6 +254,55 @@ impl RateLimits {
     }
 }
 
+/// Verified buyer identity: with a key, `/buy` and `/eligible` need the
+/// shop's JWT and the buyer is its `sub`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Identity {
+    /// HS256 secret of the shop's buyer JWTs.
+    #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true)]
+    pub auth_jwt_secret: Option<String>,
+    /// RS256 or ES256 public key of the shop's buyer JWTs: PEM text, or the
+    /// path of a PEM file.
+    #[arg(long, env = "AUTH_JWT_PUBLIC_KEY")]
+    pub auth_jwt_public_key: Option<String>,
+    /// The `aud` the tokens must carry.
+    #[arg(long, env = "AUTH_JWT_AUDIENCE")]
+    pub auth_jwt_audience: Option<String>,
+    /// The `iss` the tokens must carry.
+    #[arg(long, env = "AUTH_JWT_ISSUER")]
+    pub auth_jwt_issuer: Option<String>,
+}
+
+impl Identity {
+    /// The JWT checks, when a key is configured.
+    pub fn auth(&self) -> Result<Option<flashsale_http::auth::BuyerAuth>, String> {
+        use flashsale_http::auth::BuyerAuth;
+        let auth = match (&self.auth_jwt_secret, &self.auth_jwt_public_key) {
+            (Some(_), Some(_)) => {
+                return Err("set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY, not both".into());
+            }
+            (Some(secret), None) => BuyerAuth::hs256(secret.as_bytes()),
+            (None, Some(key)) => {
+                let pem = if key.trim_start().starts_with("-----BEGIN") {
+                    key.clone().into_bytes()
+                } else {
+                    std::fs::read(key).map_err(|e| format!("AUTH_JWT_PUBLIC_KEY {key}: {e}"))?
+                };
+                BuyerAuth::public_key(&pem)?
+            }
+            (None, None) => return Ok(None),
+        };
+        let auth = match &self.auth_jwt_audience {
+            Some(aud) => auth.with_audience(aud),
+            None => auth,
+        };
+        Ok(Some(match &self.auth_jwt_issuer {
+            Some(iss) => auth.with_issuer(iss),
+            None => auth,
+        }))
+    }
+}
+
 /// Where the key behind buyer tokens comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Tokens {

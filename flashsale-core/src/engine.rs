@@ -19,6 +19,7 @@ use bson::oid::ObjectId;
 use crate::id::{IdGenerator, SaleId, TxId};
 use crate::name::{BuyerKey, BuyerName, NameError};
 use crate::time::{Timestamp, millis};
+use compact_str::CompactString;
 
 /// How long a payment slot is held when a sale does not say: one minute, as
 /// in the reference.
@@ -150,7 +151,11 @@ pub enum DropReason {
 
 /// The journal format this engine writes, in every journal's
 /// [`EventKind::Opened`]. See the crate docs' *Journal compatibility*.
-pub const JOURNAL_FORMAT: u32 = 1;
+///
+/// - 1: the first.
+/// - 2: [`EventKind::Joined`] may carry the buyer's `account`, which makes
+///   the buyer that account (a format-1 engine would key it by name).
+pub const JOURNAL_FORMAT: u32 = 2;
 
 fn first_format() -> u32 {
     1
@@ -199,6 +204,10 @@ pub enum EventKind {
         buyer: BuyerName,
         /// The payment deadline when admitted straight to payment.
         deadline: Option<Timestamp>,
+        /// The verified account that joined, when buyers sign in: the
+        /// buyer is then that account, whatever the name (journal format 2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
     },
     /// A waiting buyer got a payment slot (the reference's `switch`).
     Promoted {
@@ -343,6 +352,10 @@ pub enum BuyError {
         /// Its state.
         state: TxState,
     },
+    /// The verified account is not one (empty, too long, control
+    /// characters).
+    #[error("the buyer's account id is not acceptable")]
+    InvalidAccount,
     /// The buyer joined (and expired or left) as often as the sale allows.
     #[error("buyer joined this sale {max} times, the most allowed")]
     TooManyJoins {
@@ -410,6 +423,14 @@ pub enum StatusError {
     /// No such transaction in this sale.
     #[error("transaction not found")]
     UnknownTransaction,
+}
+
+/// The buyer key of a `Joined` event: its account, else its name's.
+fn joined_key(buyer: &BuyerName, account: Option<&str>) -> Result<BuyerKey, &'static str> {
+    match account {
+        Some(id) => BuyerKey::account(id).ok_or("joined with an unacceptable account"),
+        None => Ok(buyer.key()),
+    }
 }
 
 /// Why a journal could not be replayed.
@@ -488,6 +509,9 @@ pub struct Engine {
     txs: Vec<Tx>,
     /// Ids that do not carry their index (from a journal written elsewhere).
     foreign: HashMap<TxId, u32>,
+    /// The verified accounts of the transactions bought by one (only when
+    /// buyers sign in).
+    accounts: HashMap<u32, CompactString>,
     /// Dead transactions whose late payment was already answered with a
     /// `RefundDue`.
     refunds: hashbrown::HashSet<u32>,
@@ -552,6 +576,7 @@ impl Engine {
             txs: Vec::new(),
             foreign: HashMap::new(),
             refunds: hashbrown::HashSet::new(),
+            accounts: HashMap::new(),
             by_name: HashTable::new(),
             by_name_hasher: hashbrown::DefaultHashBuilder::default(),
             deadlines: VecDeque::new(),
@@ -606,8 +631,24 @@ impl Engine {
 
     /// A buyer joins: a payment slot if one is free, else the waiting queue.
     pub fn buy(&mut self, now: Timestamp, buyer: &str) -> Result<Admission, BuyError> {
+        self.buy_as(now, buyer, None)
+    }
+
+    /// [`Engine::buy`] by a verified `account` (a JWT's `sub`, say): the
+    /// buyer is the account, whatever name it types — one place per
+    /// account. `None`: the buyer is its name's [`BuyerKey`].
+    pub fn buy_as(
+        &mut self,
+        now: Timestamp,
+        buyer: &str,
+        account: Option<&str>,
+    ) -> Result<Admission, BuyError> {
         let now = self.advance(now);
         let buyer = BuyerName::parse(buyer)?;
+        let key = match account {
+            Some(id) => BuyerKey::account(id).ok_or(BuyError::InvalidAccount)?,
+            None => buyer.key(),
+        };
         if now < self.config.starts_at {
             return Err(BuyError::NotStarted {
                 starts_at: self.config.starts_at,
@@ -621,7 +662,7 @@ impl Engine {
         if self.sold >= self.config.quantity {
             return Err(BuyError::SoldOut);
         }
-        if let Some(tx) = self.latest_of(&buyer) {
+        if let Some(tx) = self.latest_of_key(&key) {
             if tx.state.blocks_rejoin() {
                 return Err(BuyError::AlreadyJoined {
                     tx: tx.id,
@@ -643,6 +684,7 @@ impl Engine {
                 tx,
                 buyer,
                 deadline,
+                account: account.map(str::to_owned),
             },
         );
         let place = match deadline {
@@ -901,7 +943,15 @@ impl Engine {
     }
 
     fn key_hash(&self, key: &BuyerKey) -> u64 {
-        self.by_name_hasher.hash_one(key.as_str())
+        self.by_name_hasher.hash_one(key)
+    }
+
+    /// Who transaction `i`'s buyer is.
+    fn key_of(&self, i: u32) -> BuyerKey {
+        match self.accounts.get(&i) {
+            Some(account) => BuyerKey::Account(account.clone()),
+            None => self.txs[i as usize].name.key(),
+        }
     }
 
     /// The latest transaction of the buyer `key`. A candidate's key is
@@ -911,8 +961,7 @@ impl Engine {
         let hash = self.key_hash(key);
         self.by_name
             .find(hash, |&i| {
-                let t = &txs[i as usize];
-                t.key_hash == hash && t.name.key() == *key
+                txs[i as usize].key_hash == hash && self.key_of(i) == *key
             })
             .map(|&i| &txs[i as usize])
     }
@@ -1017,8 +1066,10 @@ impl Engine {
                 tx,
                 buyer,
                 deadline,
+                account,
             } => {
                 let i = self.next_index(*tx)?;
+                let buyer_key = joined_key(buyer, account.as_deref())?;
                 let key = match deadline {
                     Some(deadline) => {
                         self.slots += 1;
@@ -1031,7 +1082,10 @@ impl Engine {
                         self.positions.push() as u64
                     }
                 };
-                let (key_hash, joins) = self.remember_name(buyer, i);
+                let (key_hash, joins) = self.remember(buyer_key, i);
+                if let Some(account) = account {
+                    self.accounts.insert(i, CompactString::new(account));
+                }
                 self.txs.push(Tx {
                     id: *tx,
                     name: buyer.clone(),
@@ -1051,7 +1105,7 @@ impl Engine {
                 }
                 let i = self.next_index(*tx)?;
                 self.sold += 1;
-                let (key_hash, joins) = self.remember_name(buyer, i);
+                let (key_hash, joins) = self.remember(buyer.key(), i);
                 self.txs.push(Tx {
                     id: *tx,
                     name: buyer.clone(),
@@ -1120,10 +1174,14 @@ impl Engine {
                 false
             }
             EventKind::Joined {
-                buyer, deadline, ..
+                buyer,
+                deadline,
+                account,
+                ..
             } => {
+                let key = joined_key(buyer, account.as_deref())?;
                 if self
-                    .latest_of(buyer)
+                    .latest_of_key(&key)
                     .is_some_and(|t| t.state.blocks_rejoin())
                 {
                     return Err("buyer joined twice");
@@ -1156,18 +1214,18 @@ impl Engine {
     }
 
     /// Points `buyer`'s name at transaction `i`, its latest.
-    /// Makes `i` the latest transaction of `buyer`'s key; returns the key's
-    /// hash and how many times the buyer has joined, `i` included.
-    fn remember_name(&mut self, buyer: &BuyerName, i: u32) -> (u64, u32) {
-        let key = buyer.key();
+    /// Makes `i` the latest transaction of the buyer `key`; returns the
+    /// key's hash and how many times the buyer has joined, `i` included.
+    fn remember(&mut self, key: BuyerKey, i: u32) -> (u64, u32) {
         let hash = self.key_hash(&key);
-        let txs = &self.txs;
+        let (txs, accounts) = (&self.txs, &self.accounts);
+        let key_of = |j: u32| match accounts.get(&j) {
+            Some(account) => BuyerKey::Account(account.clone()),
+            None => txs[j as usize].name.key(),
+        };
         let joins = match self.by_name.entry(
             hash,
-            |&j| {
-                let t = &txs[j as usize];
-                t.key_hash == hash && t.name.key() == key
-            },
+            |&j| txs[j as usize].key_hash == hash && key_of(j) == key,
             |&j| txs[j as usize].key_hash,
         ) {
             hashbrown::hash_table::Entry::Occupied(mut e) => {

@@ -92,6 +92,9 @@
 //! ([`ReplayError::UnsupportedFormat`]) rather than guess, and keeps reading
 //! every older one.
 //!
+//! Format 2 (now) lets a `Joined` event carry the buyer's verified
+//! account, which makes the buyer that account.
+//!
 //! Replay also recomputes what is derived from the journal, so those
 //! functions are part of the format: who is the same buyer is
 //! [`BuyerKey`], pinned to the Unicode data (18.0) of the locked

@@ -42,28 +42,54 @@ pub enum NameError {
 /// Unicode data of the locked `unicode-normalization` (18.0),
 /// `unicode-security` (18.0) and `caseless` crates: upgrading them is a
 /// journal-format change (see the crate docs' *Journal compatibility*).
+///
+/// A buyer who signed in is their account instead ([`BuyerKey::account`]):
+/// one place per account, whatever name they type. The two kinds never
+/// compare equal.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BuyerKey(CompactString);
+pub enum BuyerKey {
+    /// Derived from the buyer's name.
+    Name(CompactString),
+    /// A verified account (a JWT's `sub`).
+    Account(CompactString),
+}
 
 impl BuyerKey {
+    /// The longest account id accepted, in bytes.
+    pub const MAX_ACCOUNT_BYTES: usize = 256;
+
     /// The key of `name` (any string; for a [`BuyerName`] use
     /// [`BuyerName::key`]).
     pub fn of(name: &str) -> Self {
         if name.is_ascii() {
-            return BuyerKey(ascii_key(name));
+            return BuyerKey::Name(ascii_key(name));
         }
-        BuyerKey(CompactString::new(fixpoint(name)))
+        BuyerKey::Name(CompactString::new(fixpoint(name)))
     }
 
-    /// The key as text.
+    /// The key of a verified account: `None` for an empty, over-long
+    /// ([`BuyerKey::MAX_ACCOUNT_BYTES`]) or control-character id.
+    pub fn account(id: &str) -> Option<Self> {
+        let ok = !id.is_empty()
+            && id.len() <= Self::MAX_ACCOUNT_BYTES
+            && !id.chars().any(char::is_control);
+        ok.then(|| BuyerKey::Account(CompactString::new(id)))
+    }
+
+    /// The key as text (a name's skeleton, or the account id).
     pub fn as_str(&self) -> &str {
-        &self.0
+        match self {
+            BuyerKey::Name(k) | BuyerKey::Account(k) => k,
+        }
     }
 }
 
 impl fmt::Debug for BuyerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BuyerKey({:?})", &*self.0)
+        match self {
+            BuyerKey::Name(k) => write!(f, "BuyerKey::Name({:?})", &**k),
+            BuyerKey::Account(k) => write!(f, "BuyerKey::Account({:?})", &**k),
+        }
     }
 }
 
@@ -153,7 +179,7 @@ impl BuyerName {
         if name.chars().any(char::is_control) {
             return Err(NameError::ControlCharacter);
         }
-        if BuyerKey::of(name).0.chars().all(char::is_whitespace) {
+        if BuyerKey::of(name).as_str().chars().all(char::is_whitespace) {
             return Err(NameError::Invisible);
         }
         Ok(BuyerName(CompactString::new(name)))

@@ -235,6 +235,7 @@ fn only_paid_and_promoted_events_become_messages() {
             tx,
             buyer: buyer.clone(),
             deadline: None,
+            account: None,
         },
         EventKind::Expired {
             tx,

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use flashsale_core::{
-    Admission, BuyError, BuyerName, DropReason, Engine, Event, EventKind, LeaveError, NameError,
-    PaidError, PaidOutcome, Place, ReplayError, SaleConfig, SaleId, SequentialIds, Timestamp, TxId,
-    TxState,
+    Admission, BuyError, BuyerName, DropReason, Engine, Event, EventKind, JOURNAL_FORMAT,
+    LeaveError, NameError, PaidError, PaidOutcome, Place, ReplayError, SaleConfig, SaleId,
+    SequentialIds, Timestamp, TxId, TxState,
 };
 
 const START: Timestamp = Timestamp::from_millis(10_000);
@@ -73,22 +73,26 @@ fn first_buyers_get_slots_the_rest_wait_in_order() {
             EventKind::Joined {
                 tx: tx(1),
                 buyer: name("ana"),
-                deadline: Some(START.saturating_add(TIMEOUT))
+                deadline: Some(START.saturating_add(TIMEOUT)),
+                account: None,
             },
             EventKind::Joined {
                 tx: tx(2),
                 buyer: name("bob"),
-                deadline: Some(START.saturating_add(TIMEOUT))
+                deadline: Some(START.saturating_add(TIMEOUT)),
+                account: None,
             },
             EventKind::Joined {
                 tx: tx(3),
                 buyer: name("cy"),
-                deadline: None
+                deadline: None,
+                account: None,
             },
             EventKind::Joined {
                 tx: tx(4),
                 buyer: name("di"),
-                deadline: None
+                deadline: None,
+                account: None,
             },
         ]
     );
@@ -571,6 +575,7 @@ fn replay_refuses_journals_that_do_not_fit() {
             tx: tx(n),
             buyer: name(who),
             deadline,
+            account: None,
         },
     };
     journal.truncate(1);
@@ -712,17 +717,18 @@ fn journals_carry_their_format_and_newer_ones_are_refused() {
     buy(&mut e, "ana");
     let events: Vec<Event> = e.drain_events().collect();
     let json = serde_json::to_string(&events).unwrap();
-    assert!(json.contains(r#""format":1"#), "{json}");
-    let old = json.replace(r#","format":1"#, "");
+    let current = format!(r#""format":{JOURNAL_FORMAT}"#);
+    assert!(json.contains(&current), "{json}");
+    // Written before the field existed: format 1, and it still replays.
+    let old = json.replace(&format!(",{current}"), "");
     assert!(!old.contains("format"));
     let old: Vec<Event> = serde_json::from_str(&old).unwrap();
-    assert_eq!(old, events);
     assert!(Engine::replay(&old, Box::new(SequentialIds::default())).is_ok());
-    let newer: Vec<Event> =
-        serde_json::from_str(&json.replace(r#""format":1"#, r#""format":2"#)).unwrap();
+    let newer = format!(r#""format":{}"#, JOURNAL_FORMAT + 1);
+    let newer: Vec<Event> = serde_json::from_str(&json.replace(&current, &newer)).unwrap();
     assert!(matches!(
         Engine::replay(&newer, Box::new(SequentialIds::default())),
-        Err(ReplayError::UnsupportedFormat { found: 2 })
+        Err(ReplayError::UnsupportedFormat { found }) if found == JOURNAL_FORMAT + 1
     ));
 }
 
@@ -773,4 +779,32 @@ fn a_buyer_may_join_a_sale_a_bounded_number_of_times() {
         let ana = buy(&mut e, "ana");
         e.leave(at(round), ana.tx).unwrap();
     }
+}
+
+/// A signed-in buyer is their account: one place per account whatever name
+/// is typed, the same name under two accounts is two buyers, and replay
+/// rebuilds it from the journal.
+#[test]
+fn signed_in_buyers_are_their_accounts() {
+    let mut e = Engine::new(START, config(10), Box::new(SequentialIds::default())).unwrap();
+    e.buy_as(START, "ana", Some("user-1")).unwrap();
+    assert!(matches!(
+        e.buy_as(START, "someone else", Some("user-1")),
+        Err(BuyError::AlreadyJoined { .. })
+    ));
+    e.buy_as(START, "ana", Some("user-2")).unwrap();
+    // Accounts and names never meet: "ana" by name is a third buyer.
+    e.buy(START, "ana").unwrap();
+    assert_eq!(
+        e.buy_as(START, "x", Some("")),
+        Err(BuyError::InvalidAccount)
+    );
+    let journal: Vec<Event> = e.drain_events().collect();
+    let mut replayed =
+        Engine::replay(&journal, Box::new(SequentialIds::starting_after(3))).unwrap();
+    assert!(matches!(
+        replayed.buy_as(at(1), "bob", Some("user-2")),
+        Err(BuyError::AlreadyJoined { .. })
+    ));
+    assert_eq!(replayed.transaction_count(), 3);
 }

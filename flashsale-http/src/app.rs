@@ -8,6 +8,7 @@ use axum::Router;
 use flashsale_core::service::CatalogueService;
 use flashsale_core::{SaleId, Service};
 
+use crate::auth::BuyerAuth;
 use crate::backend::{self, Backend};
 use crate::layers::{Readiness, RequestLimits, finish};
 use crate::openapi::{self, Parts};
@@ -48,6 +49,8 @@ pub struct App {
     /// Per-client limits on buys, eligibility, transaction routes and live
     /// connections; none by default (the demo profile).
     rate_limit: Option<ClientLimiter>,
+    /// When buyers sign in: their JWTs' checks.
+    auth: Option<BuyerAuth>,
     /// Its description lists the socket.io browser client, which
     /// [`crate::InProcess`] serves beside it (outside its Socket.IO layer).
     socket_io_client: bool,
@@ -84,6 +87,7 @@ impl App {
             admin: AdminToken::random().0,
             limits: RequestLimits::default(),
             rate_limit: None,
+            auth: None,
             socket_io_client: false,
         }
     }
@@ -98,6 +102,14 @@ impl App {
     /// routes and new Socket.IO connections (429 past it).
     pub fn with_rate_limit(mut self, limiter: ClientLimiter) -> Self {
         self.rate_limit = Some(limiter);
+        self
+    }
+
+    /// Buyers sign in: `/buy` and `/eligible` need `Authorization: Bearer
+    /// <jwt>` checked by `auth`, and the buyer is the token's `sub` (see
+    /// [`crate::auth`]).
+    pub fn with_buyer_auth(mut self, auth: BuyerAuth) -> Self {
+        self.auth = Some(auth);
         self
     }
 
@@ -200,6 +212,7 @@ impl App {
                 Backend {
                     catalogue: catalogue.clone(),
                     admin: self.admin.clone(),
+                    auth: self.auth.clone(),
                 },
                 self.rate_limit.clone(),
             ));
@@ -210,6 +223,7 @@ impl App {
                 default_sale: self.default_sale,
                 payment_secret: self.payment_secret.clone(),
                 tokens: self.tokens.clone(),
+                auth: self.auth.clone(),
             });
             if let Some(limiter) = &self.rate_limit {
                 transactions = transactions

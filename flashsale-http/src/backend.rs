@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use flashsale_core::catalogue::Buyer;
 use flashsale_core::service::CatalogueService;
 
+use crate::auth::BuyerAuth;
 use crate::error::{ApiError, ErrorBody, eligibility};
 use crate::extract::{ApiJson, ApiQuery, sale_id, tx_id};
 use crate::openapi::SalePath;
@@ -24,6 +25,8 @@ pub(crate) struct Backend {
     pub(crate) catalogue: CatalogueService,
     /// Guards sale creation.
     pub(crate) admin: AdminToken,
+    /// When buyers sign in, eligibility needs their JWT too.
+    pub(crate) auth: Option<BuyerAuth>,
 }
 
 /// `GET /sales`, `POST /sales`, `GET /sales/{id}`, `GET /sales/{id}/buyers`,
@@ -114,17 +117,25 @@ pub(crate) async fn sale_buyers(
     responses(
         (status = 200, description = "Eligible", body = Eligible),
         (status = 400, description = "`sold_out` (\"Sale is sold out\"), `already_participated` (\"You have already participated in this sale\"), `invalid_name`, `invalid_id`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`bad_jwt`: buyers sign in here, and the token is missing or bad", body = ErrorBody),
         (status = 404, description = "`sale_not_found`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     ))]
 pub(crate) async fn eligible(
     State(b): State<Backend>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<BuyerBody>,
 ) -> Result<Json<Eligible>, ApiError> {
     let id = sale_id(&id)?;
+    if let Some(auth) = &b.auth {
+        // Checked by name, as the catalogue knows buyers; the engine holds
+        // every account to one place at `/buy`.
+        auth.account(&headers)?;
+    }
     b.catalogue
         .eligible(id, &body.buyer_name)
         .await?

@@ -60,6 +60,9 @@ pub enum ErrorCode {
     BadToken,
     /// An operator route without the operator's token.
     BadAdminToken,
+    /// A buy or eligibility check without a valid buyer JWT (when buyers
+    /// sign in).
+    BadJwt,
     /// No such sale (`GET /sales/{id}`, eligibility).
     SaleNotFound,
     /// Buying or paying in a sale that does not run here.
@@ -119,6 +122,7 @@ impl ErrorCode {
         ErrorCode::BadSignature,
         ErrorCode::BadToken,
         ErrorCode::BadAdminToken,
+        ErrorCode::BadJwt,
         ErrorCode::SaleNotFound,
         ErrorCode::SaleNotInitialized,
         ErrorCode::SoldOut,
@@ -155,6 +159,7 @@ impl ErrorCode {
             ErrorCode::BadSignature => "bad_signature",
             ErrorCode::BadToken => "bad_token",
             ErrorCode::BadAdminToken => "bad_admin_token",
+            ErrorCode::BadJwt => "bad_jwt",
             ErrorCode::SaleNotFound => "sale_not_found",
             ErrorCode::SaleNotInitialized => "sale_not_initialized",
             ErrorCode::SoldOut => "sold_out",
@@ -325,6 +330,13 @@ impl From<BuyError> for ApiError {
                 ErrorCode::AlreadyJoined,
                 "Buyer already has a transaction for this sale",
             ),
+            BuyError::InvalidAccount => {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::BadJwt,
+                    "the token's subject is not an acceptable account id",
+                );
+            }
             BuyError::TooManyJoins { max } => {
                 return ApiError::bad_request(
                     ErrorCode::TooManyJoins,

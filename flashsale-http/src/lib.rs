@@ -66,6 +66,7 @@
 //! ```
 
 mod app;
+pub mod auth;
 mod backend;
 mod error;
 pub mod events;

@@ -48,12 +48,18 @@ pub(crate) enum BuyResponses {
     /// `invalid_name`, `invalid_id`, `invalid_body`.
     #[response(status = 400)]
     Refused(ErrorBody<'static>),
+    /// `bad_jwt`: buyers sign in here, and the token is missing or bad.
+    #[response(status = 401)]
+    Unsigned(ErrorBody<'static>),
     /// `payload_too_large`.
     #[response(status = 413)]
     TooLarge(ErrorBody<'static>),
     /// `unsupported_media_type`.
     #[response(status = 415)]
     NotJson(ErrorBody<'static>),
+    /// `rate_limited`: too many requests from this address.
+    #[response(status = 429)]
+    Limited(ErrorBody<'static>),
     /// `unavailable`: not committed in time; ask again.
     #[response(status = 503)]
     Unavailable(ErrorBody<'static>),

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use flashsale_core::{Place, SaleId, Service, TxState};
 
+use crate::auth::BuyerAuth;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, PaymentSecret, SignedJson, sale_id, tx_id};
 use crate::openapi::{BuyResponses, PaidResponses, SalePath, TransactionPath};
@@ -26,6 +27,8 @@ pub(crate) struct Transactions {
     pub(crate) payment_secret: Option<Arc<[u8]>>,
     /// Makes and checks buyer tokens.
     pub(crate) tokens: TokenKey,
+    /// When buyers sign in: checks their JWT; the buyer is its `sub`.
+    pub(crate) auth: Option<BuyerAuth>,
 }
 
 impl PaymentSecret for Transactions {
@@ -48,8 +51,17 @@ pub(crate) fn routes(transactions: Transactions) -> Router {
         .with_state(transactions)
 }
 
-async fn buy(t: &Transactions, sale: SaleId, body: BuyerBody) -> Result<Json<BuyAnswer>, ApiError> {
-    let admission = t.service.buy(sale, &body.buyer_name).await?;
+async fn buy(
+    t: &Transactions,
+    sale: SaleId,
+    headers: &HeaderMap,
+    body: BuyerBody,
+) -> Result<Json<BuyAnswer>, ApiError> {
+    let account = t.auth.as_ref().map(|a| a.account(headers)).transpose()?;
+    let admission = t
+        .service
+        .buy_as(sale, &body.buyer_name, account.as_deref())
+        .await?;
     let state = match admission.place {
         Place::Payment { .. } => TxState::Payment,
         Place::Waiting { .. } => TxState::Waiting,
@@ -66,12 +78,13 @@ async fn buy(t: &Transactions, sale: SaleId, body: BuyerBody) -> Result<Json<Buy
     responses(BuyResponses))]
 pub(crate) async fn buy_default(
     State(t): State<Transactions>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<BuyerBody>,
 ) -> Result<Json<BuyAnswer>, ApiError> {
     let sale = t.default_sale.ok_or_else(|| {
         ApiError::bad_request(ErrorCode::SaleNotInitialized, "Sale not initialized")
     })?;
-    buy(&t, sale, body).await
+    buy(&t, sale, &headers, body).await
 }
 
 /// Buy in any sale.
@@ -81,9 +94,10 @@ pub(crate) async fn buy_default(
 pub(crate) async fn buy_in(
     State(t): State<Transactions>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<BuyerBody>,
 ) -> Result<Json<BuyAnswer>, ApiError> {
-    buy(&t, sale_id(&id)?, body).await
+    buy(&t, sale_id(&id)?, &headers, body).await
 }
 
 fn paid_tx(body: &TransactionBody) -> Result<flashsale_core::TxId, ApiError> {

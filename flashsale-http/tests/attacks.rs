@@ -356,3 +356,67 @@ async fn live_connections_per_address_are_bounded() {
     let answer = connect(client([127, 0, 0, 5])).await;
     assert!(answer.contains("40{") && !answer.contains("41"), "{answer}");
 }
+
+/// With sign-in on, a buy needs a valid JWT — not expired, signed with the
+/// shop's key, for this audience — and the buyer is the token's `sub`: two
+/// names under one account get one place.
+#[tokio::test]
+async fn buyers_who_sign_in_are_their_accounts_and_bad_tokens_are_refused() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let (mut stack, _) = manual_stack().await;
+    stack.app = stack.app.with_buyer_auth(
+        flashsale_http::auth::BuyerAuth::hs256(b"shop secret").with_audience("flashsale"),
+    );
+    let base = serve(stack.router("*")).await;
+    let http = reqwest::Client::new();
+    let (_, sale) = common::post(&http, format!("{base}/sales"), &new_sale_body()).await;
+    let sale = sale["id"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt = |secret: &[u8], sub: &str, aud: &str, exp: u64| {
+        let claims = json!({ "sub": sub, "aud": aud, "exp": exp });
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    };
+    let buy = |name: &'static str, token: Option<String>| {
+        let request = http
+            .post(format!("{base}/sales/{sale}/buy"))
+            .json(&json!({ "buyerName": name }));
+        async move { send(request, token.as_deref()).await }
+    };
+    let hour = now + 3600;
+    for (why, token) in [
+        ("no token", None),
+        (
+            "expired",
+            Some(jwt(b"shop secret", "u1", "flashsale", now - 3600)),
+        ),
+        ("wrong key", Some(jwt(b"forged", "u1", "flashsale", hour))),
+        (
+            "other audience",
+            Some(jwt(b"shop secret", "u1", "elsewhere", hour)),
+        ),
+        ("not a JWT", Some("0".repeat(64))),
+    ] {
+        let (status, body) = buy("ana", token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
+        assert_eq!(body["code"], "bad_jwt", "{why}");
+    }
+    let good = jwt(b"shop secret", "u1", "flashsale", hour);
+    assert_eq!(buy("ana", Some(good.clone())).await.0, StatusCode::OK);
+    let (status, body) = buy("bob", Some(good)).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::BAD_REQUEST, &json!("already_joined")),
+        "one account, one place"
+    );
+    // Another account may use the same name.
+    let other = jwt(b"shop secret", "u2", "flashsale", hour);
+    assert_eq!(buy("ana", Some(other)).await.0, StatusCode::OK);
+}

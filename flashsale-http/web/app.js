@@ -50,6 +50,11 @@ const when = (iso) =>
 
 const NAME_KEY = 'flashsale.buyer';
 const txKey = (name, sale) => `flashsale.tx.${name}.${sale}`;
+/**
+ * The shop's sign-in token, when buyers sign in: the embedding site keeps
+ * the buyer's JWT here, and the page sends it with eligibility and buys.
+ */
+const JWT_KEY = 'flashsale.jwt';
 /** Where a transaction's buyer token is kept: only its holder may follow or leave it. */
 const tokenKey = (tx) => `flashsale.token.${tx}`;
 
@@ -110,6 +115,8 @@ const REFUSALS = {
   invalid_name: 'That name cannot be used: 1 to 64 characters, no control characters.',
   unavailable: 'The shop is busy. Please try again in a moment.',
   bad_token: 'This place was taken in another browser: it cannot be followed from here.',
+  bad_jwt: 'Please sign in to the shop first.',
+  rate_limited: 'Too many tries at once. Please wait a moment.',
 };
 
 /** The server's refusal in plain words. */
@@ -222,9 +229,10 @@ function viewSale(id) {
       message.textContent = text;
       refreshSales();
     };
-    const eligible = await call('POST', `/sales/${id}/eligible`, { buyerName: app.name });
+    const jwt = store.get(JWT_KEY);
+    const eligible = await call('POST', `/sales/${id}/eligible`, { buyerName: app.name }, jwt);
     if (!eligible.ok) return done(plain(eligible));
-    const bought = await call('POST', txUrl(`/sales/${id}/buy`), { buyerName: app.name });
+    const bought = await call('POST', txUrl(`/sales/${id}/buy`), { buyerName: app.name }, jwt);
     if (!bought.ok) return done(plain(bought));
     store.set(txKey(app.name, id), bought.body.transactionId);
     store.set(tokenKey(bought.body.transactionId), bought.body.buyerToken);

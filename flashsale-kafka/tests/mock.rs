@@ -59,6 +59,7 @@ fn the_bytes_on_the_topic_are_the_references() {
             tx: tx(1),
             buyer: buyer.clone(),
             deadline: None,
+            account: None,
         },
         EventKind::Expired {
             tx: tx(1),

@@ -365,7 +365,19 @@ impl Service {
 
     /// A buyer joins a sale. See [`Engine::buy`].
     pub async fn buy(&self, sale: SaleId, buyer: &str) -> Result<Admission, CallError<BuyError>> {
-        self.call(sale, |r| Command::Buy(buyer.to_owned(), r)).await
+        self.buy_as(sale, buyer, None).await
+    }
+
+    /// A signed-in buyer joins a sale as `account`. See [`Engine::buy_as`].
+    pub async fn buy_as(
+        &self,
+        sale: SaleId,
+        buyer: &str,
+        account: Option<&str>,
+    ) -> Result<Admission, CallError<BuyError>> {
+        let account = account.map(str::to_owned);
+        self.call(sale, |r| Command::Buy(buyer.to_owned(), account, r))
+            .await
     }
 
     /// A payment arrived. See [`Engine::paid`].

@@ -22,7 +22,7 @@ pub(super) type Reply<T> = oneshot::Sender<T>;
 
 /// What a caller asks of a sale's task.
 pub(super) enum Command {
-    Buy(String, Reply<Result<Admission, BuyError>>),
+    Buy(String, Option<String>, Reply<Result<Admission, BuyError>>),
     Paid(TxId, Reply<Result<PaidOutcome, PaidError>>),
     Leave(TxId, Reply<Result<(), LeaveError>>),
     Status(TxId, Reply<Result<Status, StatusError>>),
@@ -62,7 +62,9 @@ impl Done {
 
 fn execute(engine: &mut Engine, now: Timestamp, command: Command) -> Done {
     match command {
-        Command::Buy(name, r) => Done::Buy(r, engine.buy(now, &name)),
+        Command::Buy(name, account, r) => {
+            Done::Buy(r, engine.buy_as(now, &name, account.as_deref()))
+        }
         Command::Paid(tx, r) => Done::Paid(r, engine.paid(now, tx)),
         Command::Leave(tx, r) => Done::Leave(r, engine.leave(now, tx)),
         Command::Status(tx, r) => {
@@ -179,7 +181,7 @@ pub(super) async fn run_sale(
         engine.handle_timeout(now);
         if batch.len() > 1 {
             engine.prefetch_buyers(batch.iter().filter_map(|c| match c {
-                Command::Buy(name, _) => Some(name.as_str()),
+                Command::Buy(name, None, _) => Some(name.as_str()),
                 _ => None,
             }));
         }

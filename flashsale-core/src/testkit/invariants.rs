@@ -50,11 +50,12 @@ impl Checker {
         let max_joins = engine.config().max_joins_per_buyer;
         let events: Vec<Event> = engine.drain_events().collect();
         for e in &events {
-            if let EventKind::Joined { buyer, .. } = &e.kind {
-                let joins = self
-                    .joins
-                    .entry(buyer.key().as_str().to_owned())
-                    .or_default();
+            if let EventKind::Joined { buyer, account, .. } = &e.kind {
+                let key = match account {
+                    Some(id) => format!("account:{id}"),
+                    None => buyer.key().as_str().to_owned(),
+                };
+                let joins = self.joins.entry(key).or_default();
                 *joins += 1;
                 if max_joins.is_some_and(|max| *joins > max) {
                     return Err(format!("{buyer} joined {joins} times"));
