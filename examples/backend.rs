@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, SystemClock};
-use flashsale_examples::{
-    DemoSale, Identity, Kafka, Limits, NO_KAFKA, Profile, Tokens, bind, init_tracing,
-};
+use flashsale_examples::{DemoSale, Guards, Kafka, NO_KAFKA, bind, init_tracing};
 use flashsale_http::{InProcess, WebPage};
 
 /// The reference's Backend service: sales, buyers, eligibility and live
@@ -39,13 +37,7 @@ struct Args {
     #[command(flatten)]
     kafka: Kafka,
     #[command(flatten)]
-    tokens: Tokens,
-    #[command(flatten)]
-    profile: Profile,
-    #[command(flatten)]
-    limits: Limits,
-    #[command(flatten)]
-    identity: Identity,
+    guards: Guards,
     /// Kafka consumer group the backend commits its progress to (for lag
     /// monitoring; at start it reads the whole topic regardless).
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "flashsale-backend")]
@@ -75,30 +67,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The backend takes no payments: only the operator's token and the
     // origins are the profile's business here.
-    args.profile.check(Some("n/a"), &args.cors_origin)?;
-    args.profile.announce();
+    let profile = &args.guards.profile;
+    profile.check(Some("n/a"), &args.cors_origin)?;
+    profile.announce();
     let clock = Arc::new(SystemClock);
-    let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()))
-        .with_max_sales(args.profile.max_sales);
-    let mut stack = InProcess::catalogue_only(clock, catalogue, args.tokens.key(None));
+    let catalogue =
+        Catalogue::new(Box::new(ObjectIdGenerator::random())).with_max_sales(profile.max_sales);
+    let tokens = args.guards.tokens.key(None);
+    let mut stack = InProcess::catalogue_only(clock, catalogue, tokens);
     let sale = stack
         .catalogue
         .create_sale(args.sale_id, args.demo.new_sale())
         .await
         .map_err(|e| format!("could not create the demo sale: {e}"))?;
-    if let Some(limiter) = args.profile.limiter() {
-        stack.app = stack.app.with_rate_limit(limiter);
-    }
-    if let Some(auth) = args.identity.auth()? {
-        stack.app = stack.app.with_buyer_auth(auth);
-    }
-    stack.app = stack
-        .app
-        .with_admin_token(args.profile.admin_token())
-        .with_web_page(WebPage::new(
-            &args.public_transaction_url,
-            &args.public_payment_url,
-        ));
+    stack.app = args.guards.apply(stack.app)?.with_web_page(WebPage::new(
+        &args.public_transaction_url,
+        &args.public_payment_url,
+    ));
 
     match args.kafka.config() {
         Some(config) => {
@@ -132,8 +117,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sale.config.quantity,
         sale.product_name
     );
-    stack.app = stack.app.with_request_limits(args.limits.request());
-    args.limits
+    args.guards
+        .limits
         .serve(listener, stack.router(&args.cors_origin))
         .await;
     stack.shutdown().await;

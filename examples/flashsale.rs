@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use clap::Parser;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator};
-use flashsale_examples::{DemoSale, Identity, Limits, Profile, Tokens, bind, init_tracing};
+use flashsale_examples::{DemoSale, Guards, bind, init_tracing};
 use flashsale_http::{InProcess, Payment, WebPage};
 
 /// Everything in one process: the reference's backend, transaction and
@@ -37,13 +37,7 @@ struct Args {
     #[arg(long, env = "PAYMENT_SECRET", hide_env_values = true)]
     payment_secret: Option<String>,
     #[command(flatten)]
-    tokens: Tokens,
-    #[command(flatten)]
-    profile: Profile,
-    #[command(flatten)]
-    limits: Limits,
-    #[command(flatten)]
-    identity: Identity,
+    guards: Guards,
 }
 
 #[tokio::main]
@@ -51,13 +45,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
 
-    args.profile
-        .check(args.payment_secret.as_deref(), &args.cors_origin)?;
-    args.profile.announce();
+    let profile = &args.guards.profile;
+    profile.check(args.payment_secret.as_deref(), &args.cors_origin)?;
+    profile.announce();
     let (ports, _) = Ports::in_memory();
-    let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()))
-        .with_max_sales(args.profile.max_sales);
-    let tokens = args.tokens.key(args.payment_secret.as_deref());
+    let catalogue =
+        Catalogue::new(Box::new(ObjectIdGenerator::random())).with_max_sales(profile.max_sales);
+    let tokens = args.guards.tokens.key(args.payment_secret.as_deref());
     let mut stack = InProcess::open(ports, catalogue, tokens).await?;
 
     let sale = stack
@@ -74,16 +68,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     stack.app = stack
         .app
         .with_default_sale(sale.id())
-        .with_admin_token(args.profile.admin_token())
         .with_web_page(WebPage::same_origin());
-    if let Some(limiter) = args.profile.limiter() {
-        stack.app = stack.app.with_rate_limit(limiter);
-    }
-    if let Some(auth) = args.identity.auth()? {
-        tracing::info!(?auth, "buyers sign in: the buyer is the JWT's sub");
-        stack.app = stack.app.with_buyer_auth(auth);
-    }
-    if args.profile.demo_payments() {
+    stack.app = args.guards.apply(stack.app)?;
+    if profile.demo_payments() {
         stack.app = stack.app.with_payment(Payment::new(&callback, secret)?);
     }
     if let Some(secret) = secret {
@@ -103,8 +90,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "try: curl -s -XPOST http://{addr}/buy -H 'content-type: application/json' -d '{{\"buyerName\":\"ana\"}}'"
     );
 
-    stack.app = stack.app.with_request_limits(args.limits.request());
-    args.limits
+    args.guards
+        .limits
         .serve(listener, stack.router(&args.cors_origin))
         .await;
     tracing::info!("stopping: committing what is queued");

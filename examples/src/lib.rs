@@ -225,6 +225,42 @@ impl Profile {
     }
 }
 
+/// What a server facing buyers guards itself with: its profile, buyer
+/// tokens and sign-in, and connection and request bounds.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Guards {
+    /// The profile and the settings it implies.
+    #[command(flatten)]
+    pub profile: Profile,
+    /// Where buyer tokens' key comes from.
+    #[command(flatten)]
+    pub tokens: Tokens,
+    /// Verified buyer identity.
+    #[command(flatten)]
+    pub identity: Identity,
+    /// Connection and request bounds.
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+impl Guards {
+    /// `app` with the operator's token, the per-client rate limit, buyer
+    /// sign-in and the request bounds these settings ask for.
+    pub fn apply(&self, mut app: flashsale_http::App) -> Result<flashsale_http::App, String> {
+        app = app
+            .with_admin_token(self.profile.admin_token())
+            .with_request_limits(self.limits.request());
+        if let Some(limiter) = self.profile.limiter() {
+            app = app.with_rate_limit(limiter);
+        }
+        if let Some(auth) = self.identity.auth()? {
+            tracing::info!(?auth, "buyers sign in: the buyer is the JWT's sub");
+            app = app.with_buyer_auth(auth);
+        }
+        Ok(app)
+    }
+}
+
 /// Per-client rate limits.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RateLimits {
