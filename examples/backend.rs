@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The backend takes no payments: only the operator's token and the
     // origins are the profile's business here.
     let profile = &args.guards.profile;
-    profile.check(Some("n/a"), &args.cors_origin)?;
+    profile.check(false, None, &args.cors_origin)?;
     profile.announce();
     let clock = Arc::new(SystemClock);
     let catalogue =

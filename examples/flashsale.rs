@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
 
     let profile = &args.guards.profile;
-    profile.check(args.payment_secret.as_deref(), &args.cors_origin)?;
+    profile.check(true, args.payment_secret.as_deref(), &args.cors_origin)?;
     profile.announce();
     let (ports, _) = Ports::in_memory();
     let catalogue =

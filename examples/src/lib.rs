@@ -156,14 +156,20 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Checks what the profile requires: in production, a payment secret,
-    /// an operator token and explicit browser origins.
-    pub fn check(&self, payment_secret: Option<&str>, cors_origin: &str) -> Result<(), String> {
+    /// Checks what the profile requires: in production, a payment secret
+    /// (where payments are taken: `takes_payments`), an operator token and
+    /// explicit browser origins.
+    pub fn check(
+        &self,
+        takes_payments: bool,
+        payment_secret: Option<&str>,
+        cors_origin: &str,
+    ) -> Result<(), String> {
         if !self.production {
             return Ok(());
         }
         let mut missing = Vec::new();
-        if payment_secret.is_none_or(str::is_empty) {
+        if takes_payments && payment_secret.is_none_or(str::is_empty) {
             missing.push("PAYMENT_SECRET (payments must be signed)");
         }
         if self.admin_token.as_deref().is_none_or(str::is_empty) {
