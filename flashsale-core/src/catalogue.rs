@@ -128,6 +128,10 @@ pub struct TxMessage {
     pub buyer_name: BuyerName,
     /// The sale.
     pub sale_id: SaleId,
+    /// The buyer's verified account, when buyers sign in (ours, additive:
+    /// absent otherwise, and ignored by the reference's consumer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Paid or switched to payment.
     #[serde(rename = "type")]
     pub kind: TxMessageKind,
@@ -152,15 +156,16 @@ impl TxMessage {
     /// `Paid` → `paid`, `Promoted` → `switch`, nothing else (the reference's
     /// consumer takes any other type for a payment).
     pub fn from_event(event: &Event) -> Option<TxMessage> {
-        let (tx, buyer, kind) = match &event.kind {
-            EventKind::Paid { tx, buyer } => (tx, buyer, TxMessageKind::Paid),
-            EventKind::Promoted { tx, buyer, .. } => (tx, buyer, TxMessageKind::Switch),
+        let (tx, buyer, account, kind) = match &event.kind {
+            EventKind::Paid { tx, buyer, account } => (tx, buyer, account, TxMessageKind::Paid),
+            EventKind::Promoted { tx, buyer, .. } => (tx, buyer, &None, TxMessageKind::Switch),
             _ => return None,
         };
         Some(TxMessage {
             transaction_id: *tx,
             buyer_name: buyer.clone(),
             sale_id: event.sale,
+            account: account.clone(),
             kind,
         })
     }
@@ -261,6 +266,9 @@ pub enum EligibilityError {
     /// This buyer already bought in this sale.
     #[error("buyer already participated in this sale")]
     AlreadyParticipated,
+    /// The buyer's verified account id is not acceptable.
+    #[error("the buyer's account id is not acceptable")]
+    InvalidAccount,
 }
 
 /// What applying a [`TxMessage`] did.
@@ -485,12 +493,27 @@ impl Catalogue {
     /// Whether `buyer` may still buy in `sale`: not sold out, and has not
     /// bought already.
     pub fn eligible(&self, sale: SaleId, buyer: &str) -> Result<(), EligibilityError> {
+        self.eligible_as(sale, buyer, None)
+    }
+
+    /// [`Catalogue::eligible`] for a signed-in buyer: whether the `account`
+    /// has bought, whatever the name.
+    pub fn eligible_as(
+        &self,
+        sale: SaleId,
+        buyer: &str,
+        account: Option<&str>,
+    ) -> Result<(), EligibilityError> {
         let entry = self.sales.get(&sale).ok_or(EligibilityError::UnknownSale)?;
         let name = BuyerName::parse(buyer)?;
+        let key = match account {
+            Some(id) => BuyerKey::account(id).ok_or(EligibilityError::InvalidAccount)?,
+            None => name.key(),
+        };
         if entry.sale.remaining == 0 {
             return Err(EligibilityError::SoldOut);
         }
-        if entry.names.contains(&name.key()) {
+        if entry.names.contains(&key) {
             return Err(EligibilityError::AlreadyParticipated);
         }
         Ok(())
@@ -525,7 +548,12 @@ impl Catalogue {
                     entry.sale.remaining -= 1;
                     Applied::Applied
                 };
-                entry.names.insert(msg.buyer_name.key());
+                let key = msg
+                    .account
+                    .as_deref()
+                    .and_then(BuyerKey::account)
+                    .unwrap_or_else(|| msg.buyer_name.key());
+                entry.names.insert(key);
                 entry.buyers.push(Buyer {
                     id: msg.transaction_id,
                     sale_id: msg.sale_id,

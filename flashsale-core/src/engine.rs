@@ -153,8 +153,9 @@ pub enum DropReason {
 /// [`EventKind::Opened`]. See the crate docs' *Journal compatibility*.
 ///
 /// - 1: the first.
-/// - 2: [`EventKind::Joined`] may carry the buyer's `account`, which makes
-///   the buyer that account (a format-1 engine would key it by name).
+/// - 2: [`EventKind::Joined`] and [`EventKind::Paid`] may carry the buyer's
+///   `account`, which makes the buyer that account (a format-1 engine would
+///   key it by name).
 pub const JOURNAL_FORMAT: u32 = 2;
 
 fn first_format() -> u32 {
@@ -224,6 +225,10 @@ pub enum EventKind {
         tx: TxId,
         /// Who.
         buyer: BuyerName,
+        /// The buyer's verified account, when buyers sign in (format 2): the
+        /// catalogue then knows the account bought, whatever the name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
     },
     /// A payment slot's deadline passed unpaid.
     Expired {
@@ -705,7 +710,8 @@ impl Engine {
         let buyer = t.name.clone();
         match t.state {
             TxState::Payment => {
-                self.emit(now, EventKind::Paid { tx, buyer });
+                let account = self.accounts.get(&(i as u32)).map(|a| a.to_string());
+                self.emit(now, EventKind::Paid { tx, buyer, account });
                 if self.sold == self.config.quantity {
                     self.emit(now, EventKind::SoldOut);
                 }

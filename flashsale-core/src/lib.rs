@@ -92,8 +92,8 @@
 //! ([`ReplayError::UnsupportedFormat`]) rather than guess, and keeps reading
 //! every older one.
 //!
-//! Format 2 (now) lets a `Joined` event carry the buyer's verified
-//! account, which makes the buyer that account.
+//! Format 2 (now) lets `Joined` and `Paid` events carry the buyer's
+//! verified account, which makes the buyer that account.
 //!
 //! Replay also recomputes what is derived from the journal, so those
 //! functions are part of the format: who is the same buyer is

@@ -22,6 +22,7 @@ fn message(sale: flashsale_core::SaleId, tx: u64, buyer: &str, kind: TxMessageKi
         transaction_id: format!("{tx:024x}").parse().unwrap(),
         buyer_name: BuyerName::parse(buyer).unwrap(),
         sale_id: sale,
+        account: None,
         kind,
     }
 }
@@ -218,6 +219,7 @@ fn only_paid_and_promoted_events_become_messages() {
     let paid = TxMessage::from_event(&event(EventKind::Paid {
         tx,
         buyer: buyer.clone(),
+        account: None,
     }))
     .unwrap();
     assert_eq!(paid.kind, TxMessageKind::Paid);

@@ -118,7 +118,13 @@ async fn created_sales_sell_and_the_catalogue_hears_of_it() {
         catalogue.get(sale.id()).await.unwrap().unwrap().remaining,
         1
     );
-    assert!(catalogue.eligible(sale.id(), "ana").await.unwrap().is_err());
+    assert!(
+        catalogue
+            .eligible(sale.id(), "ana", None)
+            .await
+            .unwrap()
+            .is_err()
+    );
     let mut seen = Vec::new();
     while let Ok(n) = notices.try_recv() {
         seen.push(n);

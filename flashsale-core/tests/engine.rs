@@ -184,7 +184,8 @@ fn paid_sells_a_unit_and_is_idempotent() {
         kinds(&mut e),
         vec![EventKind::Paid {
             tx: ana.tx,
-            buyer: name("ana")
+            buyer: name("ana"),
+            account: None,
         }]
     );
     assert_eq!(e.paid(at(6), ana.tx), Ok(PaidOutcome::AlreadyPaid));
@@ -231,7 +232,8 @@ fn with_capped_slots_a_payment_promotes_the_next_buyer() {
         vec![
             EventKind::Paid {
                 tx: ana.tx,
-                buyer: name("ana")
+                buyer: name("ana"),
+                account: None,
             },
             EventKind::Promoted {
                 tx: bob.tx,
@@ -255,7 +257,8 @@ fn the_last_sale_lets_every_waiting_buyer_go_in_order() {
         vec![
             EventKind::Paid {
                 tx: ana.tx,
-                buyer: name("ana")
+                buyer: name("ana"),
+                account: None,
             },
             EventKind::SoldOut,
             EventKind::Dropped {
@@ -561,6 +564,7 @@ fn replay_refuses_journals_that_do_not_fit() {
         kind: EventKind::Paid {
             tx: tx(1),
             buyer: name("ana"),
+            account: None,
         },
     });
     assert_eq!(refused(&journal).map(|(index, _)| index), Some(1));

@@ -131,13 +131,9 @@ pub(crate) async fn eligible(
     ApiJson(body): ApiJson<BuyerBody>,
 ) -> Result<Json<Eligible>, ApiError> {
     let id = sale_id(&id)?;
-    if let Some(auth) = &b.auth {
-        // Checked by name, as the catalogue knows buyers; the engine holds
-        // every account to one place at `/buy`.
-        auth.account(&headers)?;
-    }
+    let account = b.auth.as_ref().map(|a| a.account(&headers)).transpose()?;
     b.catalogue
-        .eligible(id, &body.buyer_name)
+        .eligible(id, &body.buyer_name, account.as_deref())
         .await?
         .map_err(|e| eligibility(id, e))?;
     Ok(Json(Eligible { eligible: true }))

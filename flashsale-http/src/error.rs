@@ -395,6 +395,11 @@ pub(crate) fn eligibility(sale: SaleId, e: EligibilityError) -> ApiError {
     match e {
         EligibilityError::UnknownSale => ApiError::sale_not_found(sale),
         EligibilityError::InvalidName(e) => e.into(),
+        EligibilityError::InvalidAccount => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::BadJwt,
+            "the token's subject is not an acceptable account id",
+        ),
         EligibilityError::SoldOut => ApiError::bad_request(ErrorCode::SoldOut, "Sale is sold out"),
         EligibilityError::AlreadyParticipated => ApiError::bad_request(
             ErrorCode::AlreadyParticipated,

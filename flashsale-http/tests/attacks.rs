@@ -364,12 +364,15 @@ async fn live_connections_per_address_are_bounded() {
 async fn buyers_who_sign_in_are_their_accounts_and_bad_tokens_are_refused() {
     use jsonwebtoken::{EncodingKey, Header, encode};
     let (mut stack, _) = manual_stack().await;
+    let mut notices = stack.notices.subscribe();
     stack.app = stack.app.with_buyer_auth(
         flashsale_http::auth::BuyerAuth::hs256(b"shop secret").with_audience("flashsale"),
     );
     let base = serve(stack.router("*")).await;
     let http = reqwest::Client::new();
-    let (_, sale) = common::post(&http, format!("{base}/sales"), &new_sale_body()).await;
+    let mut body = new_sale_body();
+    body["quantity"] = json!(5);
+    let (_, sale) = common::post(&http, format!("{base}/sales"), &body).await;
     let sale = sale["id"].as_str().unwrap().to_owned();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -409,8 +412,9 @@ async fn buyers_who_sign_in_are_their_accounts_and_bad_tokens_are_refused() {
         assert_eq!(body["code"], "bad_jwt", "{why}");
     }
     let good = jwt(b"shop secret", "u1", "flashsale", hour);
-    assert_eq!(buy("ana", Some(good.clone())).await.0, StatusCode::OK);
-    let (status, body) = buy("bob", Some(good)).await;
+    let (status, ana) = buy("ana", Some(good.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = buy("bob", Some(good.clone())).await;
     assert_eq!(
         (status, &body["code"]),
         (StatusCode::BAD_REQUEST, &json!("already_joined")),
@@ -418,5 +422,31 @@ async fn buyers_who_sign_in_are_their_accounts_and_bad_tokens_are_refused() {
     );
     // Another account may use the same name.
     let other = jwt(b"shop secret", "u2", "flashsale", hour);
-    assert_eq!(buy("ana", Some(other)).await.0, StatusCode::OK);
+    assert_eq!(buy("ana", Some(other.clone())).await.0, StatusCode::OK);
+
+    // Once u1 has paid, the catalogue knows the account bought: eligibility
+    // refuses it under any name, and still lets u2 (named ana too) in.
+    let (status, _) = send(
+        http.post(format!("{base}/paid"))
+            .json(&json!({ "transactionId": ana["transactionId"] })),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    while !matches!(
+        notices.recv().await.unwrap(),
+        flashsale_core::Notice::SaleUpdated { .. }
+    ) {}
+    let eligible = |name: &'static str, token: String| {
+        let request = http
+            .post(format!("{base}/sales/{sale}/eligible"))
+            .json(&json!({ "buyerName": name }));
+        async move { send(request, Some(&token)).await }
+    };
+    let (status, body) = eligible("someone else", good).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::BAD_REQUEST, &json!("already_participated"))
+    );
+    assert_eq!(eligible("ana", other).await.0, StatusCode::OK);
 }

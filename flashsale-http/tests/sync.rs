@@ -41,6 +41,7 @@ async fn the_sale_and_its_paid_buyers_come_from_the_backend() {
                 transaction_id: ana_tx,
                 buyer_name: BuyerName::parse("ana").unwrap(),
                 sale_id: sale.id(),
+                account: None,
                 kind: TxMessageKind::Paid,
             },
         )
@@ -160,6 +161,7 @@ async fn the_buyer_list_is_paginated_and_the_sync_reads_every_page() {
                     transaction_id: tx,
                     buyer_name: BuyerName::parse(&format!("b{n}")).unwrap(),
                     sale_id: sale.id(),
+                    account: None,
                     kind: TxMessageKind::Paid,
                 },
             )

@@ -36,6 +36,7 @@ fn the_bytes_on_the_topic_are_the_references() {
     let (key, value) = encode(&event(EventKind::Paid {
         tx: tx(0xaa),
         buyer: buyer.clone(),
+        account: None,
     }))
     .unwrap();
     assert_eq!(key, "0000000000000000000000aa");

@@ -37,7 +37,12 @@ enum Command {
     List(Reply<Vec<Sale>>),
     Get(SaleId, Reply<Option<Sale>>),
     Buyers(SaleId, Option<TxId>, usize, Reply<Option<BuyersPage>>),
-    Eligible(SaleId, String, Reply<Result<(), EligibilityError>>),
+    Eligible(
+        SaleId,
+        String,
+        Option<String>,
+        Reply<Result<(), EligibilityError>>,
+    ),
     Stop,
 }
 
@@ -206,13 +211,15 @@ impl CatalogueService {
         self.ask(|r| Command::Buyers(sale, after, limit, r)).await
     }
 
-    /// See [`Catalogue::eligible`].
+    /// See [`Catalogue::eligible_as`]: `account` for a signed-in buyer.
     pub async fn eligible(
         &self,
         sale: SaleId,
         buyer: &str,
+        account: Option<&str>,
     ) -> Result<Result<(), EligibilityError>, CreateError> {
-        self.ask(|r| Command::Eligible(sale, buyer.to_owned(), r))
+        let account = account.map(str::to_owned);
+        self.ask(|r| Command::Eligible(sale, buyer.to_owned(), account, r))
             .await
     }
 
@@ -348,8 +355,8 @@ async fn run(
                         .map(|(buyers, next)| (buyers.to_vec(), next));
                     let _ = r.send(page);
                 }
-                Command::Eligible(id, name, r) => {
-                    let _ = r.send(catalogue.eligible(id, &name));
+                Command::Eligible(id, name, account, r) => {
+                    let _ = r.send(catalogue.eligible_as(id, &name, account.as_deref()));
                 }
                 Command::Stop => stop = true,
             }
