@@ -310,6 +310,7 @@ struct Entry {
 ///     transaction_id: "0000000000000000000000aa".parse().unwrap(),
 ///     buyer_name: flashsale_core::BuyerName::parse("ana").unwrap(),
 ///     sale_id: sale.id(),
+///     account: None,
 ///     kind: TxMessageKind::Paid,
 /// };
 /// catalogue.apply(t, &paid).unwrap();
