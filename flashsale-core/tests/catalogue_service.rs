@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flashsale_core::service::{CatalogueService, CreateError, Ports};
+use flashsale_core::service::{CatalogueError, CatalogueService, Ports};
 use flashsale_core::testkit::ManualClock;
 use flashsale_core::{
     BroadcastSink, Catalogue, Event, MemoryStorage, NewSale, Notice, SaleId, SequentialIds,
@@ -80,7 +80,7 @@ async fn a_sale_whose_engine_cannot_start_leaves_nothing_behind() {
         .create_sale(None, new_sale(3, Duration::ZERO))
         .await;
     assert!(
-        matches!(refused, Err(CreateError::Engine(_))),
+        matches!(refused, Err(CatalogueError::Engine(_))),
         "{refused:?}"
     );
     assert!(catalogue.list().await.unwrap().is_empty());
@@ -90,7 +90,7 @@ async fn a_sale_whose_engine_cannot_start_leaves_nothing_behind() {
     bad.quantity = 0;
     assert!(matches!(
         catalogue.create_sale(None, bad).await,
-        Err(CreateError::Invalid(_))
+        Err(CatalogueError::Invalid(_))
     ));
     assert!(engines.sale_ids().is_empty());
 }
@@ -109,7 +109,7 @@ async fn created_sales_sell_and_the_catalogue_hears_of_it() {
         catalogue
             .create_sale(Some(sale.id()), new_sale(2, Duration::ZERO))
             .await,
-        Err(CreateError::Invalid(_))
+        Err(CatalogueError::Invalid(_))
     ));
     let ana = engines.buy(sale.id(), "ana").await.unwrap();
     engines.paid_tx(ana.tx).await.unwrap();

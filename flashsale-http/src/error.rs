@@ -11,7 +11,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use flashsale_core::service::CreateError;
+use flashsale_core::service::CatalogueError;
 use flashsale_core::{
     BuyError, CallError, EligibilityError, InvalidId, LeaveError, NameError, PaidError, SaleId,
     StatusError,
@@ -409,10 +409,12 @@ pub(crate) fn eligibility(sale: SaleId, e: EligibilityError) -> ApiError {
     }
 }
 
-impl From<CreateError> for ApiError {
-    fn from(e: CreateError) -> Self {
+impl From<CatalogueError> for ApiError {
+    fn from(e: CatalogueError) -> Self {
         match e {
-            CreateError::Invalid(e) => ApiError::bad_request(ErrorCode::InvalidSale, e.to_string()),
+            CatalogueError::Invalid(e) => {
+                ApiError::bad_request(ErrorCode::InvalidSale, e.to_string())
+            }
             _ => ApiError::unavailable(),
         }
     }

@@ -46,10 +46,11 @@ enum Command {
     Stop,
 }
 
-/// Why [`CatalogueService::create_sale`] created nothing.
+/// Why a [`CatalogueService`] call was not answered: a refused sale, an
+/// engine that could not start, or a catalogue that has stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum CreateError {
+pub enum CatalogueError {
     /// The sale's settings are refused.
     #[error(transparent)]
     Invalid(#[from] SaleError),
@@ -157,14 +158,18 @@ impl CatalogueService {
     /// handle runs engines, starts its engine. Atomic: when the engine
     /// cannot start, the catalogue keeps nothing; a caller that stops
     /// waiting does not cut it in half.
-    pub async fn create_sale(&self, id: Option<SaleId>, new: NewSale) -> Result<Sale, CreateError> {
+    pub async fn create_sale(
+        &self,
+        id: Option<SaleId>,
+        new: NewSale,
+    ) -> Result<Sale, CatalogueError> {
         let this = self.clone();
         tokio::spawn(async move { this.create(id, new).await })
             .await
-            .map_err(|_| CreateError::Unavailable)?
+            .map_err(|_| CatalogueError::Unavailable)?
     }
 
-    async fn create(&self, id: Option<SaleId>, new: NewSale) -> Result<Sale, CreateError> {
+    async fn create(&self, id: Option<SaleId>, new: NewSale) -> Result<Sale, CatalogueError> {
         let sale = self.ask(|r| Command::Prepare(id, new, r)).await??;
         if let Some(engines) = &self.engines
             && let Err(e) = engines.create_sale(sale.config.clone()).await
@@ -177,24 +182,24 @@ impl CatalogueService {
     }
 
     /// Adds a sale known elsewhere (synced), without starting an engine.
-    pub async fn insert(&self, sale: Sale) -> Result<Sale, CreateError> {
+    pub async fn insert(&self, sale: Sale) -> Result<Sale, CatalogueError> {
         Ok(self.ask(|r| Command::Insert(sale, r)).await??)
     }
 
     /// Applies `paid` and `switch` messages (each paid transaction once,
     /// however often delivered) and returns the notices they caused, which
     /// also went out on the notices broadcast. Refusals are logged.
-    pub async fn apply(&self, messages: Vec<TxMessage>) -> Result<Vec<Notice>, CreateError> {
+    pub async fn apply(&self, messages: Vec<TxMessage>) -> Result<Vec<Notice>, CatalogueError> {
         self.ask(|r| Command::Apply(messages, r)).await
     }
 
     /// Every sale, by id.
-    pub async fn list(&self) -> Result<Vec<Sale>, CreateError> {
+    pub async fn list(&self) -> Result<Vec<Sale>, CatalogueError> {
         self.ask(Command::List).await
     }
 
     /// One sale; `None` if unknown.
-    pub async fn get(&self, sale: SaleId) -> Result<Option<Sale>, CreateError> {
+    pub async fn get(&self, sale: SaleId) -> Result<Option<Sale>, CatalogueError> {
         self.ask(|r| Command::Get(sale, r)).await
     }
 
@@ -207,7 +212,7 @@ impl CatalogueService {
         sale: SaleId,
         after: Option<TxId>,
         limit: usize,
-    ) -> Result<Option<BuyersPage>, CreateError> {
+    ) -> Result<Option<BuyersPage>, CatalogueError> {
         self.ask(|r| Command::Buyers(sale, after, limit, r)).await
     }
 
@@ -217,7 +222,7 @@ impl CatalogueService {
         sale: SaleId,
         buyer: &str,
         account: Option<&str>,
-    ) -> Result<Result<(), EligibilityError>, CreateError> {
+    ) -> Result<Result<(), EligibilityError>, CatalogueError> {
         let account = account.map(str::to_owned);
         self.ask(|r| Command::Eligible(sale, buyer.to_owned(), account, r))
             .await
@@ -241,14 +246,14 @@ impl CatalogueService {
         }
     }
 
-    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, CreateError> {
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, CatalogueError> {
         let (reply, answer) = oneshot::channel();
         self.shared
             .commands
             .send(command(reply))
             .await
-            .map_err(|_| CreateError::Unavailable)?;
-        answer.await.map_err(|_| CreateError::Unavailable)
+            .map_err(|_| CatalogueError::Unavailable)?;
+        answer.await.map_err(|_| CatalogueError::Unavailable)
     }
 }
 

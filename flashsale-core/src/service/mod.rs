@@ -48,7 +48,7 @@ use hashbrown::HashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use catalogue::{BuyersPage, CatalogueFeed, CatalogueService, CreateError};
+pub use catalogue::{BuyersPage, CatalogueError, CatalogueFeed, CatalogueService};
 
 use crate::engine::{
     Admission, BuyError, ConfigError, Engine, Event, EventKind, LeaveError, PaidError, PaidOutcome,
