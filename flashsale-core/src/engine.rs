@@ -759,7 +759,10 @@ impl Engine {
     /// waits for main memory; done back to back here, the lookups are
     /// independent and the CPU overlaps their waits, so the buys that follow
     /// find the names' table entries in cache (measured: 22% off `buy` at
-    /// 10M joined). Changes nothing. Returns how many names have joined.
+    /// 10M joined, when a name was its own key). Since buyers are keyed by
+    /// [`BuyerKey`], each lookup first computes a key, which the buy then
+    /// computes again: the service no longer calls this (see
+    /// BENCHMARKS.md). Changes nothing. Returns how many names have joined.
     pub fn prefetch_buyers<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> usize {
         let found = names
             .into_iter()

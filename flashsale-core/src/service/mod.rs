@@ -7,10 +7,8 @@
 //! events to [`Storage`] in one call (group commit), hands them to the
 //! [`EventSink`] through a publisher task of its own (so a slow sink does
 //! not stall the engine until the publisher's bounded queue fills), and
-//! only then replies. Before applying a batch it calls
-//! [`Engine::prefetch_buyers`], so the batch's cache misses overlap.
-//! Between batches it sleeps until the engine's [`Engine::poll_timeout`] or
-//! the next command.
+//! only then replies. Between batches it sleeps until the engine's
+//! [`Engine::poll_timeout`] or the next command.
 //!
 //! A sale replayed at start offers its journal's payments to the sink
 //! again: a payment journaled but not yet handed on when the process died

@@ -179,12 +179,6 @@ pub(super) async fn run_sale(
         }
         let now = ports.clock.now();
         engine.handle_timeout(now);
-        if batch.len() > 1 {
-            engine.prefetch_buyers(batch.iter().filter_map(|c| match c {
-                Command::Buy(name, None, _) => Some(name.as_str()),
-                _ => None,
-            }));
-        }
         done.extend(batch.drain(..).map(|c| execute(&mut engine, now, c)));
         let events: Vec<Event> = engine.drain_events().collect();
         if !events.is_empty() {
