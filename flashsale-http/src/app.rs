@@ -13,7 +13,7 @@ use crate::backend::{self, Backend};
 use crate::layers::{Readiness, RequestLimits, finish};
 use crate::openapi::{self, Parts};
 use crate::payment::Payment;
-use crate::ratelimit::{ClientLimiter, limit};
+use crate::ratelimit::{ClientLimiter, limit_scoped};
 use crate::tokens::{AdminToken, TokenKey};
 use crate::transaction::{self, Transactions};
 use crate::web::WebPage;
@@ -208,28 +208,20 @@ impl App {
     pub fn router(&self, cors_origin: &str) -> Router {
         let mut routes = Router::new();
         if let Some(catalogue) = &self.catalogue {
-            routes = routes.merge(backend::routes(
-                Backend {
-                    catalogue: catalogue.clone(),
-                    admin: self.admin.clone(),
-                    auth: self.auth.clone(),
-                },
-                self.rate_limit.clone(),
-            ));
+            routes = routes.merge(backend::routes(Backend {
+                catalogue: catalogue.clone(),
+                admin: self.admin.clone(),
+                auth: self.auth.clone(),
+            }));
         }
         if let Some(service) = &self.service {
-            let mut transactions = transaction::routes(Transactions {
+            routes = routes.merge(transaction::routes(Transactions {
                 service: service.clone(),
                 default_sale: self.default_sale,
                 payment_secret: self.payment_secret.clone(),
                 tokens: self.tokens.clone(),
                 auth: self.auth.clone(),
-            });
-            if let Some(limiter) = &self.rate_limit {
-                transactions = transactions
-                    .route_layer(middleware::from_fn_with_state(limiter.clone(), limit));
-            }
-            routes = routes.merge(transactions);
+            }));
         }
         if let Some(payment) = &self.payment {
             routes = routes.merge(payment.routes());
@@ -248,6 +240,13 @@ impl App {
                     }
             })
         });
-        finish(routes, ready, &self.openapi(), &self.limits, cors_origin)
+        let router = finish(routes, ready, &self.openapi(), &self.limits, cors_origin);
+        match &self.rate_limit {
+            Some(limiter) => router.layer(middleware::from_fn_with_state(
+                limiter.clone(),
+                limit_scoped,
+            )),
+            None => router,
+        }
     }
 }

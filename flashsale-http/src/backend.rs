@@ -14,10 +14,8 @@ use crate::auth::BuyerAuth;
 use crate::error::{ApiError, ErrorBody, eligibility};
 use crate::extract::{ApiJson, ApiQuery, sale_id, tx_id};
 use crate::openapi::SalePath;
-use crate::ratelimit::{ClientLimiter, limit};
 use crate::tokens::AdminToken;
 use crate::wire::{BuyerBody, BuyersQuery, CreateSale, Eligible, MAX_PAGE, SaleBody};
-use axum::middleware;
 
 /// The backend's routes' state: the catalogue.
 #[derive(Debug, Clone)]
@@ -30,17 +28,13 @@ pub(crate) struct Backend {
 }
 
 /// `GET /sales`, `POST /sales`, `GET /sales/{id}`, `GET /sales/{id}/buyers`,
-/// `POST /sales/{id}/eligible` (rate-limited per client by `limiter`).
-pub(crate) fn routes(backend: Backend, limiter: Option<ClientLimiter>) -> Router {
-    let mut eligibility = Router::new().route("/sales/{id}/eligible", post(eligible));
-    if let Some(limiter) = limiter {
-        eligibility = eligibility.route_layer(middleware::from_fn_with_state(limiter, limit));
-    }
+/// `POST /sales/{id}/eligible`.
+pub(crate) fn routes(backend: Backend) -> Router {
     Router::new()
         .route("/sales", get(list_sales).post(create_sale))
         .route("/sales/{id}", get(get_sale))
         .route("/sales/{id}/buyers", get(sale_buyers))
-        .merge(eligibility)
+        .route("/sales/{id}/eligible", post(eligible))
         .with_state(backend)
 }
 

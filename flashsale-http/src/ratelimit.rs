@@ -145,6 +145,36 @@ pub(crate) async fn limit(
     next.run(request).await
 }
 
+/// Whether a request is one the limiter counts: a buy, an eligibility
+/// check, a payment, a transaction route, or a new Socket.IO connection
+/// (a handshake: no `sid` yet). Lists, sales, health and the page pass.
+fn limited(uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
+    if path.starts_with("/socket.io/") {
+        return !uri.query().unwrap_or_default().contains("sid=");
+    }
+    path == "/buy"
+        || path == "/paid"
+        || path.starts_with("/transactions/")
+        || (path.starts_with("/sales/")
+            && (path.ends_with("/buy") || path.ends_with("/paid") || path.ends_with("/eligible")))
+}
+
+/// The middleware: limits the requests [`limited`] names by client, and
+/// lets every other request pass. One layer on the whole router (a layer
+/// per route would clone each route's state on every request).
+pub(crate) async fn limit_scoped(
+    State(limiter): State<ClientLimiter>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if limited(request.uri()) {
+        limit(State(limiter), request, next).await
+    } else {
+        next.run(request).await
+    }
+}
+
 /// The middleware for Socket.IO: limits new connections (handshakes: no
 /// `sid` yet) by client, and lets every other request pass.
 pub(crate) async fn limit_handshakes(
@@ -174,6 +204,36 @@ mod tests {
         assert_eq!((r.per_second.get(), r.burst.get()), (5, 10));
         for bad in ["", "20", "0/s", "20/m", "20/s,burst=", "20/s,x=1"] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn buys_payments_transactions_and_handshakes_are_limited_reads_are_not() {
+        let uri = |s: &str| {
+            s.parse::<axum::http::Uri>()
+                .unwrap_or_else(|_| unreachable!())
+        };
+        let sale = "/sales/65a1b2c3d4e5f60718293a4b";
+        for path in [
+            "/buy".to_owned(),
+            "/paid".to_owned(),
+            format!("{sale}/buy"),
+            format!("{sale}/paid"),
+            format!("{sale}/eligible"),
+            "/transactions/65a1b2c3d4e5f60718293a4b".to_owned(),
+            "/socket.io/?EIO=4&transport=websocket".to_owned(),
+        ] {
+            assert!(limited(&uri(&path)), "{path}");
+        }
+        for path in [
+            "/sales".to_owned(),
+            sale.to_owned(),
+            format!("{sale}/buyers"),
+            "/healthz".to_owned(),
+            "/".to_owned(),
+            "/socket.io/?EIO=4&transport=polling&sid=abc".to_owned(),
+        ] {
+            assert!(!limited(&uri(&path)), "{path}");
         }
     }
 
