@@ -241,12 +241,14 @@ impl App {
             })
         });
         let router = finish(routes, ready, &self.openapi(), &self.limits, cors_origin);
-        match &self.rate_limit {
-            Some(limiter) => router.layer(middleware::from_fn_with_state(
+        // Beside Socket.IO (`InProcess`), the caller puts this one layer
+        // outside both, so that handshakes count too.
+        match (&self.rate_limit, self.socket_io_client) {
+            (Some(limiter), false) => router.layer(middleware::from_fn_with_state(
                 limiter.clone(),
                 limit_scoped,
             )),
-            None => router,
+            _ => router,
         }
     }
 }

@@ -118,7 +118,7 @@ impl InProcess {
         let router = match self.app.rate_limit() {
             Some(limiter) => router.layer(axum::middleware::from_fn_with_state(
                 limiter.clone(),
-                crate::ratelimit::limit_handshakes,
+                crate::ratelimit::limit_scoped,
             )),
             None => router,
         };

@@ -53,18 +53,21 @@ impl FromStr for RateLimit {
     }
 }
 
-/// Limits each client address to a [`RateLimit`]. Cheap to clone.
+/// Limits each client address to a [`RateLimit`]. Cheap to clone (one
+/// `Arc`: the middleware clones it for every request).
 #[derive(Clone)]
-pub struct ClientLimiter {
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    trusted: Arc<[IpNet]>,
-    checks: Arc<AtomicU64>,
+pub struct ClientLimiter(Arc<Limiter>);
+
+struct Limiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    trusted: Vec<IpNet>,
+    checks: AtomicU64,
 }
 
 impl std::fmt::Debug for ClientLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientLimiter")
-            .field("trusted", &self.trusted)
+            .field("trusted", &self.0.trusted)
             .finish_non_exhaustive()
     }
 }
@@ -74,11 +77,11 @@ impl ClientLimiter {
     /// proxies only.
     pub fn new(limit: RateLimit, trusted: Vec<IpNet>) -> Self {
         let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
-        ClientLimiter {
-            limiter: Arc::new(RateLimiter::keyed(quota)),
-            trusted: trusted.into(),
-            checks: Arc::new(AtomicU64::new(0)),
-        }
+        ClientLimiter(Arc::new(Limiter {
+            limiter: RateLimiter::keyed(quota),
+            trusted,
+            checks: AtomicU64::new(0),
+        }))
     }
 
     /// The client behind a request from `peer`.
@@ -101,17 +104,18 @@ impl ClientLimiter {
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|net| net.contains(&ip))
+        self.0.trusted.iter().any(|net| net.contains(&ip))
     }
 
     /// `Ok` if `client` may go on, else the 429 answer.
     pub fn check(&self, client: IpAddr) -> Result<(), ApiError> {
         // Forget clients quiet long enough to have a full bucket again, now
         // and then, so the table stays as small as the active crowd.
-        if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-            self.limiter.retain_recent();
+        let limiter = &self.0.limiter;
+        if self.0.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            limiter.retain_recent();
         }
-        self.limiter.check_key(&client).map_err(|not_until| {
+        limiter.check_key(&client).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -169,23 +173,6 @@ pub(crate) async fn limit_scoped(
     next: Next,
 ) -> Response {
     if limited(request.uri()) {
-        limit(State(limiter), request, next).await
-    } else {
-        next.run(request).await
-    }
-}
-
-/// The middleware for Socket.IO: limits new connections (handshakes: no
-/// `sid` yet) by client, and lets every other request pass.
-pub(crate) async fn limit_handshakes(
-    State(limiter): State<ClientLimiter>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let uri = request.uri();
-    let handshake =
-        uri.path().starts_with("/socket.io/") && !uri.query().unwrap_or_default().contains("sid=");
-    if handshake {
         limit(State(limiter), request, next).await
     } else {
         next.run(request).await
