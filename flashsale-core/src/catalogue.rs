@@ -230,8 +230,11 @@ pub enum SaleError {
     /// Product name over [`MAX_PRODUCT_NAME_CHARS`].
     #[error("productName must be at most {MAX_PRODUCT_NAME_CHARS} characters")]
     ProductNameTooLong,
-    /// Product name with a control character.
-    #[error("productName must not contain control characters")]
+    /// Product name with a control or bidirectional-control character, or
+    /// nothing visible: refused like a buyer name.
+    #[error(
+        "productName must not contain control or bidirectional-control characters, and must show something"
+    )]
     ProductNameControl,
     /// The catalogue holds as many sales as it may.
     #[error("the catalogue holds {max} sales, the most it may")]
@@ -412,7 +415,11 @@ impl Catalogue {
         if name.chars().count() > MAX_PRODUCT_NAME_CHARS {
             return Err(SaleError::ProductNameTooLong);
         }
-        if name.chars().any(char::is_control) {
+        if name
+            .chars()
+            .any(|c| c.is_control() || crate::name::is_bidi_control(c))
+            || BuyerKey::of(name).as_str().chars().all(char::is_whitespace)
+        {
             return Err(SaleError::ProductNameControl);
         }
         sale.product_name = name.to_owned();

@@ -135,7 +135,7 @@ fn ascii_key(s: &str) -> CompactString {
 
 /// Bidirectional formatting controls (UAX #9): they reorder what a name
 /// shows.
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

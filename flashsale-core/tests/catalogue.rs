@@ -62,6 +62,16 @@ fn invalid_sales_are_refused() {
         ),
         Err(SaleError::ProductNameTooLong)
     );
+    // Product names are refused like buyer names.
+    for name in ["Hat\u{7}", "\u{202e}Hat", "\u{200b}"] {
+        let mut s = NewSale::new(name, 5, T0, END);
+        s.product_name = name.to_owned();
+        assert_eq!(
+            c.create(T0, s),
+            Err(SaleError::ProductNameControl),
+            "{name:?}"
+        );
+    }
     assert_eq!(
         c.create(T0, bad(|s| s.quantity = 0)),
         Err(SaleError::ZeroQuantity)
