@@ -46,6 +46,7 @@ use tokio::task::JoinHandle;
 use crate::events::{
     QueueClosed, SaleEdge, SaleEnded, SaleEvent, SaleRef, SaleStarted, SaleUpdate, TxNotice,
 };
+use crate::ratelimit::ClientAddr;
 use crate::tokens::TokenKey;
 use crate::wire::iso;
 
@@ -137,17 +138,19 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo) {
     (layer, io)
 }
 
-/// Counts `s` against its address's open connections (the peer that
-/// [`crate::server::serve`] records; without one, no bound) and undoes it
-/// when it disconnects. False when the address has
+/// Counts `s` against its client's open connections and undoes it when it
+/// disconnects. The client is the rate limiter's ([`ClientAddr`]: a trusted
+/// proxy's forwarded address), else the peer [`crate::server::serve`]
+/// records; without either, no bound. False when the client has
 /// [`MAX_SOCKETS_PER_ADDRESS`] open already.
 fn admit(s: &SocketRef, per_address: &Arc<Mutex<HashMap<IpAddr, usize>>>) -> bool {
-    let Some(peer) = s
-        .req_parts()
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-    else {
+    let extensions = &s.req_parts().extensions;
+    let client = extensions.get::<ClientAddr>().map(|c| c.0).or_else(|| {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    });
+    let Some(peer) = client else {
         return true;
     };
     {

@@ -128,12 +128,18 @@ impl ClientLimiter {
     }
 }
 
-/// The middleware: limits every request of the router it wraps, by client.
-/// Requests without a known peer (a server other than
-/// [`crate::server::serve`]) pass.
+/// The client a limited request was counted against, as the limiter
+/// decided it (the peer, or a trusted proxy's forwarded address): what
+/// later layers (Socket.IO's per-address bound) count by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+/// The middleware: limits every request of the router it wraps, by client,
+/// and records the client as a [`ClientAddr`]. Requests without a known
+/// peer (a server other than [`crate::server::serve`]) pass.
 pub(crate) async fn limit(
     State(limiter): State<ClientLimiter>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let peer = request
@@ -145,6 +151,7 @@ pub(crate) async fn limit(
         if let Err(e) = limiter.check(client) {
             return e.into_response();
         }
+        request.extensions_mut().insert(ClientAddr(client));
     }
     next.run(request).await
 }

@@ -450,3 +450,62 @@ async fn buyers_who_sign_in_are_their_accounts_and_bad_tokens_are_refused() {
     );
     assert_eq!(eligible("ana", other).await.0, StatusCode::OK);
 }
+
+/// Behind a trusted proxy every buyer arrives from the proxy's address:
+/// the live-connection bound counts the forwarded client, not the proxy.
+#[tokio::test]
+async fn behind_a_trusted_proxy_live_connections_are_bounded_per_client() {
+    let (mut stack, _) = manual_stack().await;
+    let limit = "1000000/s,burst=1000000".parse().unwrap();
+    let proxy: ipnet::IpNet = "127.0.0.6/32".parse().unwrap();
+    stack.app = stack
+        .app
+        .with_rate_limit(flashsale_http::ratelimit::ClientLimiter::new(
+            limit,
+            vec![proxy],
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(flashsale_http::server::serve(
+        listener,
+        stack.router("*"),
+        flashsale_http::server::ServerLimits::default(),
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 6]))
+        .build()
+        .unwrap();
+    let connect = |client: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let url = format!("{base}/socket.io/?EIO=4&transport=polling");
+            let open = http
+                .get(&url)
+                .header("x-forwarded-for", client)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
+            let sid = [("sid", open["sid"].as_str().unwrap().to_owned())];
+            http.post(&url).query(&sid).body("40").send().await.unwrap();
+            http.get(&url)
+                .query(&sid)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..flashsale_http::live::MAX_SOCKETS_PER_ADDRESS {
+        assert!(connect("203.0.113.7").await.contains("40{"));
+    }
+    assert!(connect("203.0.113.7").await.contains("41"));
+    let other = connect("198.51.100.9").await;
+    assert!(other.contains("40{") && !other.contains("41"), "{other}");
+}
