@@ -43,12 +43,14 @@ start_split() {
   bp=$(free_port)
   tp=$(free_port)
   env RUST_LOG=warn PORT="$bp" SALE_ID="$sale" SALE_QTY="$quantity" KAFKA_BROKERS="$brokers" \
+    BUYER_TOKEN_SECRET=load \
     KAFKA_TOPIC="$topic" KAFKA_GROUP_ID="$topic" \
     target/release/examples/backend >>/tmp/flashsale-backend.log 2>&1 &
   backend_pid=$!
   backend=http://127.0.0.1:$bp
   wait_up "$backend"
   env RUST_LOG=warn PORT="$tp" SALE_ID="$sale" BACKEND_BASE_URL="$backend" JOURNAL="$journal" \
+    BUYER_TOKEN_SECRET=load \
     KAFKA_BROKERS="$brokers" KAFKA_TOPIC="$topic" KAFKA_JOURNAL_PREFIX="load-journal-$$-$split_run-" \
     "$@" target/release/examples/transaction >>/tmp/flashsale-transaction.log 2>&1 &
   tx_pid=$!
