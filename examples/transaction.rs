@@ -140,9 +140,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!(brokers = %config.brokers, topic = %config.topic, "publishing paid and switch to Kafka");
             if args.journal != Some(Journal::Memory) {
                 if args.tokens.buyer_token_secret.is_none() && args.payment_secret.is_none() {
-                    return Err("the Kafka journal outlives this process: set BUYER_TOKEN_SECRET \
+                    return Err(
+                        "the Kafka journal outlives this process: set BUYER_TOKEN_SECRET \
                         (or PAYMENT_SECRET) so that buyers' tokens do too"
-                        .into());
+                            .into(),
+                    );
                 }
                 ports.storage =
                     Arc::new(KafkaStorage::connect(&config, &args.kafka_journal_prefix).await?);

@@ -20,6 +20,53 @@ async fn send(request: reqwest::RequestBuilder, token: Option<&str>) -> (StatusC
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Serves `router` through our own server (which records each
+/// connection's peer, as the rate limit and the live-connection bound
+/// need) on a free loopback port; its base URL.
+async fn serve_with_peers(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(flashsale_http::server::serve(
+        listener,
+        router,
+        flashsale_http::server::ServerLimits::default(),
+        std::future::pending(),
+    ));
+    base
+}
+
+/// A client whose requests come from `ip` (any of 127.0.0.0/8).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
+/// A Socket.IO connection by hand over Engine.IO long-polling: open,
+/// connect to "/", and the server's first answer (`40{…}` when admitted,
+/// with `41` when disconnected at once). `forwarded` goes in
+/// `X-Forwarded-For`.
+async fn socket_io_connect(http: &reqwest::Client, base: &str, forwarded: Option<&str>) -> String {
+    let url = format!("{base}/socket.io/?EIO=4&transport=polling");
+    let mut open = http.get(&url);
+    if let Some(client) = forwarded {
+        open = open.header("x-forwarded-for", client);
+    }
+    let open = open.send().await.unwrap().text().await.unwrap();
+    let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
+    let sid = [("sid", open["sid"].as_str().unwrap().to_owned())];
+    http.post(&url).query(&sid).body("40").send().await.unwrap();
+    http.get(&url)
+        .query(&sid)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A buyer at the back of a 1-unit sale derives the others' ids from its
 /// own and tries to evict them (the ids ascend), then to read where they
 /// stand: without their tokens nothing happens to them.
@@ -204,15 +251,7 @@ async fn a_flood_from_one_address_is_limited_while_others_are_served() {
     stack.app = stack
         .app
         .with_rate_limit(flashsale_http::ratelimit::ClientLimiter::new(limit, vec![]));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = stack.router("*");
-    tokio::spawn(flashsale_http::server::serve(
-        listener,
-        router,
-        flashsale_http::server::ServerLimits::default(),
-        std::future::pending(),
-    ));
+    let base = serve_with_peers(stack.router("*")).await;
     let (_, sale) = common::post(
         &reqwest::Client::new(),
         format!("{base}/sales"),
@@ -220,13 +259,7 @@ async fn a_flood_from_one_address_is_limited_while_others_are_served() {
     )
     .await;
     let sale = sale["id"].as_str().unwrap().to_owned();
-    let from = |ip: [u8; 4]| {
-        reqwest::Client::builder()
-            .local_address(std::net::IpAddr::from(ip))
-            .build()
-            .unwrap()
-    };
-    let (flood, other) = (from([127, 0, 0, 2]), from([127, 0, 0, 3]));
+    let (flood, other) = (client_from([127, 0, 0, 2]), client_from([127, 0, 0, 3]));
     let mut limited = 0;
     for i in 0..50 {
         let r = flood
@@ -311,50 +344,42 @@ async fn ten_thousand_late_payments_add_one_journal_event() {
 #[tokio::test]
 async fn live_connections_per_address_are_bounded() {
     let (stack, _) = manual_stack().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(flashsale_http::server::serve(
-        listener,
-        stack.router("*"),
-        flashsale_http::server::ServerLimits::default(),
-        std::future::pending(),
-    ));
-    let client = |ip: [u8; 4]| {
-        reqwest::Client::builder()
-            .local_address(std::net::IpAddr::from(ip))
-            .build()
-            .unwrap()
-    };
-    // Engine.IO long-polling, by hand: open, connect to "/", read the answer.
-    let connect = |http: reqwest::Client| {
-        let base = base.clone();
-        async move {
-            let url = format!("{base}/socket.io/?EIO=4&transport=polling");
-            let open = http.get(&url).send().await.unwrap().text().await.unwrap();
-            let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
-            let sid = open["sid"].as_str().unwrap().to_owned();
-            let sid = [("sid", sid)];
-            http.post(&url).query(&sid).body("40").send().await.unwrap();
-            http.get(&url)
-                .query(&sid)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
-    let crowd = client([127, 0, 0, 4]);
+    let base = serve_with_peers(stack.router("*")).await;
+    let crowd = client_from([127, 0, 0, 4]);
     for _ in 0..flashsale_http::live::MAX_SOCKETS_PER_ADDRESS {
-        let answer = connect(crowd.clone()).await;
+        let answer = socket_io_connect(&crowd, &base, None).await;
         assert!(answer.contains("40{"), "{answer}");
     }
     // The next is disconnected as soon as it connects.
-    let refused = connect(crowd).await;
+    let refused = socket_io_connect(&crowd, &base, None).await;
     assert!(refused.contains("41"), "{refused}");
-    let answer = connect(client([127, 0, 0, 5])).await;
+    let answer = socket_io_connect(&client_from([127, 0, 0, 5]), &base, None).await;
     assert!(answer.contains("40{") && !answer.contains("41"), "{answer}");
+}
+
+/// Behind a trusted proxy every buyer arrives from the proxy's address:
+/// the live-connection bound counts the forwarded client, not the proxy.
+#[tokio::test]
+async fn behind_a_trusted_proxy_live_connections_are_bounded_per_client() {
+    let (mut stack, _) = manual_stack().await;
+    let limit = "1000000/s,burst=1000000".parse().unwrap();
+    let proxy: ipnet::IpNet = "127.0.0.6/32".parse().unwrap();
+    stack.app = stack
+        .app
+        .with_rate_limit(flashsale_http::ratelimit::ClientLimiter::new(
+            limit,
+            vec![proxy],
+        ));
+    let base = serve_with_peers(stack.router("*")).await;
+    let proxy = client_from([127, 0, 0, 6]);
+    for _ in 0..flashsale_http::live::MAX_SOCKETS_PER_ADDRESS {
+        let answer = socket_io_connect(&proxy, &base, Some("203.0.113.7")).await;
+        assert!(answer.contains("40{"), "{answer}");
+    }
+    let refused = socket_io_connect(&proxy, &base, Some("203.0.113.7")).await;
+    assert!(refused.contains("41"), "{refused}");
+    let other = socket_io_connect(&proxy, &base, Some("198.51.100.9")).await;
+    assert!(other.contains("40{") && !other.contains("41"), "{other}");
 }
 
 /// With sign-in on, a buy needs a valid JWT — not expired, signed with the
@@ -449,63 +474,4 @@ async fn buyers_who_sign_in_are_their_accounts_and_bad_tokens_are_refused() {
         (StatusCode::BAD_REQUEST, &json!("already_participated"))
     );
     assert_eq!(eligible("ana", other).await.0, StatusCode::OK);
-}
-
-/// Behind a trusted proxy every buyer arrives from the proxy's address:
-/// the live-connection bound counts the forwarded client, not the proxy.
-#[tokio::test]
-async fn behind_a_trusted_proxy_live_connections_are_bounded_per_client() {
-    let (mut stack, _) = manual_stack().await;
-    let limit = "1000000/s,burst=1000000".parse().unwrap();
-    let proxy: ipnet::IpNet = "127.0.0.6/32".parse().unwrap();
-    stack.app = stack
-        .app
-        .with_rate_limit(flashsale_http::ratelimit::ClientLimiter::new(
-            limit,
-            vec![proxy],
-        ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(flashsale_http::server::serve(
-        listener,
-        stack.router("*"),
-        flashsale_http::server::ServerLimits::default(),
-        std::future::pending(),
-    ));
-    let http = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, 6]))
-        .build()
-        .unwrap();
-    let connect = |client: &'static str| {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let url = format!("{base}/socket.io/?EIO=4&transport=polling");
-            let open = http
-                .get(&url)
-                .header("x-forwarded-for", client)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
-            let sid = [("sid", open["sid"].as_str().unwrap().to_owned())];
-            http.post(&url).query(&sid).body("40").send().await.unwrap();
-            http.get(&url)
-                .query(&sid)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
-    for _ in 0..flashsale_http::live::MAX_SOCKETS_PER_ADDRESS {
-        assert!(connect("203.0.113.7").await.contains("40{"));
-    }
-    assert!(connect("203.0.113.7").await.contains("41"));
-    let other = connect("198.51.100.9").await;
-    assert!(other.contains("40{") && !other.contains("41"), "{other}");
 }
