@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use flashsale_http::tokens::TokenKey;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, watch};
@@ -68,29 +67,9 @@ impl Server {
     /// Starts example `name` on a free port (or `port`) with `env`, and
     /// waits for it to say where it listens.
     async fn start(name: &str, port: u16, env: &[(&str, String)]) -> Server {
-        let bin = process::example(name);
-        let mut child = Command::new(&bin)
-            .env_clear()
-            .env("PORT", port.to_string())
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let listening = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some((_, at)) = line.split_once("listening on http://") {
-                    return at.split_whitespace().next().unwrap().to_owned();
-                }
-            }
-            panic!("{name} exited before listening");
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{name} did not listen within 60 s"));
-        // Keep reading, so the server never writes to a closed pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut env: Vec<(&str, String)> = env.to_vec();
+        env.push(("PORT", port.to_string()));
+        let (child, listening) = process::start(name, &env).await;
         Server {
             child,
             base: format!("http://{listening}"),
