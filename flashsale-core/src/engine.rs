@@ -514,6 +514,9 @@ pub struct Engine {
     txs: Vec<Tx>,
     /// Ids that do not carry their index (from a journal written elsewhere).
     foreign: HashMap<TxId, u32>,
+    /// The key of the buyer whose `Joined` [`Engine::buy_as`] is applying,
+    /// so that a buy computes it once; replay computes it from the event.
+    joining: Option<BuyerKey>,
     /// The verified accounts of the transactions bought by one (only when
     /// buyers sign in).
     accounts: HashMap<u32, CompactString>,
@@ -582,6 +585,7 @@ impl Engine {
             foreign: HashMap::new(),
             refunds: hashbrown::HashSet::new(),
             accounts: HashMap::new(),
+            joining: None,
             by_name: HashTable::new(),
             by_name_hasher: hashbrown::DefaultHashBuilder::default(),
             deadlines: VecDeque::new(),
@@ -683,6 +687,8 @@ impl Engine {
         let tx = self.fresh_id(now);
         let deadline =
             (self.free_slots() > 0).then(|| now.saturating_add(self.config.payment_timeout));
+        // Computed once: the `Joined` about to be applied is this buyer's.
+        self.joining = Some(key);
         self.emit(
             now,
             EventKind::Joined {
@@ -1078,7 +1084,10 @@ impl Engine {
                 account,
             } => {
                 let i = self.next_index(*tx)?;
-                let buyer_key = joined_key(buyer, account.as_deref())?;
+                let buyer_key = match self.joining.take() {
+                    Some(key) => key,
+                    None => joined_key(buyer, account.as_deref())?,
+                };
                 let key = match deadline {
                     Some(deadline) => {
                         self.slots += 1;
