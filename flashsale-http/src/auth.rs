@@ -5,6 +5,8 @@
 //! present, and `aud` and `iss` required and checked when configured
 //! (60 s of leeway for clocks). A missing or bad token: 401 `bad_jwt`.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -12,9 +14,12 @@ use serde::Deserialize;
 use crate::error::{ApiError, ErrorCode};
 use crate::tokens::bearer;
 
-/// What a buyer's JWT is checked against. Cheap to clone.
+/// What a buyer's JWT is checked against. Cheap to clone: one `Arc` (the
+/// routes' state is cloned for every request).
 #[derive(Clone)]
-pub struct BuyerAuth {
+pub struct BuyerAuth(Arc<Checks>);
+
+struct Checks {
     key: DecodingKey,
     validation: Validation,
 }
@@ -22,9 +27,9 @@ pub struct BuyerAuth {
 impl std::fmt::Debug for BuyerAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BuyerAuth")
-            .field("algorithms", &self.validation.algorithms)
-            .field("aud", &self.validation.aud)
-            .field("iss", &self.validation.iss)
+            .field("algorithms", &self.0.validation.algorithms)
+            .field("aud", &self.0.validation.aud)
+            .field("iss", &self.0.validation.iss)
             .finish_non_exhaustive()
     }
 }
@@ -56,35 +61,40 @@ impl BuyerAuth {
         validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        BuyerAuth { key, validation }
+        BuyerAuth(Arc::new(Checks { key, validation }))
     }
 
     /// Requires and checks the `aud` claim.
-    pub fn with_audience(mut self, audience: &str) -> Self {
-        self.validation.set_audience(&[audience]);
-        self.validation.validate_aud = true;
-        self.require("aud");
-        self
+    pub fn with_audience(self, audience: &str) -> Self {
+        self.with_validation(|v| {
+            v.set_audience(&[audience]);
+            v.validate_aud = true;
+            v.required_spec_claims.insert("aud".to_owned());
+        })
     }
 
     /// Requires and checks the `iss` claim.
-    pub fn with_issuer(mut self, issuer: &str) -> Self {
-        self.validation.set_issuer(&[issuer]);
-        self.require("iss");
-        self
+    pub fn with_issuer(self, issuer: &str) -> Self {
+        self.with_validation(|v| {
+            v.set_issuer(&[issuer]);
+            v.required_spec_claims.insert("iss".to_owned());
+        })
     }
 
-    fn require(&mut self, claim: &str) {
-        self.validation
-            .required_spec_claims
-            .insert(claim.to_owned());
+    fn with_validation(self, change: impl FnOnce(&mut Validation)) -> Self {
+        let mut validation = self.0.validation.clone();
+        change(&mut validation);
+        BuyerAuth(Arc::new(Checks {
+            key: self.0.key.clone(),
+            validation,
+        }))
     }
 
     /// The account (`sub`) of the request's valid token, or the 401 answer.
     pub fn account(&self, headers: &HeaderMap) -> Result<String, ApiError> {
         let token =
             bearer(headers).ok_or_else(|| bad_jwt("a signed-in buyer's token is required"))?;
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        jsonwebtoken::decode::<Claims>(token, &self.0.key, &self.0.validation)
             .map(|data| data.claims.sub)
             .map_err(|e| bad_jwt(&format!("the buyer's token is not valid: {e}")))
     }
