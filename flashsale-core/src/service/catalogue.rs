@@ -181,11 +181,6 @@ impl CatalogueService {
         Ok(self.ask(|r| Command::Insert(sale, r)).await??)
     }
 
-    /// Adds a sale known elsewhere (synced), without starting an engine.
-    pub async fn insert(&self, sale: Sale) -> Result<Sale, CatalogueError> {
-        Ok(self.ask(|r| Command::Insert(sale, r)).await??)
-    }
-
     /// Applies `paid` and `switch` messages (each paid transaction once,
     /// however often delivered) and returns the notices they caused, which
     /// also went out on the notices broadcast. Refusals are logged.

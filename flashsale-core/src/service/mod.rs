@@ -140,16 +140,6 @@ pub enum CallError<E> {
     Unavailable,
 }
 
-impl<E> CallError<E> {
-    /// The engine's refusal, if that is what this is.
-    pub fn refusal(&self) -> Option<&E> {
-        match self {
-            CallError::Refused(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
 /// A service's settings beyond its [`Ports`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
