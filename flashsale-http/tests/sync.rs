@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use flashsale_core::{
-    BuyError, BuyerName, Catalogue, NewSale, SequentialIds, SystemClock, Timestamp, TxMessage,
-    TxMessageKind, TxState,
+    BuyError, BuyerName, Catalogue, NewSale, SequentialIds, SystemClock, Timestamp, TxId,
+    TxMessage, TxMessageKind, TxState,
 };
 use flashsale_http::tokens::TokenKey;
 use flashsale_http::{InProcess, sync};
@@ -26,6 +26,18 @@ async fn serve(router: axum::Router) -> String {
 
 const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
+/// Records in `catalogue` that `buyer` paid `tx` in `sale`.
+fn paid(catalogue: &mut Catalogue, sale: flashsale_core::SaleId, tx: TxId, buyer: &str) {
+    let message = TxMessage {
+        transaction_id: tx,
+        buyer_name: BuyerName::parse(buyer).unwrap(),
+        sale_id: sale,
+        account: None,
+        kind: TxMessageKind::Paid,
+    };
+    catalogue.apply(T0, &message).unwrap();
+}
+
 #[tokio::test]
 async fn the_sale_and_its_paid_buyers_come_from_the_backend() {
     let mut catalogue = Catalogue::new(Box::new(SequentialIds::starting_after(0x5a1e_0000)));
@@ -34,18 +46,7 @@ async fn the_sale_and_its_paid_buyers_come_from_the_backend() {
     new.max_payment_slots = Some(2);
     let sale = catalogue.create(T0, new).unwrap();
     let ana_tx = "5f00000000000000000000aa".parse().unwrap();
-    catalogue
-        .apply(
-            T0,
-            &TxMessage {
-                transaction_id: ana_tx,
-                buyer_name: BuyerName::parse("ana").unwrap(),
-                sale_id: sale.id(),
-                account: None,
-                kind: TxMessageKind::Paid,
-            },
-        )
-        .unwrap();
+    paid(&mut catalogue, sale.id(), ana_tx, "ana");
     let backend = InProcess::catalogue_only(Arc::new(SystemClock), catalogue, TokenKey::random());
     let base = serve(backend.router("*")).await;
 
@@ -154,18 +155,7 @@ async fn the_buyer_list_is_paginated_and_the_sync_reads_every_page() {
         .unwrap();
     for n in 1..=2_500u32 {
         let tx = format!("65a0000000000000{n:08x}").parse().unwrap();
-        catalogue
-            .apply(
-                T0,
-                &TxMessage {
-                    transaction_id: tx,
-                    buyer_name: BuyerName::parse(&format!("b{n}")).unwrap(),
-                    sale_id: sale.id(),
-                    account: None,
-                    kind: TxMessageKind::Paid,
-                },
-            )
-            .unwrap();
+        paid(&mut catalogue, sale.id(), tx, &format!("b{n}"));
     }
     let backend = InProcess::catalogue_only(Arc::new(SystemClock), catalogue, TokenKey::random());
     let base = serve(backend.router("*")).await;
