@@ -115,7 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "demo sale {} — {} × {:?}",
         sale.id(),
         sale.config.quantity,
-        sale.product_name
+        sale.config.product_name
     );
     args.guards
         .limits

@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "demo sale {} — {} × {:?}",
         sale.id(),
         sale.config.quantity,
-        sale.product_name
+        sale.config.product_name
     );
     println!(
         "try: curl -s -XPOST http://{addr}/buy -H 'content-type: application/json' -d '{{\"buyerName\":\"ana\"}}'"

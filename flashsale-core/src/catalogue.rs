@@ -66,6 +66,7 @@ impl NewSale {
     pub fn config(&self, id: SaleId) -> SaleConfig {
         SaleConfig {
             id,
+            product_name: self.product_name.clone(),
             quantity: self.quantity,
             starts_at: self.starts_at,
             ends_at: self.ends_at,
@@ -76,17 +77,15 @@ impl NewSale {
     }
 }
 
-/// A sale as the catalogue knows it: its engine's settings, what is sold,
-/// and how many units are left.
+/// A sale as the catalogue knows it: its settings (what is sold, how many,
+/// when) and how many units are left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sale {
-    /// The settings its engine runs with (id, quantity, schedule, payment
-    /// timeout, slot cap).
+    /// The settings its engine runs with (id, product name, quantity,
+    /// schedule, payment timeout, slot cap).
     #[serde(flatten)]
     pub config: SaleConfig,
-    /// What is sold.
-    pub product_name: String,
     /// Units not yet sold.
     pub remaining: u64,
 }
@@ -401,14 +400,13 @@ impl Catalogue {
         self.check(Sale {
             config: new.config(id),
             remaining: new.quantity,
-            product_name: new.product_name,
         })
     }
 
     /// Checks a sale like a new one: its name trimmed and bounded, some
     /// stock, a valid schedule, an id not taken.
     fn check(&self, mut sale: Sale) -> Result<Sale, SaleError> {
-        let name = sale.product_name.trim();
+        let name = sale.config.product_name.trim();
         if name.is_empty() {
             return Err(SaleError::EmptyProductName);
         }
@@ -422,7 +420,7 @@ impl Catalogue {
         {
             return Err(SaleError::ProductNameControl);
         }
-        sale.product_name = name.to_owned();
+        sale.config.product_name = name.to_owned();
         if sale.config.quantity == 0 {
             return Err(SaleError::ZeroQuantity);
         }
@@ -443,11 +441,36 @@ impl Catalogue {
     /// service). It is checked like a new sale.
     pub fn insert(&mut self, sale: Sale) -> Result<Sale, SaleError> {
         let sale = self.check(sale)?;
+        self.add(sale.clone());
+        Ok(sale)
+    }
+
+    /// Adds the sale an engine runs, as its journal opened it, unless the
+    /// catalogue has it already: how a catalogue is rebuilt from the
+    /// engines' journals after a restart (their payments follow as
+    /// messages). Not checked like a new sale nor held to
+    /// [`Catalogue::max_sales`]: the engine runs whatever the catalogue
+    /// thinks. Returns whether it was added.
+    pub fn restore(&mut self, mut config: SaleConfig) -> bool {
+        if self.sales.contains_key(&config.id) {
+            return false;
+        }
+        if config.product_name.trim().is_empty() {
+            // Journals written before the name was recorded.
+            config.product_name = format!("sale {}", config.id);
+        }
+        let remaining = config.quantity;
+        self.add(Sale { config, remaining });
+        true
+    }
+
+    fn add(&mut self, sale: Sale) {
         self.due = self.due.min(sale.config.starts_at);
+        let id = sale.id();
         self.sales.insert(
-            sale.id(),
+            id,
             Entry {
-                sale: sale.clone(),
+                sale,
                 buyers: Vec::new(),
                 names: HashSet::new(),
                 applied: HashMap::new(),
@@ -455,9 +478,8 @@ impl Catalogue {
                 ended: false,
             },
         );
-        self.notices.push(Notice::SaleCreated { sale: sale.id() });
+        self.notices.push(Notice::SaleCreated { sale: id });
         self.advance(self.now);
-        Ok(sale)
     }
 
     /// Every sale, by id (which ascends with creation time).

@@ -29,12 +29,16 @@ pub const DEFAULT_PAYMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// reference lets an expired buyer rejoin without limit).
 pub const DEFAULT_MAX_JOINS_PER_BUYER: u32 = 3;
 
-/// What an engine needs to know about its sale.
+/// A sale's settings: what its engine runs by, and what it sells.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SaleConfig {
     /// The sale.
     pub id: SaleId,
+    /// What is sold (for the catalogue and people; the engine does not
+    /// read it). Empty in journals written before it was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub product_name: String,
     /// Units for sale.
     pub quantity: u64,
     /// Buying opens at this time…
@@ -60,6 +64,7 @@ impl SaleConfig {
     pub fn new(id: SaleId, quantity: u64, starts_at: Timestamp, ends_at: Timestamp) -> Self {
         SaleConfig {
             id,
+            product_name: String::new(),
             quantity,
             starts_at,
             ends_at,

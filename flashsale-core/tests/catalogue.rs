@@ -34,7 +34,7 @@ fn sales_are_created_listed_and_found() {
         .create(T0, NewSale::new("  Sneakers ", 5, T0, END))
         .unwrap();
     let b = c.create(T0, NewSale::new("Hat", 1, T0, END)).unwrap();
-    assert_eq!(a.product_name, "Sneakers");
+    assert_eq!(a.config.product_name, "Sneakers");
     assert_eq!((a.config.quantity, a.remaining), (5, 5));
     let listed: Vec<_> = c.list().map(|s| s.id()).collect();
     assert_eq!(listed, vec![a.id(), b.id()], "in creation order");

@@ -142,6 +142,46 @@ async fn created_sales_sell_and_the_catalogue_hears_of_it() {
 }
 
 #[tokio::test]
+async fn a_restart_rebuilds_the_catalogue_from_the_engines_journals() {
+    let storage = MemoryStorage::new();
+    let (catalogue, engines, _, _) = stack(Arc::new(storage.clone())).await;
+    let sale = catalogue
+        .create_sale(None, new_sale(3, Duration::ZERO))
+        .await
+        .unwrap();
+    for name in ["ana", "bo"] {
+        let a = engines.buy(sale.id(), name).await.unwrap();
+        engines.paid_tx(a.tx).await.unwrap();
+    }
+    engines.buy(sale.id(), "cy").await.unwrap();
+    engines.shutdown().await;
+    let before = (
+        catalogue.list().await.unwrap(),
+        catalogue.buyers(sale.id(), None, 10).await.unwrap(),
+    );
+    catalogue.shutdown().await;
+
+    // A new process: a fresh catalogue over the same journal.
+    let (catalogue, engines, _, _) = stack(Arc::new(storage)).await;
+    engines.clone().shutdown().await; // flushes the re-offered opening and payments
+    let after = (
+        catalogue.list().await.unwrap(),
+        catalogue.buyers(sale.id(), None, 10).await.unwrap(),
+    );
+    assert_eq!(after, before, "same sale, figures and buyers");
+    assert_eq!(after.0[0].config.product_name, "Sneakers");
+    assert_eq!(after.0[0].remaining, 1);
+    assert!(
+        catalogue
+            .eligible(sale.id(), "bo", None)
+            .await
+            .unwrap()
+            .is_err()
+    );
+    catalogue.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_catalogue_announces_starts_and_ends_on_its_clock() {
     let (catalogue, _engines, clock, notices) = stack(Arc::new(MemoryStorage::new())).await;
     let mut notices = notices.subscribe();

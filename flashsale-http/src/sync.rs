@@ -114,6 +114,7 @@ pub fn engine(
         .payment_timeout_ms
         .map_or(default_payment_timeout, Duration::from_millis);
     config.max_payment_slots = sale.max_payment_slots;
+    config.product_name.clone_from(&sale.product_name);
     let listed = buyers.iter().map(|b| ListedBuyer {
         id: b.id.as_str().unwrap_or_default(),
         name: b.buyer_name.as_str(),

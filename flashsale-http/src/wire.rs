@@ -74,7 +74,7 @@ impl From<&Sale> for SaleBody {
     fn from(s: &Sale) -> Self {
         SaleBody {
             id: s.id().to_string(),
-            product_name: s.product_name.clone(),
+            product_name: s.config.product_name.clone(),
             product_qty: s.remaining,
             sale_start: iso(s.config.starts_at),
             sale_end: iso(s.config.ends_at),

@@ -12,8 +12,9 @@ use super::{Service, ServiceError};
 use crate::catalogue::{
     Applied, Buyer, Catalogue, EligibilityError, NewSale, Notice, Sale, SaleError, TxMessage,
 };
-use crate::engine::Event;
+use crate::engine::{Event, EventKind, SaleConfig};
 use crate::id::{SaleId, TxId};
+use crate::time::Timestamp;
 
 /// A page of buyers, and the cursor of the next page.
 pub type BuyersPage = (Vec<Buyer>, Option<TxId>);
@@ -34,6 +35,9 @@ enum Command {
     /// Drops a reservation whose engine could not start.
     Release(SaleId),
     Apply(Vec<TxMessage>, Reply<Vec<Notice>>),
+    /// Committed engine events: sales opened (restored unless known) and
+    /// paid or switch messages, in journal order.
+    Feed(Vec<Fed>, Reply<()>),
     List(Reply<Vec<Sale>>),
     Get(SaleId, Reply<Option<Sale>>),
     Buyers(SaleId, Option<TxId>, usize, Reply<Option<BuyersPage>>),
@@ -61,6 +65,12 @@ pub enum CatalogueError {
     /// The catalogue has stopped.
     #[error("catalogue unavailable")]
     Unavailable,
+}
+
+/// What the catalogue takes from an engine's committed events.
+enum Fed {
+    Opened(SaleConfig),
+    Message(TxMessage),
 }
 
 struct Shared {
@@ -262,11 +272,17 @@ pub struct CatalogueFeed {
 #[async_trait]
 impl EventSink for CatalogueFeed {
     async fn publish(&self, events: &[Event]) -> Result<(), SinkError> {
-        let messages: Vec<TxMessage> = events.iter().filter_map(TxMessage::from_event).collect();
-        if messages.is_empty() {
+        let fed: Vec<Fed> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Opened { config, .. } => Some(Fed::Opened(config.clone())),
+                _ => TxMessage::from_event(e).map(Fed::Message),
+            })
+            .collect();
+        if fed.is_empty() {
             return Ok(());
         }
-        if self.catalogue.apply(messages).await.is_err() {
+        if self.catalogue.ask(|r| Command::Feed(fed, r)).await.is_err() {
             // Stopped for good: retrying would only hold up the sale.
             tracing::warn!("catalogue stopped; engine events not applied");
         }
@@ -321,27 +337,37 @@ async fn run(
                 }
                 Command::Insert(sale, r) => {
                     reserved.remove(&sale.id());
-                    let _ = r.send(catalogue.insert(sale));
+                    // The engine's opening may have restored it already.
+                    let inserted = match catalogue.get(sale.id()) {
+                        Some(known) if known.config == sale.config => Ok(known.clone()),
+                        _ => catalogue.insert(sale),
+                    };
+                    let _ = r.send(inserted);
                 }
                 Command::Release(id) => {
                     reserved.remove(&id);
                 }
                 Command::Apply(messages, r) => {
                     for message in &messages {
-                        match catalogue.apply(now, message) {
-                            Ok(Applied::Oversold) => tracing::error!(
-                                ?message,
-                                "catalogue recorded a sale beyond its stock"
-                            ),
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(?message, error = %e, "catalogue refused a message");
-                            }
-                        }
+                        apply(&mut catalogue, now, message);
                     }
                     let caused: Vec<Notice> = catalogue.drain_notices().collect();
                     out.extend(caused.iter().cloned());
                     let _ = r.send(caused);
+                }
+                Command::Feed(fed, r) => {
+                    for item in fed {
+                        match item {
+                            Fed::Opened(config) => {
+                                let id = config.id;
+                                if catalogue.restore(config) {
+                                    tracing::debug!(sale = %id, "catalogue: sale restored");
+                                }
+                            }
+                            Fed::Message(message) => apply(&mut catalogue, now, &message),
+                        }
+                    }
+                    let _ = r.send(());
                 }
                 Command::List(r) => {
                     let _ = r.send(catalogue.list().cloned().collect());
@@ -364,5 +390,15 @@ async fn run(
         }
         // A broadcast never blocks: publishing cannot stall the catalogue.
         let _ = notices.publish(&out).await;
+    }
+}
+
+fn apply(catalogue: &mut Catalogue, now: Timestamp, message: &TxMessage) {
+    match catalogue.apply(now, message) {
+        Ok(Applied::Oversold) => {
+            tracing::error!(?message, "catalogue recorded a sale beyond its stock");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(?message, error = %e, "catalogue refused a message"),
     }
 }

@@ -297,11 +297,12 @@ impl Service {
                 .map_err(|source| ServiceError::Replay { sale, source })?;
             tracing::info!(%sale, events = journal.len(), "sale replayed from journal");
             // A crash between the journal append and the sink loses the
-            // hand-over, not the payment: offer every payment again (the
-            // catalogue applies each once).
+            // hand-over, not the payment: offer the sale's opening and
+            // every payment again (a catalogue restores the sale unless it
+            // knows it, and applies each payment once).
             let paid = journal
                 .into_iter()
-                .filter(|e| matches!(e.kind, EventKind::Paid { .. }))
+                .filter(|e| matches!(e.kind, EventKind::Opened { .. } | EventKind::Paid { .. }))
                 .collect();
             service.spawn(engine, paid)?;
         }

@@ -5,7 +5,7 @@
 use hashbrown::{HashMap, HashSet};
 
 use crate::catalogue::{Catalogue, TxMessage};
-use crate::engine::{DropReason, Engine, Event, EventKind, TxState};
+use crate::engine::{DropReason, Engine, Event, EventKind, SaleConfig, TxState};
 use crate::id::{SequentialIds, TxId};
 
 /// Follows one engine's event stream and checks its invariants.
@@ -259,8 +259,10 @@ pub fn catalogue_applies_each_paid_once(
     let mut catalogue = Catalogue::new(Box::new(SequentialIds::default()));
     catalogue
         .insert(crate::catalogue::Sale {
-            config: config.clone(),
-            product_name: "product".into(),
+            config: SaleConfig {
+                product_name: "product".into(),
+                ..config.clone()
+            },
             remaining: config.quantity,
         })
         .map_err(|e| e.to_string())?;
