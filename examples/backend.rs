@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = Arc::new(SystemClock);
     let catalogue =
         Catalogue::new(Box::new(ObjectIdGenerator::random())).with_max_sales(profile.max_sales);
-    let tokens = args.guards.tokens.key(None);
+    let tokens = args.guards.tokens.key(None, None);
     let mut stack = InProcess::catalogue_only(clock, catalogue, tokens);
     let sale = stack
         .catalogue

@@ -1,7 +1,9 @@
 //! The all-in-one server: backend, transaction and payment routes,
-//! Socket.IO and the buyer's web page (at `/`) on one port, in memory,
-//! events in-process, no Kafka. Creates a demo sale that is open now and
-//! prints its URL and id.
+//! Socket.IO and the buyer's web page (at `/`) on one port, events
+//! in-process, no Kafka, every sale journaled on disk (`DATA_DIR`) unless
+//! `--in-memory`. On a first start it creates a demo sale that is open now;
+//! after a restart it carries on with the sales it had. Prints the sale's
+//! URL and id.
 //!
 //! Run: `cargo run --release --example flashsale` (`-- --help` for settings)
 
@@ -10,11 +12,12 @@ use std::net::IpAddr;
 use clap::Parser;
 use flashsale_core::service::Ports;
 use flashsale_core::{Catalogue, ObjectIdGenerator};
-use flashsale_examples::{DemoSale, Guards, bind, init_tracing};
+use flashsale_examples::{DataDir, DemoSale, Guards, bind, init_tracing};
 use flashsale_http::{InProcess, Payment, WebPage};
 
 /// Everything in one process: the reference's backend, transaction and
-/// payment routes and its Socket.IO events on one port, in memory, no Kafka.
+/// payment routes and its Socket.IO events on one port, journaled on disk,
+/// no Kafka.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -24,6 +27,8 @@ struct Args {
     /// Address to listen on (0.0.0.0 to accept other machines).
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     host: IpAddr,
+    #[command(flatten)]
+    data: DataDir,
     #[command(flatten)]
     demo: DemoSale,
     /// Allowed browser origins: `*`, or origins separated by commas.
@@ -48,17 +53,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let profile = &args.guards.profile;
     profile.check(true, args.payment_secret.as_deref(), &args.cors_origin)?;
     profile.announce();
-    let (ports, _) = Ports::in_memory();
+    let (mut ports, _) = Ports::in_memory();
+    ports.storage = args.data.storage()?;
+    let kept = args.data.token_secret()?;
     let catalogue =
         Catalogue::new(Box::new(ObjectIdGenerator::random())).with_max_sales(profile.max_sales);
-    let tokens = args.guards.tokens.key(args.payment_secret.as_deref());
+    let tokens = args
+        .guards
+        .tokens
+        .key(args.payment_secret.as_deref(), kept.as_deref());
     let mut stack = InProcess::open(ports, catalogue, tokens).await?;
 
-    let sale = stack
-        .catalogue
-        .create_sale(None, args.demo.new_sale())
-        .await
-        .map_err(|e| format!("could not create the demo sale: {e}"))?;
+    // The newest sale carries on after a restart; a first start makes one.
+    let sales = stack.catalogue.list().await?;
+    let sale = match sales.into_iter().max_by_key(|s| s.id()) {
+        Some(sale) => {
+            tracing::info!(sale = %sale.id(), remaining = sale.remaining, "carrying on");
+            sale
+        }
+        None => stack
+            .catalogue
+            .create_sale(None, args.demo.new_sale())
+            .await
+            .map_err(|e| format!("could not create the demo sale: {e}"))?,
+    };
     let listener = bind(args.host, args.port).await?;
     let addr = listener.local_addr()?;
     let callback = args

@@ -171,7 +171,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut app = App::new()
         .with_service(service.clone())
         .with_default_sale(args.sale_id)
-        .with_token_key(args.tokens.key(args.payment_secret.as_deref()));
+        .with_token_key(args.tokens.key(args.payment_secret.as_deref(), None));
     if let Some(secret) = &args.payment_secret {
         app = app.with_payment_secret(secret.as_bytes());
     } else {

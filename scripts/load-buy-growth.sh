@@ -13,7 +13,7 @@ cargo build --release -q --example flashsale
 source scripts/lib.sh
 port=$(free_port)
 base=http://127.0.0.1:$port
-RUST_LOG=warn target/release/examples/flashsale --port "$port" --sale-qty 100000000 \
+RUST_LOG=warn target/release/examples/flashsale --in-memory --port "$port" --sale-qty 100000000 \
   >/tmp/flashsale-growth.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT

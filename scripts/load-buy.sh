@@ -11,7 +11,7 @@ conns=${2:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --example flashsale -q
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-RUST_LOG=warn target/release/examples/flashsale --port "$port" --sale-qty 100000000 >/tmp/flashsale-load.log 2>&1 &
+RUST_LOG=warn target/release/examples/flashsale --in-memory --port "$port" --sale-qty 100000000 >/tmp/flashsale-load.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

@@ -27,12 +27,13 @@ cargo build --release -q --example flashsale --example backend --example transac
 source scripts/lib.sh
 
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "${data:-}"' EXIT
 secret=load-$$
 case $deployment in
   all)
     port=$(free_port)
-    RUST_LOG=warn PAYMENT_SECRET=$secret target/release/examples/flashsale --port "$port" \
+    data=$(mktemp -d)
+    RUST_LOG=warn PAYMENT_SECRET=$secret DATA_DIR=$data target/release/examples/flashsale --port "$port" \
       --sale-qty "$quantity" >>/tmp/flashsale-all.log 2>&1 &
     pids+=($!)
     servers=($!)

@@ -22,12 +22,12 @@ tick=$(getconf CLK_TCK)
 
 demo_port=$(free_port)
 prod_port=$(free_port)
-RUST_LOG=warn target/release/examples/flashsale --port "$demo_port" --sale-qty 100000000 \
+RUST_LOG=warn target/release/examples/flashsale --in-memory --port "$demo_port" --sale-qty 100000000 \
   >/tmp/flashsale-demo.log 2>&1 &
 demo=$!
 RUST_LOG=warn PRODUCTION=true PAYMENT_SECRET=bench ADMIN_TOKEN=bench \
   CORS_ORIGIN=https://shop.example RATE_LIMIT='1000000/s,burst=1000000' \
-  target/release/examples/flashsale --port "$prod_port" --sale-qty 100000000 \
+  target/release/examples/flashsale --in-memory --port "$prod_port" --sale-qty 100000000 \
   >/tmp/flashsale-production.log 2>&1 &
 prod=$!
 trap 'kill $demo $prod 2>/dev/null; wait $demo $prod 2>/dev/null' EXIT

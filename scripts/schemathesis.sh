@@ -23,7 +23,7 @@ fi
 cargo build --example flashsale --locked -q
 port=$(free_port)
 base=http://127.0.0.1:$port
-RUST_LOG=warn target/debug/examples/flashsale --port "$port" >/tmp/flashsale-schemathesis.log 2>&1 &
+RUST_LOG=warn target/debug/examples/flashsale --in-memory --port "$port" >/tmp/flashsale-schemathesis.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 alive() {

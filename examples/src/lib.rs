@@ -2,6 +2,7 @@
 //! sale's settings, and binding with a clear error.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flashsale_core::{NewSale, Timestamp};
@@ -108,6 +109,10 @@ pub struct DemoSale {
     #[arg(long, env = "MAX_JOINS_PER_BUYER", default_value_t = flashsale_core::engine::DEFAULT_MAX_JOINS_PER_BUYER,
         value_parser = clap::value_parser!(u32).range(1..))]
     pub max_joins_per_buyer: u32,
+    /// At most this many payment slots at once in the demo sale (default:
+    /// as many as there is unsold stock); the rest wait in the queue.
+    #[arg(long, env = "MAX_PAYMENT_SLOTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_payment_slots: Option<u64>,
 }
 
 impl DemoSale {
@@ -122,6 +127,7 @@ impl DemoSale {
         );
         sale.payment_timeout = Duration::from_millis(self.payment_timeout_ms);
         sale.max_joins_per_buyer = Some(self.max_joins_per_buyer);
+        sale.max_payment_slots = self.max_payment_slots;
         sale
     }
 }
@@ -357,19 +363,89 @@ pub struct Tokens {
 
 impl Tokens {
     /// The key: from `BUYER_TOKEN_SECRET`, else from `payment_secret`, else
+    /// from `kept` (a secret the server keeps in its data directory), else
     /// random (said at start: tokens then die with the process).
-    pub fn key(&self, payment_secret: Option<&str>) -> flashsale_http::tokens::TokenKey {
+    pub fn key(
+        &self,
+        payment_secret: Option<&str>,
+        kept: Option<&str>,
+    ) -> flashsale_http::tokens::TokenKey {
         use flashsale_http::tokens::TokenKey;
-        match (&self.buyer_token_secret, payment_secret) {
-            (Some(secret), _) => TokenKey::derive(secret.as_bytes()),
-            (None, Some(secret)) => TokenKey::derive(format!("buyer-token:{secret}").as_bytes()),
-            (None, None) => {
+        match (&self.buyer_token_secret, payment_secret, kept) {
+            (Some(secret), _, _) => TokenKey::derive(secret.as_bytes()),
+            (None, Some(secret), _) => TokenKey::derive(format!("buyer-token:{secret}").as_bytes()),
+            (None, None, Some(secret)) => TokenKey::derive(secret.as_bytes()),
+            (None, None, None) => {
                 tracing::warn!(
                     "BUYER_TOKEN_SECRET is not set: buyer tokens will not survive a restart"
                 );
                 TokenKey::random()
             }
         }
+    }
+}
+
+/// Where the all-in-one server keeps its sales.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataDir {
+    /// Directory of the on-disk journal: every sale, place and payment,
+    /// fsync'd before it is answered. Created if needed; one server per
+    /// directory. Back it up by copying it while the server is stopped.
+    #[arg(long, env = "DATA_DIR", default_value = "./flashsale-data")]
+    pub data_dir: std::path::PathBuf,
+    /// Keep everything in memory instead: a crash or a restart loses every
+    /// sale and payment. For throwaway demos only.
+    #[arg(long, env = "IN_MEMORY")]
+    pub in_memory: bool,
+}
+
+/// The file in the data directory holding the buyer-token secret made when
+/// no `BUYER_TOKEN_SECRET` is set.
+pub const TOKEN_SECRET_FILE: &str = "buyer-token.secret";
+
+impl DataDir {
+    /// The journal: on disk in the data directory (locked against a second
+    /// server), or in memory when asked, said loudly.
+    pub fn storage(&self) -> Result<Arc<dyn flashsale_core::Storage>, String> {
+        if self.in_memory {
+            tracing::warn!(
+                "--in-memory: sales, places and payments live in this process only; \
+                 a crash or a restart loses them all"
+            );
+            return Ok(Arc::new(flashsale_core::MemoryStorage::new()));
+        }
+        let storage = flashsale_disk::DiskStorage::open(&self.data_dir)
+            .map_err(|e| format!("cannot open the data directory: {e}"))?;
+        tracing::info!(path = %storage.path().display(), "journal on disk");
+        Ok(Arc::new(storage))
+    }
+
+    /// The buyer-token secret kept in the data directory (made on first
+    /// start, readable by this user only), so tokens outlive a restart; none
+    /// in memory.
+    pub fn token_secret(&self) -> Result<Option<String>, String> {
+        if self.in_memory {
+            return Ok(None);
+        }
+        let path = self.data_dir.join(TOKEN_SECRET_FILE);
+        let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+        match std::fs::read_to_string(&path) {
+            Ok(secret) if !secret.trim().is_empty() => return Ok(Some(secret.trim().to_owned())),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed(e)),
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no OS randomness: {e}"))?;
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(failed)?;
+        std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(failed)?;
+        file.sync_all().map_err(failed)?;
+        Ok(Some(secret))
     }
 }
 

@@ -25,6 +25,11 @@ macro_rules! object_id_newtype {
             pub fn bytes(&self) -> [u8; 12] {
                 self.0.bytes()
             }
+
+            /// The id with these 12 bytes.
+            pub const fn from_bytes(bytes: [u8; 12]) -> Self {
+                $name(ObjectId::from_bytes(bytes))
+            }
         }
 
         impl fmt::Display for $name {

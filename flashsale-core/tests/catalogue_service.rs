@@ -163,7 +163,7 @@ async fn a_restart_rebuilds_the_catalogue_from_the_engines_journals() {
 
     // A new process: a fresh catalogue over the same journal.
     let (catalogue, engines, _, _) = stack(Arc::new(storage)).await;
-    engines.clone().shutdown().await; // flushes the re-offered opening and payments
+    engines.flush().await; // the re-offered opening and payments are in
     let after = (
         catalogue.list().await.unwrap(),
         catalogue.buyers(sale.id(), None, 10).await.unwrap(),

@@ -44,7 +44,9 @@ impl std::fmt::Debug for InProcess {
 impl InProcess {
     /// The catalogue and the engines: opens the service over `ports` (its
     /// sink is replaced by the catalogue's feed and the event broadcast;
-    /// anything else goes too, through a [`FanOut`]), replaying its journal.
+    /// anything else goes too, through a [`FanOut`]), replaying its journal,
+    /// and returns once the catalogue has been rebuilt from it (every sale
+    /// and payment the journal holds).
     ///
     /// Buyer tokens are made and checked with `tokens`, over HTTP and for
     /// Socket.IO rooms alike.
@@ -62,6 +64,9 @@ impl InProcess {
             Arc::new(events.clone()),
         ]));
         let service = Service::open(ports).await?;
+        // A restarted service re-offers each sale's opening and payments:
+        // the catalogue is whole again before anything is served.
+        service.flush().await;
         let catalogue = catalogue.with_engines(service.clone());
         Ok(Self::wire(
             catalogue,

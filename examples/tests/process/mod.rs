@@ -32,12 +32,14 @@ pub(crate) fn example(name: &str) -> PathBuf {
 }
 
 /// The example `name` on a free port with only `env` (and a quiet log),
-/// killed on drop.
+/// killed on drop. In memory unless `env` gives `IN_MEMORY=false` and a
+/// `DATA_DIR`: tests must not share a data directory.
 pub(crate) fn command<K: AsRef<OsStr>, V: AsRef<OsStr>>(name: &str, env: &[(K, V)]) -> Command {
     let mut c = Command::new(example(name));
     c.env_clear()
         .env("PORT", "0")
         .env("RUST_LOG", "warn")
+        .env("IN_MEMORY", "true")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .kill_on_drop(true);
     c

@@ -421,6 +421,16 @@ impl Service {
         self.call_raw::<_, ()>(sale, Command::Stats).await.ok()
     }
 
+    /// Returns once every event committed so far, in every sale, has been
+    /// handed to the sink: e.g. once a restarted service's re-offered
+    /// openings and payments have reached an in-process catalogue. A sale
+    /// that does not answer within the commit timeout is not waited for.
+    pub async fn flush(&self) {
+        for sale in self.sale_ids() {
+            let _ = self.call_raw::<_, ()>(sale, Command::Flush).await;
+        }
+    }
+
     /// Stops taking commands, lets every sale finish what it has queued,
     /// commit and publish it, and waits for that.
     pub async fn shutdown(self) {

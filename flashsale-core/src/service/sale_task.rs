@@ -27,6 +27,16 @@ pub(super) enum Command {
     Leave(TxId, Reply<Result<(), LeaveError>>),
     Status(TxId, Reply<Result<Status, StatusError>>),
     Stats(Reply<SaleStats>),
+    /// Answered once everything committed before it has been published.
+    Flush(Reply<()>),
+}
+
+/// What the sale's task hands its publisher.
+enum Publish {
+    /// Committed events, in journal order.
+    Events(Vec<Event>),
+    /// Answer this once everything before it has been published.
+    Flushed(Reply<()>),
 }
 
 /// A command's answer, held until the batch is committed.
@@ -45,6 +55,8 @@ enum Done {
         Result<Status, StatusError>,
     ),
     Stats(Reply<SaleStats>, SaleStats),
+    /// Goes to the publisher, behind the batch's events.
+    Flush(Reply<()>),
 }
 
 impl Done {
@@ -56,6 +68,7 @@ impl Done {
             Done::Leave(r, v) => r.send(v).map_err(drop),
             Done::Status(r, v) => r.send(v).map_err(drop),
             Done::Stats(r, v) => r.send(v).map_err(drop),
+            Done::Flush(r) => r.send(()).map_err(drop),
         };
     }
 }
@@ -71,6 +84,7 @@ fn execute(engine: &mut Engine, now: Timestamp, command: Command) -> Done {
             Done::Status(r, engine.status(tx).ok_or(StatusError::UnknownTransaction))
         }
         Command::Stats(r) => Done::Stats(r, SaleStats::of(engine)),
+        Command::Flush(r) => Done::Flush(r),
     }
 }
 
@@ -157,11 +171,11 @@ pub(super) async fn run_sale(
     backlog: Vec<Event>,
 ) {
     let sale = engine.config().id;
-    let (publish, batches) = mpsc::channel::<Vec<Event>>(publish_queue.max(1));
+    let (publish, batches) = mpsc::channel::<Publish>(publish_queue.max(1));
     let publisher = tokio::spawn(run_publisher(sale, batches, ports.sink.clone()));
     if !backlog.is_empty() {
         // The publisher lives as long as this task; a send cannot fail.
-        let _ = publish.send(backlog).await;
+        let _ = publish.send(Publish::Events(backlog)).await;
     }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut done = Vec::with_capacity(MAX_BATCH);
@@ -185,9 +199,14 @@ pub(super) async fn run_sale(
             append(&ports, &health, stalled_after, sale, &events).await;
             // Waits while the publisher's queue is full: a sink that cannot
             // keep up slows the sale down instead of filling memory.
-            let _ = publish.send(events).await;
+            let _ = publish.send(Publish::Events(events)).await;
         }
-        done.drain(..).for_each(Done::send);
+        for answer in done.drain(..) {
+            match answer {
+                Done::Flush(r) => drop(publish.send(Publish::Flushed(r)).await),
+                answer => answer.send(),
+            }
+        }
     }
     drop(publish);
     if let Err(e) = publisher.await {
@@ -197,15 +216,28 @@ pub(super) async fn run_sale(
 
 async fn run_publisher(
     sale: SaleId,
-    mut batches: mpsc::Receiver<Vec<Event>>,
+    mut batches: mpsc::Receiver<Publish>,
     sink: Arc<dyn EventSink>,
 ) {
     // Everything queued while the last publish was under way goes out as
     // one: a sink with a round trip per publish (Kafka) keeps up with any
     // rate, its batches growing instead of its queue.
     let mut queued = Vec::new();
+    let mut events = Vec::new();
+    let mut flushed = Vec::new();
     while batches.recv_many(&mut queued, MAX_BATCH).await > 0 {
-        let events: Vec<Event> = queued.drain(..).flatten().collect();
-        retry("publish", sale, || sink.publish(&events), || {}).await;
+        for item in queued.drain(..) {
+            match item {
+                Publish::Events(batch) => events.extend(batch),
+                Publish::Flushed(r) => flushed.push(r),
+            }
+        }
+        if !events.is_empty() {
+            retry("publish", sale, || sink.publish(&events), || {}).await;
+            events.clear();
+        }
+        for r in flushed.drain(..) {
+            let _ = r.send(());
+        }
     }
 }
