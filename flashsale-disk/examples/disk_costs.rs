@@ -1,0 +1,127 @@
+//! What the on-disk journal costs on this machine: an append's `fsync` by
+//! group size (against a plain file's `write` + `fdatasync`, the floor any
+//! durable log pays), the journal's bytes per buyer, and the restart time
+//! of a sale with N joined buyers (read the journal, replay the engine).
+//!
+//! `cargo run --release -p flashsale-disk --example disk_costs -- [buyers, default 1000000] [dir]`
+//!
+//! `dir` defaults to a temporary directory under `$TMPDIR`: give one on the
+//! disk you mean to measure.
+#![allow(clippy::unwrap_used, reason = "a measurement stops at the first surprise")]
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use flashsale_core::{Engine, SaleConfig, SaleId, SequentialIds, Storage, Timestamp};
+use flashsale_disk::DiskStorage;
+
+const GROUPS: [usize; 3] = [1, 16, 128];
+const COMMITS: usize = 300;
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let buyers: usize = args.next().map_or(1_000_000, |n| n.parse().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = args.next().map_or_else(|| tmp.path().to_owned(), Into::into);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let t0 = Timestamp::from_millis(1_700_000_000_000);
+    let sale = SaleId::from_bytes([7; 12]);
+    let config = SaleConfig::new(sale, u64::MAX / 2, t0, Timestamp::MAX);
+    let mut engine = Engine::new(t0, config, Box::new(SequentialIds::default())).unwrap();
+    let opened: Vec<_> = engine.drain_events().collect();
+
+    println!("== append + fsync, by events per commit ({COMMITS} commits each)");
+    {
+        let storage = DiskStorage::open(dir.join("fsync")).unwrap();
+        storage.append(sale, &opened).await.unwrap();
+        let mut n = 0;
+        for group in GROUPS {
+            let batches: Vec<Vec<_>> = (0..COMMITS)
+                .map(|_| {
+                    for _ in 0..group {
+                        engine.buy(t0, &format!("f{n}")).unwrap();
+                        n += 1;
+                    }
+                    engine.drain_events().collect()
+                })
+                .collect();
+            let start = Instant::now();
+            for batch in &batches {
+                storage.append(sale, batch).await.unwrap();
+            }
+            let took = start.elapsed();
+            let file = plain_file(&dir, group, batches[0].len() * 200);
+            println!(
+                "redb:  {group:>3} events/commit: {:>7.1} µs/commit, {:>6.2} µs/event | plain file + fdatasync: {:>7.1} µs/commit",
+                micros(took) / COMMITS as f64,
+                micros(took) / (COMMITS * group) as f64,
+                micros(file) / COMMITS as f64,
+            );
+        }
+    }
+
+    println!("== a sale with {buyers} joined buyers");
+    let storage = DiskStorage::open(dir.join("restart")).unwrap();
+    let mut engine =
+        Engine::new(t0, engine.config().clone(), Box::new(SequentialIds::default())).unwrap();
+    let start = Instant::now();
+    let mut joined = 0;
+    while joined < buyers {
+        let n = 1024.min(buyers - joined);
+        for i in joined..joined + n {
+            engine.buy(t0, &format!("buyer-{i}")).unwrap();
+        }
+        joined += n;
+        let batch: Vec<_> = engine.drain_events().collect();
+        storage.append(sale, &batch).await.unwrap();
+    }
+    println!(
+        "written in {:.1} s (batches of 1,024)",
+        start.elapsed().as_secs_f64()
+    );
+    drop(storage);
+    let bytes = std::fs::metadata(dir.join("restart").join(flashsale_disk::FILE_NAME))
+        .unwrap()
+        .len();
+    println!(
+        "journal: {bytes} bytes, {} bytes per buyer",
+        bytes / buyers.max(1) as u64
+    );
+
+    let start = Instant::now();
+    let storage = DiskStorage::open(dir.join("restart")).unwrap();
+    let opened_in = start.elapsed();
+    let journal = storage.read(sale).await.unwrap();
+    let read_in = start.elapsed();
+    let replayed = Engine::replay(&journal, Box::new(SequentialIds::default())).unwrap();
+    let total = start.elapsed();
+    assert_eq!(replayed.transactions().count(), buyers);
+    println!(
+        "restart: open {:.2} s, read {} events {:.2} s, replay {:.2} s — {:.2} s in all",
+        opened_in.as_secs_f64(),
+        journal.len(),
+        (read_in - opened_in).as_secs_f64(),
+        (total - read_in).as_secs_f64(),
+        total.as_secs_f64()
+    );
+}
+
+/// `COMMITS` appends of `bytes` each to a plain file, each followed by
+/// `fdatasync`.
+fn plain_file(dir: &std::path::Path, group: usize, bytes: usize) -> Duration {
+    let path = dir.join(format!("plain-{group}.log"));
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![b'x'; bytes];
+    let start = Instant::now();
+    for _ in 0..COMMITS {
+        file.write_all(&block).unwrap();
+        file.sync_data().unwrap();
+    }
+    start.elapsed()
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
