@@ -191,9 +191,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(auth) = args.identity.auth()? {
         app = app.with_buyer_auth(auth);
     }
+    // A service fenced off its sale's journal (another one took it) stops:
+    // it can serve nothing, and its replacement is the one to route to.
+    let fenced = {
+        let service = service.clone();
+        async move { service.fenced().await }
+    };
     args.limits
-        .serve(listener, app.router(&args.cors_origin))
+        .serve_until(listener, app.router(&args.cors_origin), fenced)
         .await;
+    let fenced = service.is_fenced();
     service.shutdown().await;
+    if fenced {
+        return Err(
+            "fenced: another transaction service took this sale's journal; \
+            stopping (requests since were refused with 503)"
+                .into(),
+        );
+    }
     Ok(())
 }

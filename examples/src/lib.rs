@@ -73,12 +73,29 @@ impl Limits {
     /// Serves `router` on `listener` with these bounds until SIGINT or
     /// SIGTERM, then drains for at most the grace period.
     pub async fn serve(&self, listener: tokio::net::TcpListener, router: axum::Router) {
+        self.serve_until(listener, router, std::future::pending())
+            .await;
+    }
+
+    /// [`Limits::serve`], stopping also when `stop` returns.
+    pub async fn serve_until(
+        &self,
+        listener: tokio::net::TcpListener,
+        router: axum::Router,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) {
         let limits = flashsale_http::server::ServerLimits {
             header_read_timeout: Duration::from_millis(self.header_timeout_ms),
             max_connections: self.max_connections,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
         };
-        flashsale_http::server::serve(listener, router, limits, shutdown_signal()).await;
+        let shutdown = async {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = stop => {}
+            }
+        };
+        flashsale_http::server::serve(listener, router, limits, shutdown).await;
     }
 }
 

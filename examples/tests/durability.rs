@@ -206,7 +206,10 @@ async fn kill_9_under_load_loses_nothing_that_was_answered() {
     );
     // The queue keeps its order: positions ascend in join order (a
     // transaction's number in its sale).
-    assert!(waiting.len() >= EARLY - UNITS as usize, "the early queue is still there");
+    assert!(
+        waiting.len() >= EARLY - UNITS as usize,
+        "the early queue is still there"
+    );
     waiting.sort();
     let by_position: Vec<&String> = waiting.iter().map(|(_, tx)| tx).collect();
     let mut by_join = by_position.clone();

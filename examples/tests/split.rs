@@ -717,3 +717,78 @@ async fn readiness_follows_the_journal_and_uncommittable_buys_answer_503() {
     let (code, body) = split.buy("bob").await;
     assert_eq!((code, &body["code"]), (400, &json!("already_joined")));
 }
+
+/// Two transaction services started for one 10-unit sale (a rolling
+/// deploy, an operator's mistake): the second claims the sale's journal,
+/// the first refuses from its next request and exits, and after a restart
+/// at most 10 are sold, each acknowledged payment still paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_transaction_service_fences_the_first() {
+    const QUANTITY: u64 = 10;
+    let split = Split::start(&shared_brokers(), QUANTITY, "kafka").await;
+    let mut acknowledged = Vec::new();
+    for i in 0..4 {
+        let (code, answer) = split.buy(&format!("first-{i}")).await;
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(split.paid(&tx_of(&answer)).await, 200);
+        acknowledged.push(tx_of(&answer));
+    }
+    let second = Server::start("transaction", 0, &split.transaction_env).await;
+
+    // The first one refuses from its next commit on (503), and exits.
+    let (code, answer) = split.buy("first-late").await;
+    assert_eq!(code, 503, "the fenced service answered {answer}");
+    let mut first = split.transaction.lock().await;
+    let exit = tokio::time::timeout(Duration::from_secs(30), first.child.wait())
+        .await
+        .expect("the fenced service exits")
+        .unwrap();
+    assert!(!exit.success());
+    for i in 0..10 {
+        assert!(split.try_buy(&format!("first-after-{i}")).await.is_err());
+    }
+
+    // The second sells what is left, and not one more.
+    let http = reqwest::Client::new();
+    let mut sold_by_second = 0;
+    for i in 0..10 {
+        let r = http
+            .post(format!("{}/buy", second.base))
+            .json(&json!({ "buyerName": format!("second-{i}") }))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 200 {
+            continue;
+        }
+        let tx = tx_of(&r.json().await.unwrap());
+        let body = serde_json::to_vec(&json!({ "transactionId": tx })).unwrap();
+        let r = http
+            .post(format!("{}/paid", second.base))
+            .header("content-type", "application/json")
+            .header(
+                "x-flashsale-signature",
+                flashsale_http::signature::sign(b"s3cret", &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            sold_by_second += 1;
+            acknowledged.push(tx);
+        }
+    }
+    assert_eq!(sold_by_second, QUANTITY - 4);
+
+    // Both restarted (the first on its port, the second gone for good):
+    // every acknowledged payment is paid, and the backend has 10 buyers.
+    drop(second);
+    *first = Server::start("transaction", first.port(), &split.transaction_env).await;
+    drop(first);
+    for tx in &acknowledged {
+        assert_eq!(split.status(tx).await["state"], "paid", "{tx}");
+    }
+    let buyers = split.backend_reaches(0).await;
+    assert_eq!(buyers.len() as u64, QUANTITY, "{buyers:?}");
+}

@@ -54,7 +54,27 @@ impl StorageError {
     pub fn msg(message: impl Into<String>) -> Self {
         StorageError(message.into().into())
     }
+
+    /// Another writer has taken the sale's journal: this writer must stop
+    /// (see [`Fenced`]).
+    pub fn fenced(message: impl Into<String>) -> Self {
+        StorageError(Box::new(Fenced(message.into())))
+    }
+
+    /// Whether this is [`StorageError::fenced`]: retrying cannot help.
+    pub fn is_fenced(&self) -> bool {
+        self.0.downcast_ref::<Fenced>().is_some()
+    }
 }
+
+/// Why an append was refused for good: another writer has taken the
+/// sale's journal (a second service started for the same sale, or a
+/// standby took over). The service stops the sale at once: what this
+/// writer decided after the other took over is not acknowledged, and
+/// never will be.
+#[derive(Debug, thiserror::Error)]
+#[error("fenced: {0}")]
+pub struct Fenced(pub String);
 
 /// An append-only journal of engine events per sale. A sale's state is the
 /// fold of its journal ([`crate::Engine::replay`]).
@@ -67,7 +87,9 @@ impl StorageError {
 ///   same events; it must not then appear twice.
 /// - **One writer per sale**: callers serialize a sale's appends (one task
 ///   per sale, one process per journal); implementations may rely on it and
-///   need not detect a second writer unless they say so.
+///   need not detect a second writer unless they say so. One that does
+///   (a shared journal such as Kafka's) refuses the older writer's appends
+///   with [`StorageError::fenced`], which the service takes as final.
 /// - `read`: the whole journal of every append that returned `Ok`, in
 ///   order.
 ///

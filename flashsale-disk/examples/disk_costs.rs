@@ -7,7 +7,10 @@
 //!
 //! `dir` defaults to a temporary directory under `$TMPDIR`: give one on the
 //! disk you mean to measure.
-#![allow(clippy::unwrap_used, reason = "a measurement stops at the first surprise")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a measurement stops at the first surprise"
+)]
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -23,7 +26,9 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let buyers: usize = args.next().map_or(1_000_000, |n| n.parse().unwrap());
     let tmp = tempfile::tempdir().unwrap();
-    let dir = args.next().map_or_else(|| tmp.path().to_owned(), Into::into);
+    let dir = args
+        .next()
+        .map_or_else(|| tmp.path().to_owned(), Into::into);
     std::fs::create_dir_all(&dir).unwrap();
 
     let t0 = Timestamp::from_millis(1_700_000_000_000);
@@ -64,8 +69,12 @@ async fn main() {
 
     println!("== a sale with {buyers} joined buyers");
     let storage = DiskStorage::open(dir.join("restart")).unwrap();
-    let mut engine =
-        Engine::new(t0, engine.config().clone(), Box::new(SequentialIds::default())).unwrap();
+    let mut engine = Engine::new(
+        t0,
+        engine.config().clone(),
+        Box::new(SequentialIds::default()),
+    )
+    .unwrap();
     let start = Instant::now();
     let mut joined = 0;
     while joined < buyers {

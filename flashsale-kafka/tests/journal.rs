@@ -36,10 +36,11 @@ async fn the_journal_passes_the_core_storage_conformance_suite() {
     storage_conformance(|| async { storage(&fresh_prefix("conformance")).await }).await;
 }
 
-/// A batch as the storage frames it, written by hand.
+/// A batch as the storage frames it, written by hand (by the writer of
+/// the first claim, epoch 1).
 fn frame(seq: u64, part: u32, parts: u32, events: &[Event]) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
-        "seq": seq, "part": part, "parts": parts, "events": events,
+        "seq": seq, "part": part, "parts": parts, "epoch": 1, "events": events,
     }))
     .unwrap()
 }
@@ -138,4 +139,80 @@ async fn a_restarted_service_recovers_slots_queue_sold_count_and_names() {
     let next = service.buy(sale, "buyer-8").await.unwrap();
     assert_eq!(next.place, Place::Waiting { position: 5 });
     service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_fences_the_first_at_its_next_append() {
+    let prefix = fresh_prefix("fence");
+    let sale = "5f0000000000000000000002".parse::<SaleId>().unwrap();
+    let journal = sample_journal(sale, 60);
+    let (a, rest) = journal.split_at(20);
+    let (b, c) = rest.split_at(20);
+    let first = storage(&prefix).await;
+    first.append(sale, a).await.unwrap();
+    // A second process reads the journal to replay it: it claims it.
+    let second = storage(&prefix).await;
+    assert_eq!(second.read(sale).await.unwrap(), a);
+    let refused = first.append(sale, b).await.unwrap_err();
+    assert!(refused.is_fenced(), "{refused}");
+    // For good: the first writer does not come back by retrying.
+    assert!(first.append(sale, b).await.unwrap_err().is_fenced());
+    second.append(sale, b).await.unwrap();
+    second.append(sale, c).await.unwrap();
+    assert_eq!(storage(&prefix).await.read(sale).await.unwrap(), journal);
+}
+
+/// Two transaction services on one 10-unit sale: the second to start
+/// fences the first, which refuses everything from then on; after both
+/// restart, at most 10 are sold and every acknowledged payment is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_services_on_one_sale_never_both_commit() {
+    let prefix = fresh_prefix("two-services");
+    let sale = "5f0000000000000000000003".parse::<SaleId>().unwrap();
+    let ports = || async {
+        let (mut ports, _) = Ports::in_memory();
+        ports.storage = Arc::new(storage(&prefix).await);
+        ports
+    };
+    let one = Service::open(ports().await).await.unwrap();
+    let now = Timestamp::from(std::time::SystemTime::now());
+    let mut config = SaleConfig::new(sale, 10, now, now.saturating_add(Duration::from_secs(3600)));
+    config.payment_timeout = Duration::from_secs(3600);
+    one.create_sale(config).await.unwrap();
+    let mut acknowledged = Vec::new();
+    for i in 0..4 {
+        let a = one.buy(sale, &format!("one-{i}")).await.unwrap();
+        one.paid(sale, a.tx).await.unwrap();
+        acknowledged.push(a.tx);
+    }
+    // A second service for the same sale starts (a rolling deploy).
+    let two = Service::open(ports().await).await.unwrap();
+    assert!(one.is_ready());
+    // The first one's next commit finds out, and refuses from then on.
+    assert!(matches!(
+        one.buy(sale, "one-late").await,
+        Err(flashsale_core::CallError::Unavailable)
+    ));
+    one.fenced().await;
+    assert!(!one.is_ready(), "a fenced service is not ready");
+    assert!(one.buy(sale, "one-later").await.is_err());
+    for i in 0..10 {
+        let Ok(a) = two.buy(sale, &format!("two-{i}")).await else {
+            continue;
+        };
+        if two.paid(sale, a.tx).await.is_ok() {
+            acknowledged.push(a.tx);
+        }
+    }
+    assert_eq!(acknowledged.len(), 10, "4 by the first, 6 by the second");
+    one.shutdown().await;
+    two.shutdown().await;
+
+    let again = Service::open(ports().await).await.unwrap();
+    let stats = again.stats(sale).await.unwrap();
+    assert_eq!(stats.sold, 10);
+    for tx in acknowledged {
+        assert_eq!(again.status(sale, tx).await.unwrap().state, TxState::Paid);
+    }
+    again.shutdown().await;
 }

@@ -1,5 +1,5 @@
 //! What the broker's transactions really do, checked with rdkafka before
-//! the journal relies on them: a committed transaction is read once by a
+//! the journal relies on them (it does not: see the `ignore` reason): a committed transaction is read once by a
 //! `read_committed` reader, an aborted one not at all, and a second
 //! producer with the same `transactional.id` fences the first.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
@@ -27,11 +27,7 @@ fn producer(id: &str) -> ThreadedProducer<rdkafka::producer::DefaultProducerCont
     p
 }
 
-fn send(
-    p: &ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
-    topic: &str,
-    value: &str,
-) {
+fn send(p: &ThreadedProducer<rdkafka::producer::DefaultProducerContext>, topic: &str, value: &str) {
     p.send(BaseRecord::<(), str>::to(topic).payload(value).partition(0))
         .map_err(|(e, _)| e)
         .unwrap();
@@ -53,7 +49,10 @@ fn committed(topic: &str) -> Vec<String> {
     c.assign(&list).unwrap();
     let mut seen = Vec::new();
     loop {
-        match c.poll(TIMEOUT).expect("a record or the end within the timeout") {
+        match c
+            .poll(TIMEOUT)
+            .expect("a record or the end within the timeout")
+        {
             Err(rdkafka::error::KafkaError::PartitionEOF(_)) => return seen,
             Err(e) => panic!("{e}"),
             Ok(m) => seen.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap()),
@@ -62,6 +61,10 @@ fn committed(topic: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "tansu 0.6 answers InitProducerId and AddPartitionsToTxn but has no EndTxn handler: \
+            commit_transaction fails with 'EndTxnRequest (KIP-98) not supported by broker'. \
+            The journal fences writers with its own claims instead; run this by hand \
+            (--run-ignored all) against a newer broker."]
 async fn committed_is_read_aborted_is_not_and_a_second_producer_fences_the_first() {
     let topic = format!("txn-probe-{}", std::process::id());
     ensure_topic(&KafkaConfig::new(&brokers(), &topic), 1)

@@ -293,6 +293,11 @@ impl Service {
         let storage = &service.inner.ports.storage;
         for sale in storage.sales().await? {
             let journal = storage.read(sale).await?;
+            if journal.is_empty() {
+                // A journal whose opening never got in (its claim did).
+                tracing::warn!(%sale, "empty journal skipped");
+                continue;
+            }
             let engine = Engine::replay(&journal, (service.inner.ports.ids)())
                 .map_err(|source| ServiceError::Replay { sale, source })?;
             tracing::info!(%sale, events = journal.len(), "sale replayed from journal");
@@ -340,9 +345,31 @@ impl Service {
     }
 
     /// Whether the service can commit, as far as it knows without asking
-    /// the journal: no sale is retrying a failed append.
+    /// the journal: no sale is retrying a failed append, and no sale was
+    /// fenced (another writer took its journal: for good).
     pub fn is_ready(&self) -> bool {
-        self.inner.health.failing_appends.load(Ordering::Relaxed) == 0
+        let health = &self.inner.health;
+        health.failing_appends.load(Ordering::Relaxed) == 0
+            && health.fenced.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether a sale of this service was fenced: another writer took its
+    /// journal, and this service stopped serving it.
+    pub fn is_fenced(&self) -> bool {
+        self.inner.health.fenced.load(Ordering::Relaxed) > 0
+    }
+
+    /// Returns once a sale of this service is fenced (at once if one is):
+    /// a server may then exit, for its replacement or standby to serve.
+    pub async fn fenced(&self) {
+        let health = &self.inner.health;
+        loop {
+            let woken = health.on_fenced.notified();
+            if self.is_fenced() {
+                return;
+            }
+            woken.await;
+        }
     }
 
     /// Whether the service can commit: [`Service::is_ready`], and the

@@ -12,7 +12,7 @@ use crate::engine::{
     Admission, BuyError, Engine, Event, LeaveError, PaidError, PaidOutcome, Status, StatusError,
 };
 use crate::id::{SaleId, TxId};
-use crate::ports::EventSink;
+use crate::ports::{EventSink, StorageError};
 use crate::time::Timestamp;
 
 /// The most commands applied in one batch.
@@ -94,6 +94,10 @@ pub(super) struct Health {
     /// Sales whose latest journal append failed, or has been under way
     /// longer than the commit timeout.
     pub(super) failing_appends: AtomicUsize,
+    /// Sales stopped because another writer took their journal.
+    pub(super) fenced: AtomicUsize,
+    /// Woken when a sale is fenced.
+    pub(super) on_fenced: tokio::sync::Notify,
 }
 
 /// Counts one in `failing` while alive.
@@ -112,32 +116,46 @@ impl Drop for Failing<'_> {
     }
 }
 
-/// Retries `attempt` with capped exponential backoff until it succeeds.
-async fn retry<F, Fut, E>(what: &str, sale: SaleId, mut attempt: F, mut failed: impl FnMut())
+/// Retries `attempt` with capped exponential backoff until it succeeds,
+/// or fails in a way `fatal` says no retry can mend.
+async fn retry<F, Fut, E>(
+    what: &str,
+    sale: SaleId,
+    mut attempt: F,
+    mut failed: impl FnMut(),
+    fatal: impl Fn(&E) -> bool,
+) -> Result<(), E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
     let mut backoff = Duration::from_millis(10);
-    while let Err(e) = attempt().await {
-        tracing::warn!(%sale, error = %e, retry_in = ?backoff, "{what} failed; retrying");
+    loop {
+        match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(e) if fatal(&e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(%sale, error = %e, retry_in = ?backoff, "{what} failed; retrying");
+            }
+        }
         failed();
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
-/// Appends `events` to the sale's journal, retrying until it succeeds. While
-/// an append has failed, or has taken longer than `stalled_after` (a broker
-/// that does not answer), the service reports itself not ready.
+/// Appends `events` to the sale's journal, retrying until it succeeds or
+/// the journal says this writer is fenced. While an append has failed, or
+/// has taken longer than `stalled_after` (a broker that does not answer),
+/// the service reports itself not ready.
 async fn append(
     ports: &Ports,
     health: &Health,
     stalled_after: Duration,
     sale: SaleId,
     events: &[Event],
-) {
+) -> Result<(), StorageError> {
     let mut failing: Option<Failing<'_>> = None;
     let deadline = ports.clock.now().saturating_add(stalled_after);
     let attempts = retry(
@@ -147,14 +165,15 @@ async fn append(
         || {
             failing.get_or_insert_with(|| Failing::new(&health.failing_appends));
         },
+        StorageError::is_fenced,
     );
     tokio::pin!(attempts);
     tokio::select! {
-        () = &mut attempts => return,
+        result = &mut attempts => return result,
         () = ports.clock.sleep_until(deadline) => {}
     }
     let _stalled = Failing::new(&health.failing_appends);
-    attempts.await;
+    attempts.await
 }
 
 /// The sale's task: takes every waiting command as one batch, applies it at
@@ -196,7 +215,15 @@ pub(super) async fn run_sale(
         done.extend(batch.drain(..).map(|c| execute(&mut engine, now, c)));
         let events: Vec<Event> = engine.drain_events().collect();
         if !events.is_empty() {
-            append(&ports, &health, stalled_after, sale, &events).await;
+            if let Err(e) = append(&ports, &health, stalled_after, sale, &events).await {
+                // Another writer has the journal: nothing decided here
+                // since may be acknowledged. Callers get "unavailable".
+                tracing::error!(%sale, error = %e,
+                    "another writer took this sale's journal: this service stops serving the sale");
+                health.fenced.fetch_add(1, Ordering::Relaxed);
+                health.on_fenced.notify_waiters();
+                break;
+            }
             // Waits while the publisher's queue is full: a sink that cannot
             // keep up slows the sale down instead of filling memory.
             let _ = publish.send(Publish::Events(events)).await;
@@ -233,7 +260,8 @@ async fn run_publisher(
             }
         }
         if !events.is_empty() {
-            retry("publish", sale, || sink.publish(&events), || {}).await;
+            // Nothing is fatal to a publish: it is retried until it goes.
+            let _ = retry("publish", sale, || sink.publish(&events), || {}, |_| false).await;
             events.clear();
         }
         for r in flushed.drain(..) {

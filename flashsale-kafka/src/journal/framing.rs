@@ -1,11 +1,20 @@
 //! The journal's batch framing, pure: [`frame`] cuts one append into
-//! records, [`Assembler`] puts records read back into the journal.
+//! records, [`claim`] makes a writer's claim, [`Assembler`] puts records
+//! read back into the journal.
 //!
-//! A record is `{"seq":S,"part":P,"parts":N,"events":[…]}`: part `P` of `N`
-//! of the batch appended when the journal held `S` events. Replay keeps a
+//! A batch record is `{"seq":S,"part":P,"parts":N,"epoch":E,"events":[…]}`:
+//! part `P` of `N` of the batch appended when the journal held `S` events,
+//! by the writer that claimed the journal with epoch `E`. Replay keeps a
 //! batch only when all its parts arrived in order (an append cut short by a
 //! crash is dropped when the next batch starts) and only once (a batch
 //! written again by a retried append no longer has `seq` = journal length).
+//!
+//! A claim record is `{"claim":E}`: from there on the journal belongs to
+//! the writer of epoch `E`, and records of older epochs are dropped (a
+//! fenced writer's). A writer claims with one more than the highest epoch
+//! it read, and acknowledges an append only when its records landed right
+//! after its own previous record: then no claim came between, and replay
+//! keeps them. Journals written before claims existed read as epoch 0.
 
 use flashsale_core::Event;
 use serde::Deserialize;
@@ -15,6 +24,7 @@ use serde::Deserialize;
 /// gets a record of its own).
 pub(crate) fn frame(
     seq: u64,
+    epoch: u64,
     events: &[Event],
     max_part_bytes: usize,
 ) -> Result<Vec<Vec<u8>>, serde_json::Error> {
@@ -40,7 +50,8 @@ pub(crate) fn frame(
         .enumerate()
         .map(|(i, events)| {
             let mut value =
-                format!(r#"{{"seq":{seq},"part":{i},"parts":{count},"events":["#).into_bytes();
+                format!(r#"{{"seq":{seq},"part":{i},"parts":{count},"epoch":{epoch},"events":["#)
+                    .into_bytes();
             for (j, e) in events.iter().enumerate() {
                 if j > 0 {
                     value.push(b',');
@@ -53,8 +64,25 @@ pub(crate) fn frame(
         .collect())
 }
 
-/// One record, as read back.
+/// The record by which a writer takes the journal with `epoch`.
+pub(crate) fn claim(epoch: u64) -> Vec<u8> {
+    format!(r#"{{"claim":{epoch}}}"#).into_bytes()
+}
+
+/// One record, as read back: a claim, or a part of a batch.
 #[derive(Deserialize)]
+struct Record {
+    claim: Option<u64>,
+    seq: Option<u64>,
+    part: Option<u32>,
+    parts: Option<u32>,
+    #[serde(default)]
+    epoch: u64,
+    #[serde(default)]
+    events: Vec<Event>,
+}
+
+/// A part of a batch.
 struct Part {
     seq: u64,
     part: u32,
@@ -72,12 +100,17 @@ pub(crate) enum Note {
     /// A record that does not continue the batch being read was dropped,
     /// with that batch.
     DroppedOutOfBatch,
+    /// A record of a fenced writer (an epoch older than the latest claim)
+    /// was dropped.
+    DroppedFenced,
 }
 
 /// Rebuilds a journal from its records, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Assembler {
     journal: Vec<Event>,
+    /// The latest claim's epoch (0 before any).
+    epoch: u64,
     /// The batch being put together: its seq, next part and events so far.
     pending: Option<(u64, u32, Vec<Event>)>,
 }
@@ -85,7 +118,29 @@ pub(crate) struct Assembler {
 impl Assembler {
     /// Takes the next record; an error if it is not a journal record.
     pub(crate) fn push(&mut self, record: &[u8]) -> Result<Option<Note>, serde_json::Error> {
-        let part: Part = serde_json::from_slice(record)?;
+        let record: Record = serde_json::from_slice(record)?;
+        if let Some(epoch) = record.claim {
+            if epoch <= self.epoch {
+                return Ok(None); // a claim that lost the race to a later one
+            }
+            self.epoch = epoch;
+            // A batch cut short by the claim is the fenced writer's.
+            return Ok(self.pending.take().map(|_| Note::DroppedIncomplete));
+        }
+        let (Some(seq), Some(part), Some(parts)) = (record.seq, record.part, record.parts) else {
+            return Err(serde::de::Error::custom(
+                "neither a claim nor a journal batch",
+            ));
+        };
+        if record.epoch < self.epoch {
+            return Ok(Some(Note::DroppedFenced));
+        }
+        let part = Part {
+            seq,
+            part,
+            parts,
+            events: record.events,
+        };
         let mut note = None;
         if part.part == 0 {
             if self.pending.is_some() {
@@ -112,6 +167,11 @@ impl Assembler {
             }
         }
         Ok(note)
+    }
+
+    /// The latest claim's epoch so far (0 before any).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The journal: every complete batch that followed on. A batch still
@@ -142,8 +202,8 @@ mod tests {
     fn batches_cut_into_parts_come_back_whole() {
         let events = journal(40);
         let (first, rest) = events.split_at(5);
-        let mut records = frame(0, first, 1 << 20).unwrap();
-        let big = frame(5, rest, 600).unwrap();
+        let mut records = frame(0, 0, first, 1 << 20).unwrap();
+        let big = frame(5, 0, rest, 600).unwrap();
         assert!(big.len() > 3, "600-byte parts: {} records", big.len());
         records.extend(big);
         assert_eq!(replay(&records), (events, vec![]));
@@ -153,8 +213,8 @@ mod tests {
     fn a_batch_cut_short_is_dropped_and_a_retried_one_kept_once() {
         let events = journal(20);
         let (a, b) = events.split_at(6);
-        let first = frame(0, a, 1 << 20).unwrap();
-        let second = frame(6, b, 400).unwrap();
+        let first = frame(0, 0, a, 1 << 20).unwrap();
+        let second = frame(6, 0, b, 400).unwrap();
         assert!(second.len() > 1);
         let mut records = first.clone();
         // The writer died after the first part of the second batch…
@@ -172,6 +232,36 @@ mod tests {
         let (out_of_place, notes) = replay(&[second[1].clone()]);
         assert!(out_of_place.is_empty());
         assert_eq!(notes, vec![Note::DroppedOutOfBatch]);
+    }
+
+    #[test]
+    fn a_claim_fences_the_writers_before_it() {
+        let events = journal(30);
+        let (a, rest) = events.split_at(6);
+        let (b, c) = rest.split_at(6);
+        let mut records = vec![claim(1)];
+        records.extend(frame(0, 1, a, 1 << 20).unwrap());
+        // Writer 1's next batch is cut by writer 2's claim…
+        let cut = frame(6, 1, b, 300).unwrap();
+        assert!(cut.len() > 1);
+        records.push(cut[0].clone());
+        records.push(claim(2));
+        records.extend(cut[1..].iter().cloned());
+        // …writer 1 goes on unaware; a stale claim changes nothing.
+        records.extend(frame(6, 1, c, 1 << 20).unwrap());
+        records.push(claim(1));
+        // Writer 2 appends what it decided.
+        records.extend(frame(6, 2, b, 1 << 20).unwrap());
+        let mut assembler = Assembler::default();
+        let notes: Vec<Note> = records
+            .iter()
+            .filter_map(|r| assembler.push(r).unwrap())
+            .collect();
+        assert_eq!(assembler.epoch(), 2);
+        assert_eq!(assembler.finish(), [a, b].concat());
+        let mut expected = vec![Note::DroppedIncomplete];
+        expected.extend(std::iter::repeat_n(Note::DroppedFenced, cut.len()));
+        assert_eq!(notes, expected);
     }
 
     #[test]

@@ -15,8 +15,18 @@
 //!   acknowledgement and was retried) is kept once: its copy's `seq` no
 //!   longer matches the journal's length.
 //!
-//! One writer per sale is assumed (the [`Service`](flashsale_core::Service)
-//! runs one task per sale, and one transaction service per sale runs).
+//! **Fencing.** Two processes may try to write one sale's journal (a
+//! rolling deploy, an operator's mistake, a standby taking over). The one
+//! that reads the journal to replay it then writes a *claim* with a new
+//! epoch (see [`framing`]); from there on, records of older epochs are
+//! dropped on replay. A writer acknowledges an append only when its records
+//! landed at the offsets right after its own previous record — the topic
+//! has one partition, so nothing, and in particular no claim, came between
+//! — and otherwise refuses it for good with [`StorageError::fenced`]: the
+//! older writer stops at its next append, before acknowledging anything
+//! the newer one will not replay. (Kafka's transactional producer would
+//! fence by `transactional.id`, but tansu 0.6 has no `EndTxn`: see
+//! `tests/transactions.rs`.)
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -33,7 +43,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::admin::ensure_topic_with;
 use crate::config::{KafkaConfig, KafkaError, blocking, err, unreachable_brokers};
-use framing::{Assembler, Note, frame};
+use framing::{Assembler, Note, claim, frame};
 
 /// The topic name prefix unless told otherwise.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "flashsale-journal-";
@@ -67,9 +77,40 @@ pub struct KafkaStorage {
     config: KafkaConfig,
     prefix: String,
     producer: FutureProducer,
-    /// Per sale: the journal's length once known, behind a lock that also
-    /// keeps one sale's appends in order.
-    lengths: Mutex<hashbrown::HashMap<SaleId, Arc<tokio::sync::Mutex<Option<u64>>>>>,
+    /// Per sale: this writer's hold on the journal, behind a lock that
+    /// also keeps one sale's appends in order.
+    writers: Mutex<hashbrown::HashMap<SaleId, Arc<tokio::sync::Mutex<Writer>>>>,
+}
+
+/// This process's hold on one sale's journal.
+#[derive(Debug, Default)]
+struct Writer {
+    /// Known while the last write went as expected.
+    held: Option<Held>,
+    /// The epoch this writer claimed, once it has.
+    epoch: Option<u64>,
+    /// The journal's length before an append that failed: if a re-read
+    /// finds that append landed after all, its retry is done.
+    retrying_from: Option<u64>,
+    /// Another writer took the journal: every append is refused.
+    fenced: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// Events in the journal.
+    length: u64,
+    /// The offset the next record must land at.
+    next_offset: i64,
+}
+
+/// A journal read back to its end.
+struct ReadBack {
+    events: Vec<Event>,
+    /// The latest claim's epoch.
+    epoch: u64,
+    /// The offset after the last record.
+    end: i64,
 }
 
 impl std::fmt::Debug for KafkaStorage {
@@ -134,7 +175,7 @@ impl KafkaStorage {
             config: config.clone(),
             prefix: prefix.to_owned(),
             producer,
-            lengths: Mutex::default(),
+            writers: Mutex::default(),
         };
         // Fail now, clearly, if the brokers are not there.
         storage.journal_topics().await?;
@@ -201,12 +242,17 @@ impl KafkaStorage {
         .await
     }
 
-    /// Reads a sale's journal: every complete batch whose `seq` follows on.
-    async fn read_journal(&self, sale: SaleId) -> Result<Vec<Event>, KafkaError> {
+    /// Reads a sale's journal: every complete batch whose `seq` follows on,
+    /// of the latest claim's writer.
+    async fn read_journal(&self, sale: SaleId) -> Result<ReadBack, KafkaError> {
         let topic = self.topic(sale);
         let consumer = Arc::new(self.reader()?);
         if !Self::has_records(&consumer, &topic).await? {
-            return Ok(Vec::new());
+            return Ok(ReadBack {
+                events: Vec::new(),
+                epoch: 0,
+                end: 0,
+            });
         }
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(&topic, 0, Offset::Beginning)
@@ -215,6 +261,7 @@ impl KafkaStorage {
             .assign(&list)
             .map_err(|e| err(&format!("assign {topic}"), e))?;
         let mut assembler = Assembler::default();
+        let mut end = 0;
         loop {
             // The end is where a fetch response says the partition ends.
             let message = match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
@@ -224,12 +271,17 @@ impl KafkaStorage {
                     )));
                 }
                 Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
-                    return Ok(assembler.finish());
+                    return Ok(ReadBack {
+                        epoch: assembler.epoch(),
+                        events: assembler.finish(),
+                        end,
+                    });
                 }
                 Ok(Err(e)) => return Err(err(&format!("read {topic}"), e)),
                 Ok(Ok(m)) => m,
             };
             let offset = message.offset();
+            end = offset + 1;
             let note = assembler
                 .push(message.payload().unwrap_or_default())
                 .map_err(|e| {
@@ -249,16 +301,18 @@ impl KafkaStorage {
                 Some(Note::DroppedOutOfBatch) => {
                     tracing::warn!(%topic, offset, "dropping a journal record out of its batch");
                 }
+                Some(Note::DroppedFenced) => {
+                    tracing::info!(%topic, offset, "dropping a fenced writer's journal record");
+                }
             }
         }
     }
 
-    /// Writes one batch as framed records and waits for every
-    /// acknowledgement.
-    async fn write_batch(&self, topic: &str, seq: u64, events: &[Event]) -> Result<(), KafkaError> {
-        let records = frame(seq, events, MAX_PART_BYTES).map_err(|e| err("encode event", e))?;
+    /// Writes records and waits for every acknowledgement: the offset each
+    /// landed at.
+    async fn write(&self, topic: &str, records: &[Vec<u8>]) -> Result<Vec<i64>, KafkaError> {
         let mut deliveries = Vec::with_capacity(records.len());
-        for value in &records {
+        for value in records {
             let record = FutureRecord::<(), _>::to(topic).payload(value).partition(0);
             deliveries.push(
                 self.producer
@@ -266,71 +320,174 @@ impl KafkaStorage {
                     .map_err(|(e, _)| err("kafka enqueue", e))?,
             );
         }
+        let mut offsets = Vec::with_capacity(deliveries.len());
         for d in deliveries {
             match d.await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(delivery)) => offsets.push(delivery.offset),
                 Ok(Err((e, _))) => return Err(err(&format!("append to {topic}"), e)),
                 Err(_) => return Err(KafkaError("kafka producer dropped a delivery".into())),
             }
         }
-        Ok(())
+        Ok(offsets)
     }
 
-    fn length_of(&self, sale: SaleId) -> Arc<tokio::sync::Mutex<Option<u64>>> {
-        self.lengths
+    fn writer_of(&self, sale: SaleId) -> Arc<tokio::sync::Mutex<Writer>> {
+        self.writers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(sale)
             .or_default()
             .clone()
     }
+
+    /// Reads the journal to its end and takes hold of it: with a new claim
+    /// the first time (fencing whoever wrote before), or, after a failed
+    /// write, by checking that nobody has claimed it since.
+    async fn take(&self, sale: SaleId, writer: &mut Writer) -> Result<Vec<Event>, StorageError> {
+        let topic = self.topic(sale);
+        let config = KafkaConfig {
+            topic: topic.clone(),
+            ..self.config.clone()
+        };
+        ensure_topic_with(
+            &config,
+            1,
+            &[("retention.ms", "-1"), ("retention.bytes", "-1")],
+        )
+        .await
+        .map_err(storage_error)?;
+        // A claim loses a race with a record written between our read and
+        // it: read again (a bounded number of times).
+        for _ in 0..16 {
+            let read = self.read_journal(sale).await.map_err(storage_error)?;
+            let length = read.events.len() as u64;
+            if let Some(mine) = writer.epoch {
+                if read.epoch != mine {
+                    writer.fenced = true;
+                    return Err(fenced(&topic, read.epoch, mine));
+                }
+                writer.held = Some(Held {
+                    length,
+                    next_offset: read.end,
+                });
+                return Ok(read.events);
+            }
+            let epoch = read.epoch + 1;
+            let landed = self
+                .write(&topic, &[claim(epoch)])
+                .await
+                .map_err(storage_error)?;
+            if landed == [read.end] {
+                tracing::info!(%topic, epoch, events = length, "journal claimed");
+                writer.epoch = Some(epoch);
+                writer.held = Some(Held {
+                    length,
+                    next_offset: read.end + 1,
+                });
+                return Ok(read.events);
+            }
+        }
+        Err(StorageError::msg(format!(
+            "{topic}: could not claim the journal: other writers keep writing to it"
+        )))
+    }
+}
+
+fn fenced(topic: &str, theirs: u64, mine: u64) -> StorageError {
+    StorageError::fenced(format!(
+        "{topic} was claimed by another writer (epoch {theirs}; ours {mine})"
+    ))
 }
 
 #[async_trait]
 impl Storage for KafkaStorage {
+    /// Appends one framed batch; see the module docs for the fencing rule.
     async fn append(&self, sale: SaleId, events: &[Event]) -> Result<(), StorageError> {
         if events.is_empty() {
             return Ok(());
         }
-        let length = self.length_of(sale);
-        let mut length = length.lock().await;
+        let writer = self.writer_of(sale);
+        let mut writer = writer.lock().await;
         let topic = self.topic(sale);
-        let seq = match *length {
-            Some(n) => n,
+        if writer.fenced {
+            return Err(StorageError::fenced(format!(
+                "{topic} belongs to another writer"
+            )));
+        }
+        let held = match writer.held {
+            Some(held) => held,
             None => {
-                let config = KafkaConfig {
-                    topic: topic.clone(),
-                    ..self.config.clone()
-                };
-                ensure_topic_with(
-                    &config,
-                    1,
-                    &[("retention.ms", "-1"), ("retention.bytes", "-1")],
-                )
-                .await
-                .map_err(storage_error)?;
-                let n = self.read_journal(sale).await.map_err(storage_error)?.len() as u64;
-                *length = Some(n);
-                n
+                self.take(sale, &mut writer).await?;
+                let held = writer.held.unwrap_or(Held {
+                    length: 0,
+                    next_offset: 0,
+                });
+                if let Some(before) = writer.retrying_from.take()
+                    && held.length == before + events.len() as u64
+                {
+                    // The failed write landed whole after all.
+                    return Ok(());
+                }
+                held
             }
         };
-        self.write_batch(&topic, seq, events)
-            .await
-            .map_err(storage_error)?;
-        *length = Some(seq + events.len() as u64);
+        let epoch = writer.epoch.unwrap_or(0);
+        let records = frame(held.length, epoch, events, MAX_PART_BYTES)
+            .map_err(|e| storage_error(err("encode event", e)))?;
+        let landed = match self.write(&topic, &records).await {
+            Ok(landed) => landed,
+            Err(e) => {
+                // Where it landed, if at all, is unknown: read it back
+                // before the next write.
+                writer.held = None;
+                writer.retrying_from = Some(held.length);
+                return Err(storage_error(e));
+            }
+        };
+        let expected = (held.next_offset..).take(records.len());
+        if !landed.iter().copied().eq(expected) {
+            // Someone else wrote to the journal since our last record: a
+            // newer writer's claim (we are fenced), or a fenced writer's
+            // late records (dropped on replay). Read back which.
+            tracing::info!(%topic, ?landed, expected = held.next_offset,
+                "journal records landed after another writer's: reading it back");
+            writer.held = None;
+            self.take(sale, &mut writer).await?;
+            return match writer.held {
+                Some(now) if now.length == held.length + events.len() as u64 => Ok(()),
+                _ => {
+                    writer.held = None;
+                    writer.retrying_from = Some(held.length);
+                    Err(StorageError::msg(format!(
+                        "{topic}: an append did not read back whole; retrying"
+                    )))
+                }
+            };
+        }
+        writer.held = Some(Held {
+            length: held.length + events.len() as u64,
+            next_offset: held.next_offset + records.len() as i64,
+        });
         Ok(())
     }
 
+    /// Reads the journal and, if it has one, claims it for this writer:
+    /// any other writer of the sale is fenced from here on.
     async fn read(&self, sale: SaleId) -> Result<Vec<Event>, StorageError> {
-        let length = self.length_of(sale);
-        let mut length = length.lock().await;
-        let journal = self.read_journal(sale).await.map_err(storage_error)?;
+        let writer = self.writer_of(sale);
+        let mut writer = writer.lock().await;
+        let consumer = Arc::new(self.reader().map_err(storage_error)?);
         // An empty journal may have no topic yet: leave it to the first
         // append to make sure of it.
-        if !journal.is_empty() {
-            *length = Some(journal.len() as u64);
+        if !Self::has_records(&consumer, &self.topic(sale))
+            .await
+            .map_err(storage_error)?
+        {
+            return Ok(Vec::new());
         }
-        Ok(journal)
+        writer.epoch = None;
+        writer.fenced = false;
+        self.take(sale, &mut writer).await
     }
 
     /// The brokers answer a metadata request within a few seconds.
