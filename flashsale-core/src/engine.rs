@@ -161,7 +161,8 @@ pub enum DropReason {
 /// - 2: [`EventKind::Joined`] and [`EventKind::Paid`] may carry the buyer's
 ///   `account`, which makes the buyer that account (a format-1 engine would
 ///   key it by name).
-pub const JOURNAL_FORMAT: u32 = 2;
+/// - 3: the service's [`EventKind::Delivered`] markers.
+pub const JOURNAL_FORMAT: u32 = 3;
 
 fn first_format() -> u32 {
     1
@@ -275,6 +276,19 @@ pub enum EventKind {
         tx: TxId,
         /// Who.
         buyer: BuyerName,
+    },
+    /// Bookkeeping of the service, not of the sale (the engine never emits
+    /// it, and replay passes over it): every event before the journal's
+    /// `upto`-th had been handed to a sink that remembers what it was given
+    /// (a Kafka topic), at its position `receipt`. A restart offers that
+    /// sink only what came after (journal format 3).
+    Delivered {
+        /// How many of the journal's events had been delivered.
+        upto: u64,
+        /// Where the sink was, in its own terms (for Kafka,
+        /// `partition:offset` after the sale's last record), if it said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<String>,
     },
 }
 
@@ -1077,7 +1091,7 @@ impl Engine {
             EventKind::Opened { .. } => return Err("sale opened twice"),
             EventKind::Started => self.started = true,
             EventKind::Ended => self.ended = true,
-            EventKind::SoldOut => {}
+            EventKind::SoldOut | EventKind::Delivered { .. } => {}
             EventKind::RefundDue { tx, .. } => {
                 let i = self.index(*tx).ok_or("unknown transaction")?;
                 self.refunds.insert(i as u32);

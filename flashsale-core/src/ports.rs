@@ -110,6 +110,15 @@ pub trait Storage: Send + Sync + 'static {
     async fn check(&self) -> Result<(), StorageError> {
         Ok(())
     }
+    /// Tells whoever watches the journal that its writer is alive though
+    /// it has nothing to append (a standby takes over a journal that falls
+    /// silent); called when a sale has been idle for
+    /// [`ServiceConfig::keep_alive`](crate::service::ServiceConfig). May
+    /// find that the writer is fenced. The default does nothing.
+    async fn keep_alive(&self, sale: SaleId) -> Result<(), StorageError> {
+        let _ = sale;
+        Ok(())
+    }
 }
 
 /// A journal in memory: survives a restart of the service within the same
@@ -176,6 +185,41 @@ where
 {
     /// Hands `events` on, in order.
     async fn publish(&self, events: &[E]) -> Result<(), SinkError>;
+
+    /// Whether what this sink was given outlives this process (a Kafka
+    /// topic does; an in-process broadcast does not). For such a sink the
+    /// service journals how far it has delivered ([`EventKind::Delivered`]
+    /// markers) and a restart offers it only what came after, through
+    /// [`EventSink::resume`]; any other sink is offered every sale's
+    /// opening and payments again. Default: no.
+    ///
+    /// [`EventKind::Delivered`]: crate::EventKind::Delivered
+    fn remembers(&self) -> bool {
+        false
+    }
+
+    /// [`EventSink::publish`], and where the sink is now, in its own terms
+    /// (journaled with the next [`Delivered`](crate::EventKind::Delivered)
+    /// marker and given back to [`EventSink::resume`]). Default: publishes,
+    /// no position.
+    async fn publish_receipted(&self, events: &[E]) -> Result<Option<String>, SinkError> {
+        self.publish(events).await.map(|()| None)
+    }
+
+    /// After a restart: of `pending` (a sale's journaled payments that may
+    /// or may not have been delivered before a crash, in order), those
+    /// that were not, to be published again. `since` is the position of
+    /// the sale's last journaled marker (`None`: from the start). Default:
+    /// all of them (at least once).
+    async fn resume(
+        &self,
+        sale: SaleId,
+        pending: Vec<E>,
+        since: Option<&str>,
+    ) -> Result<Vec<E>, SinkError> {
+        let _ = (sale, since);
+        Ok(pending)
+    }
 }
 
 /// An in-process broadcast (tokio's): every subscriber sees every event

@@ -154,6 +154,10 @@ pub struct ServiceConfig {
     /// `Unavailable` after the commit timeout) instead of filling memory.
     /// Default 1024.
     pub publish_queue: usize,
+    /// When a sale has written nothing to its journal for this long, it
+    /// calls [`Storage::keep_alive`]: a standby watching the journal takes
+    /// a silent one for dead. Read from the [`Clock`]. Default: never.
+    pub keep_alive: Option<Duration>,
 }
 
 impl Default for ServiceConfig {
@@ -161,6 +165,7 @@ impl Default for ServiceConfig {
         ServiceConfig {
             commit_timeout: Duration::from_secs(10),
             publish_queue: 1024,
+            keep_alive: None,
         }
     }
 }
@@ -301,15 +306,9 @@ impl Service {
             let engine = Engine::replay(&journal, (service.inner.ports.ids)())
                 .map_err(|source| ServiceError::Replay { sale, source })?;
             tracing::info!(%sale, events = journal.len(), "sale replayed from journal");
-            // A crash between the journal append and the sink loses the
-            // hand-over, not the payment: offer the sale's opening and
-            // every payment again (a catalogue restores the sale unless it
-            // knows it, and applies each payment once).
-            let paid = journal
-                .into_iter()
-                .filter(|e| matches!(e.kind, EventKind::Opened { .. } | EventKind::Paid { .. }))
-                .collect();
-            service.spawn(engine, paid)?;
+            let length = journal.len() as u64;
+            let backlog = service.undelivered(sale, journal).await;
+            service.spawn(engine, backlog, length)?;
         }
         Ok(service)
     }
@@ -336,7 +335,50 @@ impl Service {
         ports.sink.publish(&journal).await.unwrap_or_else(|e| {
             tracing::warn!(sale = %id, error = %e, "could not publish the sale's opening");
         });
-        self.spawn(engine, Vec::new())
+        self.spawn(engine, Vec::new(), journal.len() as u64)
+    }
+
+    /// What a restarted sale offers its sink again. A crash between the
+    /// journal append and the sink loses the hand-over, not the payment.
+    /// A sink that forgets (in process) gets the sale's opening and every
+    /// payment (a catalogue restores the sale unless it knows it, and
+    /// applies each payment once); one that remembers (Kafka) gets the
+    /// payments after the last [`EventKind::Delivered`] marker, less those
+    /// it says it has ([`EventSink::resume`]).
+    async fn undelivered(&self, sale: SaleId, journal: Vec<Event>) -> Vec<Event> {
+        let sink = &self.inner.ports.sink;
+        if !sink.remembers() {
+            return journal
+                .into_iter()
+                .filter(|e| matches!(e.kind, EventKind::Opened { .. } | EventKind::Paid { .. }))
+                .collect();
+        }
+        let (upto, since) = journal
+            .iter()
+            .rev()
+            .find_map(|e| match &e.kind {
+                EventKind::Delivered { upto, receipt } => Some((*upto, receipt.clone())),
+                _ => None,
+            })
+            .unwrap_or((0, None));
+        let pending: Vec<Event> = journal
+            .into_iter()
+            .skip(usize::try_from(upto).unwrap_or(usize::MAX))
+            .filter(|e| matches!(e.kind, EventKind::Paid { .. }))
+            .collect();
+        let offered = pending.len();
+        match sink.resume(sale, pending.clone(), since.as_deref()).await {
+            Ok(left) => {
+                tracing::info!(%sale, after = upto, offered, again = left.len(),
+                    "payments the sink may not have: published again unless it has them");
+                left
+            }
+            Err(e) => {
+                // At least once rather than not at all.
+                tracing::warn!(%sale, error = %e, "could not ask the sink what it has; offering all");
+                pending
+            }
+        }
     }
 
     /// The ids of the running sales.
@@ -549,7 +591,13 @@ impl Service {
     }
 
     /// Starts a sale's task; `backlog` is published before anything new.
-    fn spawn(&self, mut engine: Engine, backlog: Vec<Event>) -> Result<(), ServiceError> {
+    /// Starts the sale's task; `journaled` events are in its journal.
+    fn spawn(
+        &self,
+        mut engine: Engine,
+        backlog: Vec<Event>,
+        journaled: u64,
+    ) -> Result<(), ServiceError> {
         let id = engine.config().id;
         let ports = &self.inner.ports;
         engine.replace_id_generator(Box::new(SalePrefixed::new(id, (ports.ids)())));
@@ -575,11 +623,8 @@ impl Service {
             receiver,
             ports.clone(),
             self.inner.health.clone(),
-            (
-                self.inner.config.commit_timeout,
-                self.inner.config.publish_queue,
-            ),
-            backlog,
+            self.inner.config.clone(),
+            (backlog, journaled),
         ));
         self.inner
             .tasks

@@ -1,15 +1,16 @@
 //! One sale's single-writer task: the only code that touches its
 //! [`Engine`], and its publisher task.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Ports, SaleStats};
+use super::{Ports, SaleStats, ServiceConfig};
 use crate::engine::{
-    Admission, BuyError, Engine, Event, LeaveError, PaidError, PaidOutcome, Status, StatusError,
+    Admission, BuyError, Engine, Event, EventKind, LeaveError, PaidError, PaidOutcome, Status,
+    StatusError,
 };
 use crate::id::{SaleId, TxId};
 use crate::ports::{EventSink, StorageError};
@@ -33,8 +34,9 @@ pub(super) enum Command {
 
 /// What the sale's task hands its publisher.
 enum Publish {
-    /// Committed events, in journal order.
-    Events(Vec<Event>),
+    /// Committed events, in journal order, and the journal's length after
+    /// them.
+    Events(Vec<Event>, u64),
     /// Answer this once everything before it has been published.
     Flushed(Reply<()>),
 }
@@ -118,22 +120,22 @@ impl Drop for Failing<'_> {
 
 /// Retries `attempt` with capped exponential backoff until it succeeds,
 /// or fails in a way `fatal` says no retry can mend.
-async fn retry<F, Fut, E>(
+async fn retry<F, Fut, T, E>(
     what: &str,
     sale: SaleId,
     mut attempt: F,
     mut failed: impl FnMut(),
     fatal: impl Fn(&E) -> bool,
-) -> Result<(), E>
+) -> Result<T, E>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), E>>,
+    Fut: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
     let mut backoff = Duration::from_millis(10);
     loop {
         match attempt().await {
-            Ok(()) => return Ok(()),
+            Ok(done) => return Ok(done),
             Err(e) if fatal(&e) => return Err(e),
             Err(e) => {
                 tracing::warn!(%sale, error = %e, retry_in = ?backoff, "{what} failed; retrying");
@@ -186,20 +188,40 @@ pub(super) async fn run_sale(
     mut commands: mpsc::Receiver<Command>,
     ports: Ports,
     health: Arc<Health>,
-    (stalled_after, publish_queue): (Duration, usize),
-    backlog: Vec<Event>,
+    config: ServiceConfig,
+    (backlog, mut journaled): (Vec<Event>, u64),
 ) {
     let sale = engine.config().id;
-    let (publish, batches) = mpsc::channel::<Publish>(publish_queue.max(1));
-    let publisher = tokio::spawn(run_publisher(sale, batches, ports.sink.clone()));
+    let stalled_after = config.commit_timeout;
+    let (publish, batches) = mpsc::channel::<Publish>(config.publish_queue.max(1));
+    let progress = Arc::new(Mutex::new(Delivered {
+        upto: journaled,
+        receipt: None,
+    }));
+    let remembers = ports.sink.remembers();
+    // The journal's last marker said at most this much.
+    let mut marked = if remembers { 0 } else { u64::MAX };
+    let publisher = tokio::spawn(run_publisher(
+        sale,
+        batches,
+        ports.sink.clone(),
+        progress.clone(),
+    ));
     if !backlog.is_empty() {
         // The publisher lives as long as this task; a send cannot fail.
-        let _ = publish.send(Publish::Events(backlog)).await;
+        let _ = publish.send(Publish::Events(backlog, journaled)).await;
     }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut done = Vec::with_capacity(MAX_BATCH);
+    let mut last_write = ports.clock.now();
     loop {
-        let wake = engine.poll_timeout();
+        let beat = config
+            .keep_alive
+            .map(|every| last_write.saturating_add(every));
+        let wake = match (engine.poll_timeout(), beat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             biased;
             n = commands.recv_many(&mut batch, MAX_BATCH) => if n == 0 { break },
@@ -213,20 +235,34 @@ pub(super) async fn run_sale(
         let now = ports.clock.now();
         engine.handle_timeout(now);
         done.extend(batch.drain(..).map(|c| execute(&mut engine, now, c)));
-        let events: Vec<Event> = engine.drain_events().collect();
+        let mut events: Vec<Event> = engine.drain_events().collect();
         if !events.is_empty() {
+            // Say how far the sink has got, with the batch (no append of
+            // its own): a restart offers it only what came after.
+            if let Some(marker) = progress_marker(&engine, &progress, &mut marked) {
+                events.push(marker);
+            }
             if let Err(e) = append(&ports, &health, stalled_after, sale, &events).await {
                 // Another writer has the journal: nothing decided here
                 // since may be acknowledged. Callers get "unavailable".
-                tracing::error!(%sale, error = %e,
-                    "another writer took this sale's journal: this service stops serving the sale");
-                health.fenced.fetch_add(1, Ordering::Relaxed);
-                health.on_fenced.notify_waiters();
+                fenced(&health, sale, &e);
                 break;
             }
+            last_write = now;
+            journaled += events.len() as u64;
             // Waits while the publisher's queue is full: a sink that cannot
             // keep up slows the sale down instead of filling memory.
-            let _ = publish.send(Publish::Events(events)).await;
+            let _ = publish.send(Publish::Events(events, journaled)).await;
+        } else if beat.is_some_and(|beat| now >= beat) {
+            last_write = now;
+            match ports.storage.keep_alive(sale).await {
+                Ok(()) => {}
+                Err(e) if e.is_fenced() => {
+                    fenced(&health, sale, &e);
+                    break;
+                }
+                Err(e) => tracing::warn!(%sale, error = %e, "journal keep-alive failed"),
+            }
         }
         for answer in done.drain(..) {
             match answer {
@@ -239,12 +275,65 @@ pub(super) async fn run_sale(
     if let Err(e) = publisher.await {
         tracing::error!(%sale, error = %e, "publisher task failed");
     }
+    // Stopping: everything is published; one last marker saves the next
+    // start from asking the sink about the tail.
+    if health_is_whole(&health)
+        && let Some(marker) = progress_marker(&engine, &progress, &mut marked)
+        && let Err(e) = ports.storage.append(sale, &[marker]).await
+    {
+        tracing::warn!(%sale, error = %e, "could not journal the sink's progress at shutdown");
+    }
+}
+
+/// Stops a sale whose journal another writer took: reported as not ready,
+/// for good.
+fn fenced(health: &Health, sale: SaleId, e: &StorageError) {
+    tracing::error!(%sale, error = %e,
+        "another writer took this sale's journal: this service stops serving the sale");
+    health.fenced.fetch_add(1, Ordering::Relaxed);
+    health.on_fenced.notify_waiters();
+}
+
+/// How far the publisher got, as the sale task last heard.
+#[derive(Debug)]
+struct Delivered {
+    upto: u64,
+    receipt: Option<String>,
+}
+
+/// A [`EventKind::Delivered`] marker if the sink has got further than the
+/// journal last said (only for a sink that remembers: `marked` is `MAX`
+/// otherwise).
+fn progress_marker(
+    engine: &Engine,
+    progress: &Mutex<Delivered>,
+    marked: &mut u64,
+) -> Option<Event> {
+    let now = progress.lock().unwrap_or_else(PoisonError::into_inner);
+    if *marked == u64::MAX || now.upto <= *marked {
+        return None;
+    }
+    *marked = now.upto;
+    Some(Event {
+        sale: engine.config().id,
+        at: engine.now(),
+        kind: EventKind::Delivered {
+            upto: now.upto,
+            receipt: now.receipt.clone(),
+        },
+    })
+}
+
+/// Whether no sale of the service was fenced (a fenced one must not write).
+fn health_is_whole(health: &Health) -> bool {
+    health.fenced.load(Ordering::Relaxed) == 0
 }
 
 async fn run_publisher(
     sale: SaleId,
     mut batches: mpsc::Receiver<Publish>,
     sink: Arc<dyn EventSink>,
+    progress: Arc<Mutex<Delivered>>,
 ) {
     // Everything queued while the last publish was under way goes out as
     // one: a sink with a round trip per publish (Kafka) keeps up with any
@@ -252,17 +341,37 @@ async fn run_publisher(
     let mut queued = Vec::new();
     let mut events = Vec::new();
     let mut flushed = Vec::new();
+    let mut end = None;
     while batches.recv_many(&mut queued, MAX_BATCH).await > 0 {
         for item in queued.drain(..) {
             match item {
-                Publish::Events(batch) => events.extend(batch),
+                Publish::Events(batch, upto) => {
+                    events.extend(batch);
+                    end = Some(upto);
+                }
                 Publish::Flushed(r) => flushed.push(r),
             }
         }
         if !events.is_empty() {
             // Nothing is fatal to a publish: it is retried until it goes.
-            let _ = retry("publish", sale, || sink.publish(&events), || {}, |_| false).await;
+            let receipt = retry(
+                "publish",
+                sale,
+                || sink.publish_receipted(&events),
+                || {},
+                |_| false,
+            )
+            .await
+            .ok()
+            .flatten();
             events.clear();
+            let mut now = progress.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(upto) = end.take() {
+                now.upto = now.upto.max(upto);
+            }
+            if receipt.is_some() {
+                now.receipt = receipt;
+            }
         }
         for r in flushed.drain(..) {
             let _ = r.send(());

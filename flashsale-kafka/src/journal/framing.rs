@@ -69,10 +69,18 @@ pub(crate) fn claim(epoch: u64) -> Vec<u8> {
     format!(r#"{{"claim":{epoch}}}"#).into_bytes()
 }
 
-/// One record, as read back: a claim, or a part of a batch.
+/// The record by which the writer of `epoch` says it is alive while it
+/// has nothing to append (a standby watching the journal takes over when
+/// records stop coming). Replay passes over it.
+pub(crate) fn beat(epoch: u64) -> Vec<u8> {
+    format!(r#"{{"beat":{epoch}}}"#).into_bytes()
+}
+
+/// One record, as read back: a claim, a beat, or a part of a batch.
 #[derive(Deserialize)]
 struct Record {
     claim: Option<u64>,
+    beat: Option<u64>,
     seq: Option<u64>,
     part: Option<u32>,
     parts: Option<u32>,
@@ -126,6 +134,9 @@ impl Assembler {
             self.epoch = epoch;
             // A batch cut short by the claim is the fenced writer's.
             return Ok(self.pending.take().map(|_| Note::DroppedIncomplete));
+        }
+        if record.beat.is_some() {
+            return Ok(None);
         }
         let (Some(seq), Some(part), Some(parts)) = (record.seq, record.part, record.parts) else {
             return Err(serde::de::Error::custom(
@@ -247,9 +258,10 @@ mod tests {
         records.push(cut[0].clone());
         records.push(claim(2));
         records.extend(cut[1..].iter().cloned());
-        // …writer 1 goes on unaware; a stale claim changes nothing.
+        // …writer 1 goes on unaware; a stale claim or a beat changes nothing.
         records.extend(frame(6, 1, c, 1 << 20).unwrap());
         records.push(claim(1));
+        records.push(beat(2));
         // Writer 2 appends what it decided.
         records.extend(frame(6, 2, b, 1 << 20).unwrap());
         let mut assembler = Assembler::default();

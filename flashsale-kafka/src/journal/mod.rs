@@ -43,7 +43,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::admin::ensure_topic_with;
 use crate::config::{KafkaConfig, KafkaError, blocking, err, unreachable_brokers};
-use framing::{Assembler, Note, claim, frame};
+use framing::{Assembler, Note, beat, claim, frame};
 
 /// The topic name prefix unless told otherwise.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "flashsale-journal-";
@@ -94,6 +94,8 @@ struct Writer {
     retrying_from: Option<u64>,
     /// Another writer took the journal: every append is refused.
     fenced: bool,
+    /// What a standby has read so far, to take over from.
+    followed: Option<Followed>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +104,63 @@ struct Held {
     length: u64,
     /// The offset the next record must land at.
     next_offset: i64,
+}
+
+/// What has been read of a journal, to go on from.
+#[derive(Debug, Default)]
+struct Followed {
+    assembler: Assembler,
+    /// The offset after the last record read.
+    end: i64,
+}
+
+/// A reader going through one sale's journal.
+struct Tail {
+    consumer: Reader,
+    topic: String,
+    followed: Followed,
+}
+
+impl Tail {
+    /// Reads the next record: `Some(true)` for a record, `Some(false)` at
+    /// the partition's end, `None` if neither came within `wait`.
+    async fn next(&mut self, wait: Duration) -> Result<Option<bool>, KafkaError> {
+        let topic = &self.topic;
+        let message = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(None),
+            Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(Some(false)),
+            Ok(Err(e)) => return Err(err(&format!("read {topic}"), e)),
+            Ok(Ok(m)) => m,
+        };
+        let offset = message.offset();
+        self.followed.end = offset + 1;
+        let note = self
+            .followed
+            .assembler
+            .push(message.payload().unwrap_or_default())
+            .map_err(|e| {
+                err(
+                    &format!("{topic} offset {offset} is not a journal record"),
+                    e,
+                )
+            })?;
+        match note {
+            None => {}
+            Some(Note::DroppedIncomplete) => {
+                tracing::warn!(%topic, offset, "dropping an incomplete journal batch");
+            }
+            Some(Note::SkippedDuplicate) => {
+                tracing::info!(%topic, offset, "skipping a journal batch written twice");
+            }
+            Some(Note::DroppedOutOfBatch) => {
+                tracing::warn!(%topic, offset, "dropping a journal record out of its batch");
+            }
+            Some(Note::DroppedFenced) => {
+                tracing::info!(%topic, offset, "dropping a fenced writer's journal record");
+            }
+        }
+        Ok(Some(true))
+    }
 }
 
 /// A journal read back to its end.
@@ -243,69 +302,92 @@ impl KafkaStorage {
     }
 
     /// Reads a sale's journal: every complete batch whose `seq` follows on,
-    /// of the latest claim's writer.
-    async fn read_journal(&self, sale: SaleId) -> Result<ReadBack, KafkaError> {
-        let topic = self.topic(sale);
-        let consumer = Arc::new(self.reader()?);
-        if !Self::has_records(&consumer, &topic).await? {
-            return Ok(ReadBack {
-                events: Vec::new(),
-                epoch: 0,
-                end: 0,
-            });
+    /// of the latest claim's writer. Continues from `followed` (what a
+    /// standby has read already) when given.
+    async fn read_journal(
+        &self,
+        sale: SaleId,
+        followed: Option<Followed>,
+    ) -> Result<ReadBack, KafkaError> {
+        let mut tail = match followed {
+            Some(followed) => self.tail(sale, followed)?,
+            None => {
+                let consumer = Arc::new(self.reader()?);
+                if !Self::has_records(&consumer, &self.topic(sale)).await? {
+                    return Ok(ReadBack {
+                        events: Vec::new(),
+                        epoch: 0,
+                        end: 0,
+                    });
+                }
+                self.tail(sale, Followed::default())?
+            }
+        };
+        loop {
+            match tail.next(READ_TIMEOUT).await? {
+                Some(true) => {}
+                // The end is where a fetch response says the partition ends.
+                Some(false) => {
+                    return Ok(ReadBack {
+                        epoch: tail.followed.assembler.epoch(),
+                        end: tail.followed.end,
+                        events: tail.followed.assembler.finish(),
+                    });
+                }
+                None => {
+                    return Err(KafkaError(format!(
+                        "{}: no record for {READ_TIMEOUT:?}",
+                        tail.topic
+                    )));
+                }
+            }
         }
+    }
+
+    /// A reader of the sale's journal from where `followed` ends.
+    fn tail(&self, sale: SaleId, followed: Followed) -> Result<Tail, KafkaError> {
+        let topic = self.topic(sale);
+        let consumer = self.reader()?;
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&topic, 0, Offset::Beginning)
+        list.add_partition_offset(&topic, 0, Offset::Offset(followed.end))
             .map_err(|e| err("assign", e))?;
         consumer
             .assign(&list)
             .map_err(|e| err(&format!("assign {topic}"), e))?;
-        let mut assembler = Assembler::default();
-        let mut end = 0;
+        Ok(Tail {
+            consumer,
+            topic,
+            followed,
+        })
+    }
+
+    /// For a standby: follows the sale's journal (keeping what it read, so
+    /// that taking over reads only the rest) and returns once no record
+    /// has come for `silence` — its writer, who writes at least a beat
+    /// every [`ServiceConfig::keep_alive`](flashsale_core::service::ServiceConfig),
+    /// is taken for dead. Returns at once if the journal has no writer yet
+    /// and no record.
+    pub async fn wait_until_silent(
+        &self,
+        sale: SaleId,
+        silence: Duration,
+    ) -> Result<(), StorageError> {
+        let writer = self.writer_of(sale);
+        let followed = writer.lock().await.followed.take().unwrap_or_default();
+        let mut tail = self.tail(sale, followed).map_err(storage_error)?;
+        let mut quiet_since = tokio::time::Instant::now();
         loop {
-            // The end is where a fetch response says the partition ends.
-            let message = match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
-                Err(_) => {
-                    return Err(KafkaError(format!(
-                        "{topic}: no record for {READ_TIMEOUT:?}"
-                    )));
-                }
-                Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
-                    return Ok(ReadBack {
-                        epoch: assembler.epoch(),
-                        events: assembler.finish(),
-                        end,
-                    });
-                }
-                Ok(Err(e)) => return Err(err(&format!("read {topic}"), e)),
-                Ok(Ok(m)) => m,
-            };
-            let offset = message.offset();
-            end = offset + 1;
-            let note = assembler
-                .push(message.payload().unwrap_or_default())
-                .map_err(|e| {
-                    err(
-                        &format!("{topic} offset {offset} is not a journal record"),
-                        e,
-                    )
-                })?;
-            match note {
-                None => {}
-                Some(Note::DroppedIncomplete) => {
-                    tracing::warn!(%topic, offset, "dropping an incomplete journal batch");
-                }
-                Some(Note::SkippedDuplicate) => {
-                    tracing::info!(%topic, offset, "skipping a journal batch written twice");
-                }
-                Some(Note::DroppedOutOfBatch) => {
-                    tracing::warn!(%topic, offset, "dropping a journal record out of its batch");
-                }
-                Some(Note::DroppedFenced) => {
-                    tracing::info!(%topic, offset, "dropping a fenced writer's journal record");
-                }
+            let left = silence.saturating_sub(quiet_since.elapsed());
+            match tail.next(left).await.map_err(storage_error)? {
+                Some(true) => quiet_since = tokio::time::Instant::now(),
+                Some(false) => {}
+                None => break,
             }
         }
+        tracing::info!(topic = %tail.topic, ?silence, read = tail.followed.end,
+            "the journal fell silent: its writer is taken for dead");
+        writer.lock().await.followed = Some(tail.followed);
+        Ok(())
     }
 
     /// Writes records and waits for every acknowledgement: the offset each
@@ -359,7 +441,10 @@ impl KafkaStorage {
         // A claim loses a race with a record written between our read and
         // it: read again (a bounded number of times).
         for _ in 0..16 {
-            let read = self.read_journal(sale).await.map_err(storage_error)?;
+            let read = self
+                .read_journal(sale, writer.followed.take())
+                .await
+                .map_err(storage_error)?;
             let length = read.events.len() as u64;
             if let Some(mine) = writer.epoch {
                 if read.epoch != mine {
@@ -488,6 +573,39 @@ impl Storage for KafkaStorage {
         writer.epoch = None;
         writer.fenced = false;
         self.take(sale, &mut writer).await
+    }
+
+    /// Writes a beat (see [`KafkaStorage::wait_until_silent`]), checking
+    /// like an append that nobody has claimed the journal since.
+    async fn keep_alive(&self, sale: SaleId) -> Result<(), StorageError> {
+        let writer = self.writer_of(sale);
+        let mut writer = writer.lock().await;
+        let topic = self.topic(sale);
+        if writer.fenced {
+            return Err(StorageError::fenced(format!(
+                "{topic} belongs to another writer"
+            )));
+        }
+        let (Some(held), Some(epoch)) = (writer.held, writer.epoch) else {
+            return Ok(()); // nothing held: the next append reads back first
+        };
+        match self.write(&topic, &[beat(epoch)]).await {
+            Ok(landed) if landed == [held.next_offset] => {
+                writer.held = Some(Held {
+                    next_offset: held.next_offset + 1,
+                    ..held
+                });
+                Ok(())
+            }
+            Ok(_) => {
+                writer.held = None;
+                self.take(sale, &mut writer).await.map(drop)
+            }
+            Err(e) => {
+                writer.held = None;
+                Err(storage_error(e))
+            }
+        }
     }
 
     /// The brokers answer a metadata request within a few seconds.
