@@ -10,6 +10,13 @@
 //! the buyers who already paid, retrying every `SYNC_RETRY_MS` until the
 //! backend answers.
 //!
+//! Two instances for one sale never both commit: the one that replays the
+//! journal claims it, and the other stops at its next write (503, then it
+//! exits). With `STANDBY=true` an instance runs hot beside the active one:
+//! it follows the journal, answers `/readyz` with 503, and takes over —
+//! fencing the old writer — when the journal has been silent for
+//! `LEASE_MS` (the active one writes at least a beat every third of that).
+//!
 //! Run: `SALE_ID=… cargo run --release --example transaction`
 
 use std::net::IpAddr;
@@ -20,7 +27,8 @@ use clap::Parser;
 use flashsale_core::service::{Ports, ServiceConfig};
 use flashsale_core::{Engine, ObjectIdGenerator, SaleId, Service, Timestamp};
 use flashsale_examples::{
-    Identity, Kafka, Limits, NO_KAFKA, RateLimits, Tokens, bind, init_tracing, shutdown_signal,
+    Identity, Kafka, Limits, NO_KAFKA, RateLimits, Switch, Tokens, bind, init_tracing,
+    shutdown_signal,
 };
 use flashsale_http::App;
 use flashsale_kafka::{DEFAULT_JOURNAL_PREFIX, KafkaSink, KafkaStorage};
@@ -72,6 +80,14 @@ struct Args {
     /// Journal topics are named this prefix and the sale id.
     #[arg(long, env = "KAFKA_JOURNAL_PREFIX", default_value = DEFAULT_JOURNAL_PREFIX)]
     kafka_journal_prefix: String,
+    /// Run as a hot standby: follow the sale's Kafka journal, answer
+    /// `/readyz` with 503, and take over when the journal falls silent.
+    #[arg(long, env = "STANDBY")]
+    standby: bool,
+    /// A journal silent this long means its writer is dead, in ms; the
+    /// active service writes at least a beat every third of it.
+    #[arg(long, env = "LEASE_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(300..))]
+    lease_ms: u64,
     #[command(flatten)]
     kafka: Kafka,
     #[command(flatten)]
@@ -134,6 +150,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
 
     let (mut ports, _) = Ports::in_memory();
+    let mut journal = None;
     match args.kafka.config() {
         Some(config) => {
             ports.sink = Arc::new(KafkaSink::connect(&config, args.kafka.kafka_partitions).await?);
@@ -146,8 +163,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             .into(),
                     );
                 }
-                ports.storage =
+                let storage =
                     Arc::new(KafkaStorage::connect(&config, &args.kafka_journal_prefix).await?);
+                ports.storage = storage.clone();
+                journal = Some(storage);
                 tracing::info!(prefix = %args.kafka_journal_prefix, "journaling to Kafka");
             }
         }
@@ -156,8 +175,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => tracing::warn!("{NO_KAFKA}"),
     }
+    let lease = Duration::from_millis(args.lease_ms);
     let mut settings = ServiceConfig::default();
     settings.commit_timeout = Duration::from_millis(args.commit_timeout_ms);
+    settings.keep_alive = journal.is_some().then_some(lease / 3);
+
+    let listener = bind(args.host, args.port).await?;
+    let local = listener.local_addr()?;
+    let switch = Switch::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = {
+        let (limits, router) = (args.limits.clone(), switch.router());
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        tokio::spawn(async move { limits.serve_until(listener, router, stopped).await })
+    };
+    if args.standby {
+        let Some(journal) = &journal else {
+            return Err("STANDBY=true needs the Kafka journal (KAFKA_BROKERS)".into());
+        };
+        println!(
+            "standby for sale {} listening on http://{local}",
+            args.sale_id
+        );
+        tracing::info!(sale = %args.sale_id, ?lease, "standby: following the journal");
+        tokio::select! {
+            followed = journal.wait_until_silent(args.sale_id, lease) => followed?,
+            () = shutdown_signal() => {
+                let _ = stop.send(());
+                let _ = server.await;
+                return Ok(());
+            }
+        }
+        tracing::warn!(sale = %args.sale_id, "taking over the sale");
+    }
+    // Replaying the journal claims it: any other writer is fenced.
     let service = Service::open_with(ports, settings).await?;
     if service.sale_ids().contains(&args.sale_id) {
         let stats = service.stats(args.sale_id).await;
@@ -178,12 +231,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("PAYMENT_SECRET is not set: anyone can mark a transaction paid");
     }
 
-    let listener = bind(args.host, args.port).await?;
-    println!(
-        "transaction service for sale {} listening on http://{}",
-        args.sale_id,
-        listener.local_addr()?
-    );
     app = app.with_request_limits(args.limits.request());
     if let Some(limiter) = args.rates.limiter(false) {
         app = app.with_rate_limit(limiter);
@@ -191,15 +238,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(auth) = args.identity.auth()? {
         app = app.with_buyer_auth(auth);
     }
+    switch.activate(app.router(&args.cors_origin));
+    println!(
+        "transaction service for sale {} listening on http://{}",
+        args.sale_id, local
+    );
     // A service fenced off its sale's journal (another one took it) stops:
     // it can serve nothing, and its replacement is the one to route to.
-    let fenced = {
-        let service = service.clone();
-        async move { service.fenced().await }
-    };
-    args.limits
-        .serve_until(listener, app.router(&args.cors_origin), fenced)
-        .await;
+    tokio::select! {
+        () = service.fenced() => { let _ = stop.send(()); }
+        () = shutdown_signal() => { let _ = stop.send(()); }
+    }
+    let _ = server.await;
     let fenced = service.is_fenced();
     service.shutdown().await;
     if fenced {

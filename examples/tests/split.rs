@@ -792,3 +792,124 @@ async fn a_second_transaction_service_fences_the_first() {
     let buyers = split.backend_reaches(0).await;
     assert_eq!(buyers.len() as u64, QUANTITY, "{buyers:?}");
 }
+
+/// A hot standby beside the active transaction service: it answers
+/// `/readyz` with 503 until the active one is killed (`kill -9`) in the
+/// middle of a steady buy/pay load, then takes over; nothing acknowledged
+/// is lost, nothing is oversold. Prints how long the sale was without a
+/// server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_active_service_is_killed() {
+    const QUANTITY: u64 = 40;
+    let lease = [("LEASE_MS", "1500".to_owned())];
+    let split = Split::start_with(&shared_brokers(), QUANTITY, "kafka", &lease).await;
+    let mut env = split.transaction_env.clone();
+    env.extend(lease.iter().cloned());
+    env.push(("STANDBY", "true".to_owned()));
+    let standby = Server::start("transaction", 0, &env).await;
+    let http = reqwest::Client::new();
+    let ready = |base: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{base}/readyz"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(
+        ready(standby.base.clone()).await,
+        503,
+        "a standby is not ready"
+    );
+    assert_eq!(ready(split.transaction_base.clone()).await, 200);
+    // An idle active service is not taken for dead: its beats keep the
+    // journal from falling silent (the scenario needs two leases of idling).
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert_eq!(
+        ready(standby.base.clone()).await,
+        503,
+        "took over a live service"
+    );
+    assert_eq!(ready(split.transaction_base.clone()).await, 200);
+
+    // Steady load on the active one; it dies in the middle.
+    let buy_and_pay = |base: String, who: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(format!("{base}/buy"))
+                .json(&json!({ "buyerName": who }))
+                .send()
+                .await
+                .ok()?;
+            if r.status() != 200 {
+                return None;
+            }
+            let tx = tx_of(&r.json().await.ok()?);
+            let body = serde_json::to_vec(&json!({ "transactionId": tx })).unwrap();
+            let r = http
+                .post(format!("{base}/paid"))
+                .header("content-type", "application/json")
+                .header(
+                    "x-flashsale-signature",
+                    flashsale_http::signature::sign(b"s3cret", &body),
+                )
+                .body(body)
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 200).then_some(tx)
+        }
+    };
+    let mut acknowledged = Vec::new();
+    for i in 0..15 {
+        let tx = buy_and_pay(split.transaction_base.clone(), format!("before-{i}")).await;
+        acknowledged.push(tx.unwrap());
+    }
+    split.transaction.lock().await.kill_9().await;
+    let killed = tokio::time::Instant::now();
+    // The load goes on against the standby (as a load balancer routing by
+    // /readyz would send it): refused until it has taken over.
+    let mut first_commit = None;
+    let mut i = 0;
+    while acknowledged.len() < 30 {
+        i += 1;
+        if let Some(tx) = buy_and_pay(standby.base.clone(), format!("after-{i}")).await {
+            first_commit.get_or_insert_with(|| killed.elapsed());
+            acknowledged.push(tx);
+        } else {
+            assert!(
+                killed.elapsed() < Duration::from_secs(60),
+                "the standby never took over"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let first_commit = first_commit.unwrap();
+    eprintln!("failover: the standby committed its first payment {first_commit:?} after the kill");
+    assert_eq!(ready(standby.base.clone()).await, 200);
+
+    // Exact: every acknowledged payment is paid, the backend has each once.
+    for tx in &acknowledged {
+        let (code, status) = split
+            .call(
+                reqwest::Method::GET,
+                format!("{}/transactions/{tx}", standby.base),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (code, status["state"].as_str()),
+            (200, Some("paid")),
+            "{tx}"
+        );
+    }
+    let buyers = split
+        .backend_reaches(QUANTITY - acknowledged.len() as u64)
+        .await;
+    let unique: BTreeSet<&String> = buyers.iter().collect();
+    assert_eq!(unique.len(), buyers.len(), "a buyer twice: {buyers:?}");
+    assert_eq!(buyers.len(), acknowledged.len());
+}

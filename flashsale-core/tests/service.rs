@@ -411,3 +411,66 @@ async fn a_journal_that_cannot_commit_answers_unavailable_and_is_not_ready() {
     assert!(service.is_ready());
     service.shutdown().await;
 }
+
+/// A journal that counts keep-alives and, once told, refuses every write
+/// as fenced (another writer took it).
+#[derive(Default)]
+struct Watched {
+    inner: MemoryStorage,
+    beats: AtomicUsize,
+    taken: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Storage for Watched {
+    async fn append(&self, sale: SaleId, events: &[Event]) -> Result<(), StorageError> {
+        if self.taken.load(Ordering::SeqCst) {
+            return Err(StorageError::fenced("taken"));
+        }
+        self.inner.append(sale, events).await
+    }
+    async fn read(&self, sale: SaleId) -> Result<Vec<Event>, StorageError> {
+        self.inner.read(sale).await
+    }
+    async fn sales(&self) -> Result<Vec<SaleId>, StorageError> {
+        self.inner.sales().await
+    }
+    async fn keep_alive(&self, _: SaleId) -> Result<(), StorageError> {
+        self.beats.fetch_add(1, Ordering::SeqCst);
+        if self.taken.load(Ordering::SeqCst) {
+            return Err(StorageError::fenced("taken"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_idle_sale_keeps_its_journal_alive_and_stops_once_fenced() {
+    let storage = Arc::new(Watched::default());
+    let rig = Rig::new(storage.clone());
+    let mut settings = flashsale_core::service::ServiceConfig::default();
+    settings.keep_alive = Some(Duration::from_secs(1));
+    let service = Service::open_with(rig.ports(), settings).await.unwrap();
+    service.create_sale(config(1, 5)).await.unwrap();
+    service.buy(sale(1), "ana").await.unwrap();
+    // Busy: no beat needed.
+    assert_eq!(storage.beats.load(Ordering::SeqCst), 0);
+    // Idle for a second of the clock: one beat; the stats call waits for
+    // the sale's task to have gone round.
+    rig.clock.advance(Duration::from_millis(1_001));
+    while storage.beats.load(Ordering::SeqCst) == 0 {
+        service.stats(sale(1)).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    assert!(service.is_ready());
+    // Another writer takes the journal: the next beat finds out, and the
+    // sale stops at once (its commands are refused), not at its next buy.
+    storage.taken.store(true, Ordering::SeqCst);
+    rig.clock.advance(Duration::from_millis(1_001));
+    service.fenced().await;
+    assert!(!service.is_ready());
+    assert!(matches!(
+        service.buy(sale(1), "bo").await,
+        Err(CallError::Unavailable)
+    ));
+}
