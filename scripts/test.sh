@@ -27,9 +27,14 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
 fi
 # The reference's Socket.IO client, for flashsale-http's live-event tests.
 npm ci --prefix flashsale-http/tests/socketio-client --no-audit --no-fund --loglevel=error
-# A real Kafka-protocol broker for flashsale-kafka's tests (built once per
-# machine: it takes minutes).
-command -v tansu >/dev/null || cargo install tansu --features dynostore --locked
+# A real Kafka-protocol broker for flashsale-kafka's tests, with SQLite
+# storage so that a test can stop it and start it again on its data (built
+# once per machine into its own directory: it takes ~12 minutes).
+tansu_root=${TANSU_ROOT:-$HOME/.cache/flashsale/tansu-0.6-libsql}
+if [ ! -x "$tansu_root/bin/tansu" ]; then
+  cargo install tansu --version 0.6 --features dynostore,libsql --locked --root "$tansu_root"
+fi
+export PATH="$tansu_root/bin:$PATH"
 fuzz_seconds=${FUZZ_SECONDS:-15}
 if [ "$fuzz_seconds" != 0 ] && ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked

@@ -913,3 +913,155 @@ async fn a_standby_takes_over_when_the_active_service_is_killed() {
     assert_eq!(unique.len(), buyers.len(), "a buyer twice: {buyers:?}");
     assert_eq!(buyers.len(), acknowledged.len());
 }
+
+/// A tansu broker of this test's own that keeps its data on disk (SQLite,
+/// in `dir`), on `addr`: stopped and started again, it has everything.
+fn durable_broker(dir: &std::path::Path, addr: &str) -> Child {
+    Command::new("tansu")
+        .current_dir(dir)
+        .args([
+            "broker",
+            "--storage-engine",
+            "sqlite://tansu.db",
+            "--listener-url",
+            &format!("tcp://{addr}"),
+            "--advertised-listener-url",
+            &format!("tcp://{addr}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tansu (with the libsql feature) is installed: scripts/test.sh installs it")
+}
+
+async fn until_listening(addr: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tansu did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every `paid` of `sale` on `topic`, in order (all partitions: the sale's
+/// are on one).
+fn paid_on_topic(brokers: &str, topic: &str, sale: &str) -> Vec<String> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-check"))
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions = metadata.topics()[0].partitions().len();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p as i32, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&list).unwrap();
+    let (mut paid, mut ended) = (Vec::new(), 0);
+    while ended < partitions {
+        match consumer
+            .poll(Duration::from_secs(30))
+            .expect("a record or an end")
+        {
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => ended += 1,
+            Err(e) => panic!("{e}"),
+            Ok(m) => {
+                let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+                if v["saleId"] == sale && v["type"] == "paid" {
+                    paid.push(v["transactionId"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    paid
+}
+
+/// The broker really stops (its process is killed) and starts again on
+/// its data, in the middle of payments journaled and published through it:
+/// every payment acknowledged is on the topic once, in the order it was
+/// acknowledged, and the backend counts each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_during_payments_loses_and_repeats_none() {
+    const PAYMENTS: usize = 24;
+    let dir = tempfile::tempdir().unwrap();
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut broker = durable_broker(dir.path(), &addr);
+    until_listening(&addr).await;
+    let quick = [("COMMIT_TIMEOUT_MS", "2000".to_owned())];
+    let split = Split::start_with(&addr, 40, "kafka", &quick).await;
+    let topic = split
+        .transaction_env
+        .iter()
+        .find(|(k, _)| *k == "KAFKA_TOPIC")
+        .unwrap()
+        .1
+        .clone();
+
+    // One payer, in order: each buy and payment retried until answered.
+    let mut acknowledged = Vec::new();
+    let mut name = 0;
+    while acknowledged.len() < PAYMENTS {
+        if acknowledged.len() == PAYMENTS / 3 && name < 1_000 {
+            // Stop the broker for real, mid-run, and start it on its data.
+            broker.start_kill().unwrap();
+            broker.wait().await.unwrap();
+            name = 1_000;
+            let restart = {
+                let (dir, addr) = (dir.path().to_owned(), addr.clone());
+                async move {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    let broker = durable_broker(&dir, &addr);
+                    until_listening(&addr).await;
+                    broker
+                }
+            };
+            let restarted = tokio::spawn(restart);
+            // Payments go on meanwhile: they wait, or are refused (503)
+            // and retried, until the broker is back.
+            let tx = loop {
+                name += 1;
+                match split.try_buy(&format!("during-{name}")).await {
+                    Ok((200, answer)) => break tx_of(&answer),
+                    _ => continue,
+                }
+            };
+            while split.try_paid(&tx).await.ok() != Some(200) {}
+            acknowledged.push(tx);
+            broker = restarted.await.unwrap();
+            continue;
+        }
+        name += 1;
+        let tx = match split.try_buy(&format!("buyer-{name}")).await {
+            Ok((200, answer)) => tx_of(&answer),
+            _ => continue,
+        };
+        while split.try_paid(&tx).await.ok() != Some(200) {}
+        acknowledged.push(tx);
+    }
+
+    let buyers = split.backend_reaches(40 - PAYMENTS as u64).await;
+    let unique: BTreeSet<&String> = buyers.iter().collect();
+    assert_eq!(unique.len(), PAYMENTS, "{buyers:?}");
+    let on_topic = {
+        let (addr, topic, sale) = (addr.clone(), topic.clone(), split.sale.clone());
+        tokio::task::spawn_blocking(move || paid_on_topic(&addr, &topic, &sale))
+            .await
+            .unwrap()
+    };
+    assert_eq!(on_topic, acknowledged, "every paid, once, in order");
+    drop(broker);
+}
