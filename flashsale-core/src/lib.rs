@@ -61,7 +61,11 @@
 //!
 //! One writer per sale, always: one task owns an engine, and one process
 //! owns a sale's journal. [`Storage`] implementations may assume appends to
-//! a sale are serialized.
+//! a sale are serialized. One that a second process can reach (Kafka) fences
+//! the older writer: its appends fail with [`StorageError::fenced`], and
+//! the service stops that sale at once ([`Service::fenced`]). A journal a
+//! standby watches wants [`service::ServiceConfig::keep_alive`]: an idle
+//! sale then calls [`Storage::keep_alive`] so that silence means death.
 //!
 //! # When things fail
 //!
@@ -92,8 +96,15 @@
 //! ([`ReplayError::UnsupportedFormat`]) rather than guess, and keeps reading
 //! every older one.
 //!
-//! Format 2 (now) lets `Joined` and `Paid` events carry the buyer's
-//! verified account, which makes the buyer that account.
+//! Format 2 lets `Joined` and `Paid` events carry the buyer's verified
+//! account, which makes the buyer that account. Format 3 (now) adds the
+//! service's [`EventKind::Delivered`] markers (how far a sink that remembers
+//! has got), which replay passes over; an older version fails to read them
+//! rather than misread them.
+//!
+//! The version is the one the sale was opened with: a journal opened by an
+//! older version and continued by this one says the older version, and is
+//! replayed as before.
 //!
 //! Replay also recomputes what is derived from the journal, so those
 //! functions are part of the format: who is the same buyer is

@@ -7,7 +7,10 @@
 //!   type}`, key = transactionId. Idempotent producer, `acks=all`, no
 //!   message timeout: while the broker is down events wait, in order, and
 //!   are delivered when it returns. With several partitions, each sale is
-//!   pinned to one, so a sale's events stay in order.
+//!   pinned to one, so a sale's events stay in order. It remembers what it
+//!   published ([`EventSink::remembers`](flashsale_core::EventSink::remembers)):
+//!   after a restart each journaled payment is published again only if the
+//!   sale's partition does not hold it, so it reaches the topic once.
 //! - [`consume`] — the backend's consumer loop: applies each message, then
 //!   commits its offset (at least once; the catalogue applies a `paid` once
 //!   however often it arrives). A message that is not valid JSON, misses
@@ -17,9 +20,11 @@
 //! - [`KafkaStorage`] — a [`Storage`](flashsale_core::Storage) for the
 //!   transaction service: each sale's engine journal on a topic of its own,
 //!   replayed at start, so a killed service comes back with its payment
-//!   slots, queue, sold count and buyer names.
+//!   slots, queue, sold count and buyer names. The process that replays a
+//!   journal claims it, fencing any other writer; a standby follows it
+//!   ([`KafkaStorage::wait_until_silent`]) and takes over when it falls
+//!   silent.
 //! - [`ensure_topic`] — creates the topic if it is missing.
-
 //!
 //! # Layout
 //!
