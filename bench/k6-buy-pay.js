@@ -6,6 +6,10 @@
 //
 //   k6 run -e SCENARIO=large -e BUY_URL=http://127.0.0.1:3000 -e PAY_URL=http://127.0.0.1:3000 bench/k6-buy-pay.js
 //
+// RECORD=1 logs every answered buy (`{"buy":id,"state":…,"token":…}`) and
+// accepted payment (`{"paid":id}`) as a console line, for a script to check
+// afterwards (scripts/kill-under-load.sh).
+//
 // SOLD_OUT=1 is for a sale meant to sell out under the load: a 400 "sold
 // out" answer to /buy is then expected, not a failure (with PAY_RATIO=1,
 // every slot is paid, so it does sell out). Every other non-2xx
@@ -24,6 +28,7 @@ const PAY_URL = __ENV.PAY_URL || BUY_URL;
 const DURATION = __ENV.DURATION || "1m";
 // The share of buyers with a slot who pay (the reference's 85%).
 const PAY_RATIO = Number(__ENV.PAY_RATIO || 0.85);
+const RECORD = __ENV.RECORD === "1";
 
 // Virtual users: an iteration takes ~0.1 s (its pause) plus two requests;
 // 0.15 s worth of arrivals are ready, and up to three times that.
@@ -78,6 +83,9 @@ export default function () {
     "buy answered 200 (or sold out)": () => buy.status === 200 || isSoldOut,
     "buy names a transaction": () => isSoldOut || (body && typeof body.transactionId === "string"),
   });
+  if (RECORD && buy.status === 200 && body) {
+    console.log(JSON.stringify({ buy: body.transactionId, state: body.state, token: body.buyerToken }));
+  }
   if (buy.status === 200 && body && body.state === "payment" && Math.random() < PAY_RATIO) {
     const pay = http.post(
       `${PAY_URL}/pay`,
@@ -85,7 +93,10 @@ export default function () {
       params,
     );
     if (pay.status >= 500) serverErrors.add(1);
-    if (check(pay, { "pay answered 200": (r) => r.status === 200 })) payments.add(1);
+    if (check(pay, { "pay answered 200": (r) => r.status === 200 })) {
+      payments.add(1);
+      if (RECORD) console.log(JSON.stringify({ paid: body.transactionId }));
+    }
   }
   sleep(0.1);
 }
