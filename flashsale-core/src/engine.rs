@@ -926,6 +926,85 @@ impl Engine {
         self.ids = ids;
     }
 
+    /// A snapshot: the shortest journal this engine knows that replays
+    /// into its state — the sale's opening, its start (and end), each
+    /// transaction's join and fate in join order, then the live payment
+    /// slots in deadline order and the refunds owed. At most three events a
+    /// transaction, however long the history, all at [`Engine::now`].
+    /// [`Engine::replay`] of it followed by what this engine does next
+    /// gives what this engine gives (see the `snapshot` property test); a
+    /// [`Storage`](crate::Storage) may replace a journal's prefix with it.
+    pub fn snapshot(&self) -> Vec<Event> {
+        let at = self.now;
+        let sale = self.config.id;
+        let mut out = Vec::with_capacity(self.txs.len() + 4);
+        let mut push = |kind| out.push(Event { sale, at, kind });
+        push(EventKind::Opened {
+            config: self.config.clone(),
+            format: JOURNAL_FORMAT,
+        });
+        if self.started {
+            push(EventKind::Started);
+        }
+        for (i, t) in self.txs.iter().enumerate() {
+            let (tx, buyer) = (t.id, t.name.clone());
+            let account = self.accounts.get(&(i as u32)).map(|a| a.to_string());
+            // Live slots join waiting and are promoted below, in deadline
+            // order; any other ended slot joins with one and gives it up.
+            let held = matches!(t.state, TxState::Paid | TxState::Expired)
+                .then_some(at);
+            if t.state == TxState::Paid && account.is_none() {
+                push(EventKind::Imported { tx, buyer });
+                continue;
+            }
+            push(EventKind::Joined {
+                tx,
+                buyer: buyer.clone(),
+                deadline: held,
+                account: account.clone(),
+            });
+            match t.state {
+                TxState::Paid => push(EventKind::Paid { tx, buyer, account }),
+                TxState::Expired => push(EventKind::Expired { tx, buyer }),
+                TxState::Left => push(EventKind::Left { tx, buyer }),
+                TxState::RejectedSoldOut => push(EventKind::Dropped {
+                    tx,
+                    buyer,
+                    reason: DropReason::SoldOut,
+                }),
+                TxState::RejectedSaleEnded => push(EventKind::Dropped {
+                    tx,
+                    buyer,
+                    reason: DropReason::SaleEnded,
+                }),
+                TxState::Payment | TxState::Waiting => {}
+            }
+        }
+        for &j in &self.deadlines {
+            let t = &self.txs[j as usize];
+            if t.state == TxState::Payment {
+                push(EventKind::Promoted {
+                    tx: t.id,
+                    buyer: t.name.clone(),
+                    deadline: Timestamp::from_millis(t.key),
+                });
+            }
+        }
+        let mut refunds: Vec<u32> = self.refunds.iter().copied().collect();
+        refunds.sort_unstable();
+        for i in refunds {
+            let t = &self.txs[i as usize];
+            push(EventKind::RefundDue {
+                tx: t.id,
+                buyer: t.name.clone(),
+            });
+        }
+        if self.ended {
+            push(EventKind::Ended);
+        }
+        out
+    }
+
     /// Every transaction, in join order.
     pub fn transactions(&self) -> impl Iterator<Item = Status> + '_ {
         (0..self.txs.len()).map(|i| self.status_at(i))

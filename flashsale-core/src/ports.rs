@@ -110,6 +110,22 @@ pub trait Storage: Send + Sync + 'static {
     async fn check(&self) -> Result<(), StorageError> {
         Ok(())
     }
+    /// Replaces the first `covers` events of `sale`'s journal with
+    /// `snapshot` ([`Engine::snapshot`](crate::Engine::snapshot) of the
+    /// engine those events replay into): [`Storage::read`] then returns the
+    /// snapshot followed by the events after the first `covers`, which
+    /// replays into the same engine. All or nothing; appends may go on
+    /// meanwhile. Returns whether the journal was shortened: the default
+    /// keeps the whole journal (as valid, only longer) and says no.
+    async fn snapshot(
+        &self,
+        sale: SaleId,
+        covers: u64,
+        snapshot: &[Event],
+    ) -> Result<bool, StorageError> {
+        let _ = (sale, covers, snapshot);
+        Ok(false)
+    }
     /// Tells whoever watches the journal that its writer is alive though
     /// it has nothing to append (a standby takes over a journal that falls
     /// silent); called when a sale has been idle for
@@ -159,6 +175,23 @@ impl Storage for MemoryStorage {
 
     async fn sales(&self) -> Result<Vec<SaleId>, StorageError> {
         Ok(self.journals().keys().copied().collect())
+    }
+
+    /// Memory stays bounded by the sales' states, not their histories.
+    async fn snapshot(
+        &self,
+        sale: SaleId,
+        covers: u64,
+        snapshot: &[Event],
+    ) -> Result<bool, StorageError> {
+        let mut journals = self.journals();
+        let journal = journals.entry(sale).or_default();
+        let covers = usize::try_from(covers)
+            .ok()
+            .filter(|&c| c <= journal.len())
+            .ok_or_else(|| StorageError::msg("a snapshot beyond the journal's end"))?;
+        journal.splice(..covers, snapshot.iter().cloned());
+        Ok(true)
     }
 }
 

@@ -44,7 +44,10 @@
 //! # Layout
 //! One file, `journal.redb`, in the directory given to
 //! [`DiskStorage::open`]; tables `events` ((sale id, sequence) → event),
-//! `sales` (sale id → ()) and `meta` (layout version).
+//! `snapshots` ((sale id, index) → event) and `tails` (sale id → where its
+//! events start after the snapshot, and the snapshot's length), `sales`
+//! (sale id → ()) and `meta` (layout version). A sale's journal is its
+//! snapshot, if any, then its events.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,6 +69,11 @@ const LAYOUT: u64 = 1;
 type SaleKey = [u8; 12];
 const EVENTS: TableDefinition<(SaleKey, u64), &[u8]> = TableDefinition::new("events");
 const SALES: TableDefinition<SaleKey, ()> = TableDefinition::new("sales");
+/// A sale's snapshot: (sale id, index) → event.
+const SNAPSHOTS: TableDefinition<(SaleKey, u64), &[u8]> = TableDefinition::new("snapshots");
+/// Where a sale's journal starts when it has a snapshot: (the sequence
+/// number of the first event after it, the snapshot's length).
+const TAILS: TableDefinition<SaleKey, (u64, u64)> = TableDefinition::new("tails");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Why a [`DiskStorage`] could not open.
@@ -94,10 +102,17 @@ pub enum OpenError {
     },
 }
 
+/// One write for the writer thread.
 struct Append {
     sale: SaleId,
-    events: Vec<Event>,
+    /// Events to append, or a snapshot replacing the first `covers`.
+    what: Write,
     done: oneshot::Sender<Result<(), String>>,
+}
+
+enum Write {
+    Events(Vec<Event>),
+    Snapshot { covers: u64, events: Vec<Event> },
 }
 
 /// A journal in a redb file on the local disk; see the [crate] docs for
@@ -184,6 +199,20 @@ impl DiskStorage {
         &self.path
     }
 
+    /// Hands a write to the writer thread and waits for its commit.
+    async fn write(&self, sale: SaleId, what: Write) -> Result<(), StorageError> {
+        let stopped = || StorageError::msg("the journal's writer has stopped");
+        let (done, committed) = oneshot::channel();
+        self.appends
+            .send(Append { sale, what, done })
+            .await
+            .map_err(|_| stopped())?;
+        committed
+            .await
+            .map_err(|_| stopped())?
+            .map_err(StorageError::msg)
+    }
+
     /// Runs a read on a blocking thread.
     async fn reading<T: Send + 'static>(
         &self,
@@ -213,6 +242,8 @@ fn init(db: &Database) -> Result<u64, redb::Error> {
     };
     txn.open_table(EVENTS)?;
     txn.open_table(SALES)?;
+    txn.open_table(SNAPSHOTS)?;
+    txn.open_table(TAILS)?;
     txn.commit()?;
     Ok(layout)
 }
@@ -240,26 +271,53 @@ fn write_loop(db: &Database, mut queue: mpsc::Receiver<Append>) {
     }
 }
 
+fn encode(event: &Event) -> Result<Vec<u8>, redb::Error> {
+    serde_json::to_vec(event)
+        .map_err(|e| redb::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
 fn commit(db: &Database, group: &[Append]) -> Result<(), redb::Error> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     {
         let mut events = txn.open_table(EVENTS)?;
         let mut sales = txn.open_table(SALES)?;
+        let mut snapshots = txn.open_table(SNAPSHOTS)?;
+        let mut tails = txn.open_table(TAILS)?;
         for append in group {
             let key = append.sale.bytes();
+            let (tail_seq, snapshot_len) = tails.get(key)?.map_or((0, 0), |v| v.value());
             let next = match events.range((key, 0)..=(key, u64::MAX))?.next_back() {
                 Some(last) => last?.0.value().1 + 1,
-                None => {
-                    sales.insert(key, ())?;
-                    0
-                }
+                None => tail_seq,
             };
-            for (seq, event) in (next..).zip(&append.events) {
-                let bytes = serde_json::to_vec(event).map_err(|e| {
-                    redb::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-                })?;
-                events.insert((key, seq), bytes.as_slice())?;
+            if next == 0 && snapshot_len == 0 {
+                sales.insert(key, ())?;
+            }
+            match &append.what {
+                Write::Events(batch) => {
+                    for (seq, event) in (next..).zip(batch) {
+                        events.insert((key, seq), encode(event)?.as_slice())?;
+                    }
+                }
+                Write::Snapshot { covers, events: snapshot } => {
+                    // Journal index `covers` is sequence number
+                    // `tail_seq + covers - snapshot_len`.
+                    let length = snapshot_len + (next - tail_seq);
+                    if *covers < snapshot_len || *covers > length {
+                        return Err(redb::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            format!("a snapshot covering {covers} of a journal of {length}"),
+                        )));
+                    }
+                    let new_tail = tail_seq + (covers - snapshot_len);
+                    events.retain_in((key, 0)..(key, new_tail), |_, _| false)?;
+                    snapshots.retain_in((key, 0)..=(key, u64::MAX), |_, _| false)?;
+                    for (i, event) in (0..).zip(snapshot) {
+                        snapshots.insert((key, i), encode(event)?.as_slice())?;
+                    }
+                    tails.insert(key, (new_tail, snapshot.len() as u64))?;
+                }
             }
         }
     }
@@ -273,20 +331,21 @@ impl Storage for DiskStorage {
         if events.is_empty() {
             return Ok(());
         }
-        let (done, committed) = oneshot::channel();
-        let append = Append {
-            sale,
-            events: events.to_vec(),
-            done,
-        };
-        self.appends
-            .send(append)
+        self.write(sale, Write::Events(events.to_vec())).await
+    }
+
+    /// Writes the snapshot and drops the events it covers, in one commit:
+    /// the file keeps the sale's state and its recent history only.
+    async fn snapshot(
+        &self,
+        sale: SaleId,
+        covers: u64,
+        snapshot: &[Event],
+    ) -> Result<bool, StorageError> {
+        let events = snapshot.to_vec();
+        self.write(sale, Write::Snapshot { covers, events })
             .await
-            .map_err(|_| StorageError::msg("the journal's writer has stopped"))?;
-        committed
-            .await
-            .map_err(|_| StorageError::msg("the journal's writer has stopped"))?
-            .map_err(StorageError::msg)
+            .map(|()| true)
     }
 
     async fn read(&self, sale: SaleId) -> Result<Vec<Event>, StorageError> {
@@ -294,9 +353,11 @@ impl Storage for DiskStorage {
         let raw = self
             .reading(move |db| {
                 let txn = db.begin_read()?;
+                let snapshots = txn.open_table(SNAPSHOTS)?;
                 let events = txn.open_table(EVENTS)?;
-                events
+                snapshots
                     .range((key, 0)..=(key, u64::MAX))?
+                    .chain(events.range((key, 0)..=(key, u64::MAX))?)
                     .map(|row| Ok(row?.1.value().to_vec()))
                     .collect::<Result<Vec<Vec<u8>>, redb::Error>>()
             })

@@ -68,3 +68,41 @@ async fn a_file_that_is_not_a_journal_is_refused() {
         Err(OpenError::Io { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_replaces_the_history_it_covers_across_a_reopen() {
+    use flashsale_core::{Engine, SequentialIds};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = sample_journal(sale(5), 3_000);
+    let (history, tail) = journal.split_at(journal.len() - 40);
+    let snapshot = Engine::replay(history, Box::new(SequentialIds::default()))
+        .unwrap()
+        .snapshot();
+    assert!(snapshot.len() < history.len(), "a snapshot is shorter");
+    {
+        let storage = DiskStorage::open(dir.path()).unwrap();
+        storage.append(sale(5), history).await.unwrap();
+        assert!(
+            storage
+                .snapshot(sale(5), history.len() as u64, &snapshot)
+                .await
+                .unwrap()
+        );
+    }
+    // Reopened: the snapshot stands in for the history, and appends go on
+    // after it (not over it).
+    let storage = DiskStorage::open(dir.path()).unwrap();
+    assert_eq!(storage.read(sale(5)).await.unwrap(), snapshot);
+    storage.append(sale(5), tail).await.unwrap();
+    assert_eq!(
+        storage.read(sale(5)).await.unwrap(),
+        [snapshot.as_slice(), tail].concat()
+    );
+    assert_eq!(storage.sales().await.unwrap(), vec![sale(5)]);
+    // A snapshot beyond the journal's end is refused, and changes nothing.
+    assert!(storage.snapshot(sale(5), 1 << 40, &snapshot).await.is_err());
+    assert_eq!(
+        storage.read(sale(5)).await.unwrap(),
+        [snapshot.as_slice(), tail].concat()
+    );
+}

@@ -253,9 +253,19 @@ pub(super) async fn run_sale(
             // Waits while the publisher's queue is full: a sink that cannot
             // keep up slows the sale down instead of filling memory.
             let _ = publish.send(Publish::Events(events, journaled)).await;
-        } else if beat.is_some_and(|beat| now >= beat) {
+        } else if let (Some(beat), Some(every)) = (beat, config.keep_alive)
+            && now >= beat
+        {
             last_write = now;
-            match ports.storage.keep_alive(sale).await {
+            // Bounded: a journal that does not answer must not hold up the
+            // sale's commands (a beat that does not land is no loss).
+            let answered = tokio::select! {
+                r = ports.storage.keep_alive(sale) => r,
+                () = ports.clock.sleep_until(now.saturating_add(every)) => {
+                    Err(StorageError::msg("no answer within the keep-alive interval"))
+                }
+            };
+            match answered {
                 Ok(()) => {}
                 Err(e) if e.is_fenced() => {
                     fenced(&health, sale, &e);

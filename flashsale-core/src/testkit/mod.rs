@@ -186,6 +186,45 @@ where
     let big = sample_journal(sale(3), 5_000);
     storage.append(sale(3), &big).await.expect("large append");
     assert_eq!(storage.read(sale(3)).await.expect("read"), big);
+
+    // A snapshot replaces what it covers (if the storage keeps snapshots),
+    // appends go on after it, a second one covers the first, and the
+    // journal replays into the same engine whatever the storage did.
+    let (s4, journal) = (sale(4), sample_journal(sale(4), 300));
+    let (first, rest) = journal.split_at(journal.len() / 2);
+    let (second, third) = rest.split_at(rest.len() / 2);
+    let storage = make().await;
+    storage.append(s4, first).await.expect("append");
+    let replay = |events: &[Event]| {
+        Engine::replay(events, Box::new(SequentialIds::default())).expect("replay")
+    };
+    let snap = replay(first).snapshot();
+    let kept = storage
+        .snapshot(s4, first.len() as u64, &snap)
+        .await
+        .expect("snapshot");
+    storage.append(s4, second).await.expect("append after a snapshot");
+    let read = storage.read(s4).await.expect("read");
+    let expected = if kept {
+        [snap.as_slice(), second].concat()
+    } else {
+        [first, second].concat()
+    };
+    assert_eq!(read, expected, "the snapshot, then what came after");
+    let snap2 = replay(&read).snapshot();
+    let kept = storage
+        .snapshot(s4, read.len() as u64, &snap2)
+        .await
+        .expect("a second snapshot");
+    storage.append(s4, third).await.expect("append");
+    let read = storage.read(s4).await.expect("read");
+    let (a, b) = (replay(&read), replay(&journal));
+    assert!(a.transactions().eq(b.transactions()), "same engine");
+    assert_eq!((a.sold(), a.poll_timeout()), (b.sold(), b.poll_timeout()));
+    if kept {
+        assert_eq!(read, [snap2.as_slice(), third].concat());
+    }
+    assert!(storage.sales().await.expect("sales").contains(&s4));
 }
 
 /// Reads back what an [`EventSink`] delivered, as the catalogue would see

@@ -589,6 +589,9 @@ impl Storage for KafkaStorage {
         let (Some(held), Some(epoch)) = (writer.held, writer.epoch) else {
             return Ok(()); // nothing held: the next append reads back first
         };
+        // Until the beat is known to have landed (the caller may give up
+        // waiting), the next append reads the journal back first.
+        writer.held = None;
         match self.write(&topic, &[beat(epoch)]).await {
             Ok(landed) if landed == [held.next_offset] => {
                 writer.held = Some(Held {
