@@ -951,12 +951,10 @@ impl Engine {
             let account = self.accounts.get(&(i as u32)).map(|a| a.to_string());
             // Live slots join waiting and are promoted below, in deadline
             // order; any other ended slot joins with one and gives it up.
+            // (A payment stays a `Paid` event, never an `Imported` one:
+            // whoever reads the journal for payments finds them all.)
             let held = matches!(t.state, TxState::Paid | TxState::Expired)
                 .then_some(at);
-            if t.state == TxState::Paid && account.is_none() {
-                push(EventKind::Imported { tx, buyer });
-                continue;
-            }
             push(EventKind::Joined {
                 tx,
                 buyer: buyer.clone(),

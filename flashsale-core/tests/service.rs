@@ -474,3 +474,62 @@ async fn an_idle_sale_keeps_its_journal_alive_and_stops_once_fenced() {
         Err(CallError::Unavailable)
     ));
 }
+
+#[tokio::test]
+async fn a_long_journal_is_replaced_by_its_snapshot_and_replays_the_same() {
+    let storage = MemoryStorage::new();
+    let rig = Rig::new(Arc::new(storage.clone()));
+    let mut settings = flashsale_core::service::ServiceConfig::default();
+    settings.snapshot_after = Some(40);
+    let service = Service::open_with(rig.ports(), settings.clone())
+        .await
+        .unwrap();
+    service.create_sale(config(1, 30)).await.unwrap();
+    let mut txs = Vec::new();
+    let mut produced = 0;
+    for i in 0..60 {
+        // Each buyer joins, and most leave again: a long history, a small
+        // crowd.
+        let a = service.buy(sale(1), &format!("b{i}")).await.unwrap();
+        produced += 1;
+        if i % 4 == 0 {
+            service.paid(sale(1), a.tx).await.unwrap();
+        } else if i % 4 != 1 {
+            service.leave(sale(1), a.tx).await.unwrap();
+        }
+        produced += 1;
+        txs.push(a.tx);
+    }
+    let mut before = Vec::new();
+    for tx in &txs {
+        before.push(service.status(sale(1), *tx).await.unwrap());
+    }
+    let stats = service.stats(sale(1)).await.unwrap();
+    service.shutdown().await;
+    let journal = storage.read(sale(1)).await.unwrap();
+    assert!(
+        journal.len() < produced,
+        "{} events kept of {produced}",
+        journal.len()
+    );
+    assert!(
+        journal
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Paid { .. }))
+            .count()
+            == 15,
+        "every payment is still a Paid event"
+    );
+
+    let service = Service::open_with(rig.ports(), settings).await.unwrap();
+    assert_eq!(service.stats(sale(1)).await.unwrap(), stats);
+    for (tx, was) in txs.iter().zip(&before) {
+        assert_eq!(&service.status(sale(1), *tx).await.unwrap(), was);
+    }
+    // Names are remembered through the snapshot.
+    assert!(matches!(
+        service.buy(sale(1), "b0").await,
+        Err(CallError::Refused(BuyError::AlreadyJoined { .. }))
+    ));
+    service.shutdown().await;
+}

@@ -158,6 +158,13 @@ pub struct ServiceConfig {
     /// calls [`Storage::keep_alive`]: a standby watching the journal takes
     /// a silent one for dead. Read from the [`Clock`]. Default: never.
     pub keep_alive: Option<Duration>,
+    /// A sale whose journal has grown by this many events since its last
+    /// snapshot, and is more than twice as long as its snapshot would be,
+    /// replaces it by the snapshot ([`Engine::snapshot`],
+    /// [`Storage::snapshot`]): disk and restart time follow the crowd, not
+    /// the history. The sale waits while it is written. Default: 1,000,000;
+    /// `None`: never.
+    pub snapshot_after: Option<u64>,
 }
 
 impl Default for ServiceConfig {
@@ -166,6 +173,7 @@ impl Default for ServiceConfig {
             commit_timeout: Duration::from_secs(10),
             publish_queue: 1024,
             keep_alive: None,
+            snapshot_after: Some(1_000_000),
         }
     }
 }

@@ -211,6 +211,19 @@ pub(super) async fn run_sale(
         // The publisher lives as long as this task; a send cannot fail.
         let _ = publish.send(Publish::Events(backlog, journaled)).await;
     }
+    // The journal's length at its last snapshot (`MAX`: the storage keeps
+    // none).
+    let mut snapshot_base = 0;
+    let snapshots = Snapshots {
+        sale,
+        every: config.snapshot_after,
+        remembers,
+        progress: &progress,
+        publish: &publish,
+    };
+    snapshots
+        .maybe(&mut engine, &ports, &mut journaled, &mut marked, &mut snapshot_base)
+        .await;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut done = Vec::with_capacity(MAX_BATCH);
     let mut last_write = ports.clock.now();
@@ -276,11 +289,15 @@ pub(super) async fn run_sale(
         }
         for answer in done.drain(..) {
             match answer {
-                Done::Flush(r) => drop(publish.send(Publish::Flushed(r)).await),
+                Done::Flush(r) => drop(snapshots.publish.send(Publish::Flushed(r)).await),
                 answer => answer.send(),
             }
         }
+        snapshots
+            .maybe(&mut engine, &ports, &mut journaled, &mut marked, &mut snapshot_base)
+            .await;
     }
+    drop(snapshots);
     drop(publish);
     if let Err(e) = publisher.await {
         tracing::error!(%sale, error = %e, "publisher task failed");
@@ -292,6 +309,87 @@ pub(super) async fn run_sale(
         && let Err(e) = ports.storage.append(sale, &[marker]).await
     {
         tracing::warn!(%sale, error = %e, "could not journal the sink's progress at shutdown");
+    }
+}
+
+/// When and how a sale's journal is replaced by a snapshot.
+struct Snapshots<'a> {
+    sale: SaleId,
+    every: Option<u64>,
+    remembers: bool,
+    progress: &'a Mutex<Delivered>,
+    publish: &'a mpsc::Sender<Publish>,
+}
+
+impl Snapshots<'_> {
+    /// Replaces the journal by the engine's snapshot once it has grown by
+    /// `every` events since the last one and is more than twice as long as
+    /// a snapshot (a history, not a crowd). A sink that remembers is let
+    /// catch up first, and the snapshot ends with its marker: everything in
+    /// it was delivered. Blocks the sale meanwhile (measured in
+    /// BENCHMARKS.md). A storage that keeps no snapshots is not asked again.
+    async fn maybe(
+        &self,
+        // `&mut`: an `&Engine` is not `Send` (its id generator is not `Sync`).
+        engine: &mut Engine,
+        ports: &Ports,
+        journaled: &mut u64,
+        marked: &mut u64,
+        base: &mut u64,
+    ) {
+        let Some(every) = self.every else { return };
+        let crowd = 2 * engine.transaction_count() as u64 + 8;
+        if *base == u64::MAX || *journaled < base.saturating_add(every) || *journaled <= crowd {
+            return;
+        }
+        let sale = self.sale;
+        if self.remembers {
+            let (flushed, published) = oneshot::channel();
+            if self.publish.send(Publish::Flushed(flushed)).await.is_err()
+                || published.await.is_err()
+            {
+                return;
+            }
+        }
+        let started = std::time::Instant::now();
+        let mut snapshot = engine.snapshot();
+        if self.remembers {
+            let receipt = self
+                .progress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .receipt
+                .clone();
+            snapshot.push(Event {
+                sale,
+                at: engine.now(),
+                kind: EventKind::Delivered {
+                    upto: snapshot.len() as u64,
+                    receipt,
+                },
+            });
+        }
+        match ports.storage.snapshot(sale, *journaled, &snapshot).await {
+            Ok(true) => {
+                tracing::info!(%sale, replaced = *journaled, by = snapshot.len(),
+                    took = ?started.elapsed(), "journal snapshot");
+                *journaled = snapshot.len() as u64;
+                *base = *journaled;
+                if self.remembers {
+                    *marked = *journaled;
+                    self.progress
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .upto = *journaled;
+                }
+            }
+            Ok(false) => *base = u64::MAX,
+            Err(e) => {
+                // The journal is whole as it was: try again later.
+                tracing::warn!(%sale, error = %e, "journal snapshot failed");
+                *base = *journaled;
+            }
+        }
     }
 }
 
