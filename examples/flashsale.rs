@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 
 use clap::Parser;
-use flashsale_core::service::Ports;
+use flashsale_core::service::{Ports, ServiceConfig};
 use flashsale_core::{Catalogue, ObjectIdGenerator};
 use flashsale_examples::{DataDir, DemoSale, Guards, bind, init_tracing};
 use flashsale_http::{InProcess, Payment, WebPage};
@@ -62,7 +62,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .guards
         .tokens
         .key(args.payment_secret.as_deref(), kept.as_deref());
-    let mut stack = InProcess::open(ports, catalogue, tokens).await?;
+    let mut settings = ServiceConfig::default();
+    settings.snapshot_after = args.data.snapshot_after;
+    let mut stack = InProcess::open_with(ports, settings, catalogue, tokens).await?;
 
     // The newest sale carries on after a restart; a first start makes one.
     let sales = stack.catalogue.list().await?;

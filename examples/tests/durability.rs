@@ -4,7 +4,7 @@
 //! there; nothing may be sold twice.
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,13 +22,14 @@ const EARLY: usize = 50;
 /// and payments in flight.
 const KILL_AFTER_PAYMENTS: usize = 12;
 
-async fn start(dir: &std::path::Path) -> (tokio::process::Child, String) {
+async fn start(dir: &std::path::Path, extra: &[(&str, &str)]) -> (tokio::process::Child, String) {
     let data = dir.to_str().unwrap();
-    let env = [
+    let mut env = vec![
         ("IN_MEMORY", "false"),
         ("DATA_DIR", data),
         ("SALE_QTY", "40"),
     ];
+    env.extend_from_slice(extra);
     let (child, addr) = process::start("flashsale", &env).await;
     (child, format!("http://{addr}"))
 }
@@ -72,8 +73,67 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> Option<Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing_that_was_answered() {
+    kill_9_under_load(&[]).await;
+}
+
+/// A sale whose journal has been replaced by a snapshot (a queue behind two
+/// slots, paid in order: a history of about three events a buyer), killed
+/// and restarted: every transaction stands exactly as it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshotted_journal_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, base) = start(dir.path()).await;
+    let extra = [("SNAPSHOT_AFTER", "20"), ("MAX_PAYMENT_SLOTS", "2")];
+    let (mut server, base) = start(dir.path(), &extra).await;
+    let client = reqwest::Client::new();
+    let answered = std::sync::Mutex::new(Answered::default());
+    let mut txs = Vec::new();
+    for i in 0..40 {
+        txs.push(buy(&client, &base, &answered, i).await.unwrap().0);
+    }
+    for tx in &txs[..30] {
+        let pay = json!({"transactionId": tx, "quantity": 1});
+        let r = post(&client, format!("{base}/pay"), pay).await.unwrap();
+        assert_eq!(r["success"], json!(true));
+    }
+    let answered = answered.into_inner().unwrap();
+    let statuses = |base: String| {
+        let (client, answered) = (client.clone(), &answered);
+        async move {
+            let mut all = BTreeMap::new();
+            for (tx, (token, _)) in &answered.buys {
+                let s: Value = client
+                    .get(format!("{base}/transactions/{tx}"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                all.insert(tx.clone(), s);
+            }
+            all
+        }
+    };
+    let before = statuses(base.clone()).await;
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    let (_server, base) = start(dir.path(), &extra).await;
+    assert_eq!(statuses(base.clone()).await, before);
+    let sales: Value = client
+        .get(format!("{base}/sales"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sales[0]["productQty"], json!(UNITS - 30));
+}
+
+async fn kill_9_under_load(extra: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, base) = start(dir.path(), extra).await;
     let client = reqwest::Client::new();
     let answered = Arc::new(std::sync::Mutex::new(Answered::default()));
     let payments = Arc::new(AtomicUsize::new(0));
@@ -125,7 +185,7 @@ async fn kill_9_under_load_loses_nothing_that_was_answered() {
     let answered = std::mem::take(&mut *answered.lock().unwrap());
     assert!(answered.paid.len() >= KILL_AFTER_PAYMENTS);
 
-    let (_server, base) = start(dir.path()).await;
+    let (_server, base) = start(dir.path(), extra).await;
     let sales: Value = client
         .get(format!("{base}/sales"))
         .send()

@@ -926,6 +926,13 @@ impl Engine {
         self.ids = ids;
     }
 
+    /// How many events [`Engine::snapshot`] would give, without making it.
+    pub fn snapshot_len(&self) -> usize {
+        // Two events a transaction (join and fate, or join and promotion),
+        // one for those waiting; the opening, start, end and refunds.
+        2 * self.txs.len() - self.waiting as usize + self.refunds.len() + 3
+    }
+
     /// A snapshot: the shortest journal this engine knows that replays
     /// into its state — the sale's opening, its start (and end), each
     /// transaction's join and fate in join order, then the live payment
@@ -953,8 +960,7 @@ impl Engine {
             // order; any other ended slot joins with one and gives it up.
             // (A payment stays a `Paid` event, never an `Imported` one:
             // whoever reads the journal for payments finds them all.)
-            let held = matches!(t.state, TxState::Paid | TxState::Expired)
-                .then_some(at);
+            let held = matches!(t.state, TxState::Paid | TxState::Expired).then_some(at);
             push(EventKind::Joined {
                 tx,
                 buyer: buyer.clone(),

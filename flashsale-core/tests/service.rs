@@ -479,26 +479,27 @@ async fn an_idle_sale_keeps_its_journal_alive_and_stops_once_fenced() {
 async fn a_long_journal_is_replaced_by_its_snapshot_and_replays_the_same() {
     let storage = MemoryStorage::new();
     let rig = Rig::new(Arc::new(storage.clone()));
+    let mut published = rig.sink.subscribe();
     let mut settings = flashsale_core::service::ServiceConfig::default();
     settings.snapshot_after = Some(40);
     let service = Service::open_with(rig.ports(), settings.clone())
         .await
         .unwrap();
-    service.create_sale(config(1, 30)).await.unwrap();
+    let mut capped = config(1, 100);
+    capped.max_payment_slots = Some(2);
+    service.create_sale(capped).await.unwrap();
+    // A queue behind two slots: each holder pays or leaves, and the next
+    // in line is promoted — a history of about three events a buyer.
     let mut txs = Vec::new();
-    let mut produced = 0;
-    for i in 0..60 {
-        // Each buyer joins, and most leave again: a long history, a small
-        // crowd.
-        let a = service.buy(sale(1), &format!("b{i}")).await.unwrap();
-        produced += 1;
+    for i in 0..80 {
+        txs.push(service.buy(sale(1), &format!("b{i}")).await.unwrap().tx);
+    }
+    for (i, tx) in txs.iter().enumerate().take(60) {
         if i % 4 == 0 {
-            service.paid(sale(1), a.tx).await.unwrap();
-        } else if i % 4 != 1 {
-            service.leave(sale(1), a.tx).await.unwrap();
+            service.leave(sale(1), *tx).await.unwrap();
+        } else {
+            service.paid(sale(1), *tx).await.unwrap();
         }
-        produced += 1;
-        txs.push(a.tx);
     }
     let mut before = Vec::new();
     for tx in &txs {
@@ -506,18 +507,22 @@ async fn a_long_journal_is_replaced_by_its_snapshot_and_replays_the_same() {
     }
     let stats = service.stats(sale(1)).await.unwrap();
     service.shutdown().await;
+    let mut history = 0;
+    while published.try_recv().is_ok() {
+        history += 1;
+    }
     let journal = storage.read(sale(1)).await.unwrap();
     assert!(
-        journal.len() < produced,
-        "{} events kept of {produced}",
+        journal.len() < history,
+        "{} events kept of {history}",
         journal.len()
     );
-    assert!(
+    assert_eq!(
         journal
             .iter()
             .filter(|e| matches!(e.kind, EventKind::Paid { .. }))
-            .count()
-            == 15,
+            .count(),
+        45,
         "every payment is still a Paid event"
     );
 
@@ -528,7 +533,7 @@ async fn a_long_journal_is_replaced_by_its_snapshot_and_replays_the_same() {
     }
     // Names are remembered through the snapshot.
     assert!(matches!(
-        service.buy(sale(1), "b0").await,
+        service.buy(sale(1), "b1").await,
         Err(CallError::Refused(BuyError::AlreadyJoined { .. }))
     ));
     service.shutdown().await;

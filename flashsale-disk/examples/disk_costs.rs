@@ -115,6 +115,110 @@ async fn main() {
         (total - read_in).as_secs_f64(),
         total.as_secs_f64()
     );
+    drop(storage);
+
+    println!("== a sale of {buyers} buyers through a capped queue: with and without a snapshot");
+    let history = queued_history(buyers);
+    let sale = history[0].sale;
+    let dir = dir.join("queued");
+    let storage = DiskStorage::open(&dir).unwrap();
+    for batch in history.chunks(4096) {
+        storage.append(sale, batch).await.unwrap();
+    }
+    let snapshot = Engine::replay(&history, Box::new(SequentialIds::default()))
+        .unwrap()
+        .snapshot();
+    drop(storage);
+    let size = || {
+        std::fs::metadata(dir.join(flashsale_disk::FILE_NAME))
+            .unwrap()
+            .len()
+    };
+    let (events, read, replay) = restart(&dir, sale).await;
+    println!(
+        "journal of {events} events, {} bytes: restart read {read:.2} s + replay {replay:.2} s = {:.2} s",
+        size(),
+        read + replay
+    );
+    let storage = DiskStorage::open(&dir).unwrap();
+    let start = Instant::now();
+    storage
+        .snapshot(sale, history.len() as u64, &snapshot)
+        .await
+        .unwrap();
+    println!(
+        "snapshot of {} events written in {:.2} s",
+        snapshot.len(),
+        start.elapsed().as_secs_f64()
+    );
+    drop(storage);
+    let (events, read, replay) = restart(&dir, sale).await;
+    println!(
+        "snapshot of {events} events, file {} bytes: restart read {read:.2} s + replay {replay:.2} s = {:.2} s",
+        size(),
+        read + replay
+    );
+}
+
+/// A sale's history through a capped queue: `buyers` join behind 500
+/// payment slots (500 more waiting); every 500 joins, each slot holder pays (85%) or leaves
+/// and the next in line is promoted. About three events a buyer (joined
+/// waiting, promoted, paid or left) for a snapshot's two.
+fn queued_history(buyers: usize) -> Vec<flashsale_core::Event> {
+    use flashsale_core::{EventKind, Place, TxId};
+    let t0 = Timestamp::from_millis(1_700_000_000_000);
+    let mut config = SaleConfig::new(
+        SaleId::from_bytes([8; 12]),
+        buyers as u64,
+        t0,
+        Timestamp::MAX,
+    );
+    config.max_payment_slots = Some(500);
+    config.payment_timeout = Duration::from_secs(3600);
+    let mut engine = Engine::new(t0, config, Box::new(SequentialIds::default())).unwrap();
+    let mut journal: Vec<_> = engine.drain_events().collect();
+    let mut holders: Vec<TxId> = Vec::new();
+    let mut now = t0;
+    for i in 0..buyers {
+        if let Ok(a) = engine.buy(now, &format!("buyer-{i}"))
+            && matches!(a.place, Place::Payment { .. })
+        {
+            holders.push(a.tx);
+        }
+        if i % 500 == 499 && i >= 999 {
+            now = now.saturating_add(Duration::from_millis(1));
+            for (n, tx) in std::mem::take(&mut holders).into_iter().enumerate() {
+                if n % 20 < 17 {
+                    let _ = engine.paid(now, tx);
+                } else {
+                    let _ = engine.leave(now, tx);
+                }
+            }
+            for e in engine.drain_events() {
+                if let EventKind::Promoted { tx, .. } = e.kind {
+                    holders.push(tx);
+                }
+                journal.push(e);
+            }
+        }
+    }
+    journal.extend(engine.drain_events());
+    journal
+}
+
+/// Restart time (open, read, replay) of the one sale in `dir`.
+async fn restart(dir: &std::path::Path, sale: SaleId) -> (usize, f64, f64) {
+    let start = Instant::now();
+    let storage = DiskStorage::open(dir).unwrap();
+    let journal = storage.read(sale).await.unwrap();
+    let read = start.elapsed();
+    Engine::replay(&journal, Box::new(SequentialIds::default())).unwrap();
+    let total = start.elapsed();
+    (
+        journal.len(),
+        read.as_secs_f64(),
+        (total - read).as_secs_f64(),
+    )
 }
 
 /// `COMMITS` appends of `bytes` each to a plain file, each followed by

@@ -300,7 +300,10 @@ fn commit(db: &Database, group: &[Append]) -> Result<(), redb::Error> {
                         events.insert((key, seq), encode(event)?.as_slice())?;
                     }
                 }
-                Write::Snapshot { covers, events: snapshot } => {
+                Write::Snapshot {
+                    covers,
+                    events: snapshot,
+                } => {
                     // Journal index `covers` is sequence number
                     // `tail_seq + covers - snapshot_len`.
                     let length = snapshot_len + (next - tail_seq);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use flashsale_core::ports::FanOut;
-use flashsale_core::service::{CatalogueService, Ports, ServiceError};
+use flashsale_core::service::{CatalogueService, Ports, ServiceConfig, ServiceError};
 use flashsale_core::{BroadcastSink, Catalogue, Clock, Event, Notice, Service};
 use socketioxide::layer::SocketIoLayer;
 use tokio::task::JoinHandle;
@@ -51,7 +51,17 @@ impl InProcess {
     /// Buyer tokens are made and checked with `tokens`, over HTTP and for
     /// Socket.IO rooms alike.
     pub async fn open(
+        ports: Ports,
+        catalogue: Catalogue,
+        tokens: TokenKey,
+    ) -> Result<Self, ServiceError> {
+        Self::open_with(ports, ServiceConfig::default(), catalogue, tokens).await
+    }
+
+    /// [`InProcess::open`] with the service's settings.
+    pub async fn open_with(
         mut ports: Ports,
+        config: ServiceConfig,
         catalogue: Catalogue,
         tokens: TokenKey,
     ) -> Result<Self, ServiceError> {
@@ -63,7 +73,7 @@ impl InProcess {
             Arc::new(catalogue.feed()),
             Arc::new(events.clone()),
         ]));
-        let service = Service::open(ports).await?;
+        let service = Service::open_with(ports, config).await?;
         // A restarted service re-offers each sale's opening and payments:
         // the catalogue is whole again before anything is served.
         service.flush().await;

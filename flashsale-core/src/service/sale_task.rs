@@ -222,7 +222,13 @@ pub(super) async fn run_sale(
         publish: &publish,
     };
     snapshots
-        .maybe(&mut engine, &ports, &mut journaled, &mut marked, &mut snapshot_base)
+        .maybe(
+            &mut engine,
+            &ports,
+            &mut journaled,
+            &mut marked,
+            &mut snapshot_base,
+        )
         .await;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut done = Vec::with_capacity(MAX_BATCH);
@@ -294,7 +300,13 @@ pub(super) async fn run_sale(
             }
         }
         snapshots
-            .maybe(&mut engine, &ports, &mut journaled, &mut marked, &mut snapshot_base)
+            .maybe(
+                &mut engine,
+                &ports,
+                &mut journaled,
+                &mut marked,
+                &mut snapshot_base,
+            )
             .await;
     }
     drop(snapshots);
@@ -323,8 +335,8 @@ struct Snapshots<'a> {
 
 impl Snapshots<'_> {
     /// Replaces the journal by the engine's snapshot once it has grown by
-    /// `every` events since the last one and is more than twice as long as
-    /// a snapshot (a history, not a crowd). A sink that remembers is let
+    /// `every` events since the last one and the snapshot would be at
+    /// least a fifth shorter (a history, not a crowd). A sink that remembers is let
     /// catch up first, and the snapshot ends with its marker: everything in
     /// it was delivered. Blocks the sale meanwhile (measured in
     /// BENCHMARKS.md). A storage that keeps no snapshots is not asked again.
@@ -338,8 +350,8 @@ impl Snapshots<'_> {
         base: &mut u64,
     ) {
         let Some(every) = self.every else { return };
-        let crowd = 2 * engine.transaction_count() as u64 + 8;
-        if *base == u64::MAX || *journaled < base.saturating_add(every) || *journaled <= crowd {
+        let shorter = (engine.snapshot_len() as u64 + 1).saturating_mul(5) / 4;
+        if *base == u64::MAX || *journaled < base.saturating_add(every) || *journaled < shorter {
             return;
         }
         let sale = self.sale;

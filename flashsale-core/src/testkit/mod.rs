@@ -203,7 +203,10 @@ where
         .snapshot(s4, first.len() as u64, &snap)
         .await
         .expect("snapshot");
-    storage.append(s4, second).await.expect("append after a snapshot");
+    storage
+        .append(s4, second)
+        .await
+        .expect("append after a snapshot");
     let read = storage.read(s4).await.expect("read");
     let expected = if kept {
         [snap.as_slice(), second].concat()
