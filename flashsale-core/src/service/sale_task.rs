@@ -309,7 +309,6 @@ pub(super) async fn run_sale(
             )
             .await;
     }
-    drop(snapshots);
     drop(publish);
     if let Err(e) = publisher.await {
         tracing::error!(%sale, error = %e, "publisher task failed");
