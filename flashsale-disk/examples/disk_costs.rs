@@ -1,7 +1,8 @@
 //! What the on-disk journal costs on this machine: an append's `fsync` by
 //! group size (against a plain file's `write` + `fdatasync`, the floor any
-//! durable log pays), the journal's bytes per buyer, and the restart time
-//! of a sale with N joined buyers (read the journal, replay the engine).
+//! durable log pays), the journal's bytes per buyer, the restart time of a
+//! sale with N joined buyers (read the journal, replay the engine), and of
+//! a sale of N buyers through a queue, with and without a snapshot.
 //!
 //! `cargo run --release -p flashsale-disk --example disk_costs -- [buyers, default 1000000] [dir]`
 //!
