@@ -63,6 +63,19 @@ async fn buy(
     Some((tx, state))
 }
 
+/// `GET /transactions/{tx}` as its holder.
+async fn status(client: &reqwest::Client, base: &str, tx: &str, token: &str) -> Value {
+    client
+        .get(format!("{base}/transactions/{tx}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn post(client: &reqwest::Client, url: String, body: Value) -> Option<Value> {
     let r = client.post(url).json(&body).send().await.ok()?;
     if !r.status().is_success() {
@@ -101,16 +114,7 @@ async fn a_snapshotted_journal_survives_kill_9() {
         async move {
             let mut all = BTreeMap::new();
             for (tx, (token, _)) in &answered.buys {
-                let s: Value = client
-                    .get(format!("{base}/transactions/{tx}"))
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                all.insert(tx.clone(), s);
+                all.insert(tx.clone(), status(&client, &base, tx, token).await);
             }
             all
         }
@@ -227,15 +231,7 @@ async fn kill_9_under_load(extra: &[(&str, &str)]) {
     let mut sold = 0;
     let mut waiting = Vec::new();
     for (tx, (token, first)) in &answered.buys {
-        let status: Value = client
-            .get(format!("{base}/transactions/{tx}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = status(&client, &base, tx, token).await;
         let now = status["state"]
             .as_str()
             .unwrap_or_else(|| panic!("{tx} is gone: {status}"));

@@ -569,29 +569,13 @@ async fn broker_behind_proxy() -> (Child, Proxy, String) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().to_string()
     };
-    let broker = Command::new("tansu")
-        .args([
-            "broker",
-            "--storage-engine",
-            "memory://tansu/",
-            "--listener-url",
-            &format!("tcp://{broker_addr}"),
-            "--advertised-listener-url",
-            &format!("tcp://{proxy_addr}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("tansu is installed (scripts/test.sh installs it)");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(&broker_addr).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tansu did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let broker = tansu(
+        std::path::Path::new("."),
+        "memory://tansu/",
+        &broker_addr,
+        &proxy_addr,
+    );
+    until_listening(&broker_addr).await;
     let proxy = Proxy::start(proxy_listener, broker_addr).await;
     (broker, proxy, proxy_addr)
 }
@@ -914,25 +898,31 @@ async fn a_standby_takes_over_when_the_active_service_is_killed() {
     assert_eq!(buyers.len(), acknowledged.len());
 }
 
-/// A tansu broker of this test's own that keeps its data on disk (SQLite,
-/// in `dir`), on `addr`: stopped and started again, it has everything.
-fn durable_broker(dir: &std::path::Path, addr: &str) -> Child {
+/// A tansu broker of this test's own, run in `dir`, listening on `listen`
+/// and telling clients to connect to `advertise`.
+fn tansu(dir: &std::path::Path, storage: &str, listen: &str, advertise: &str) -> Child {
     Command::new("tansu")
         .current_dir(dir)
         .args([
             "broker",
             "--storage-engine",
-            "sqlite://tansu.db",
+            storage,
             "--listener-url",
-            &format!("tcp://{addr}"),
+            &format!("tcp://{listen}"),
             "--advertised-listener-url",
-            &format!("tcp://{addr}"),
+            &format!("tcp://{advertise}"),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("tansu (with the libsql feature) is installed: scripts/test.sh installs it")
+}
+
+/// A broker that keeps its data on disk (SQLite, in `dir`), on `addr`:
+/// stopped and started again, it has everything.
+fn durable_broker(dir: &std::path::Path, addr: &str) -> Child {
+    tansu(dir, "sqlite://tansu.db", addr, addr)
 }
 
 async fn until_listening(addr: &str) {

@@ -546,7 +546,8 @@ pub struct Engine {
     /// transaction.
     by_name: HashTable<u32>,
     by_name_hasher: hashbrown::DefaultHashBuilder,
-    /// Payment slots in deadline order; the front is always live.
+    /// Payment slots in deadline order; the front and the back are always
+    /// live.
     deadlines: VecDeque<u32>,
     /// Waiting buyers in join order; the front is always live.
     queue: VecDeque<u32>,
@@ -1389,11 +1390,14 @@ impl Engine {
     fn release_slot(&mut self, i: usize, state: TxState) {
         self.slots -= 1;
         self.txs[i].state = state;
-        while let Some(&j) = self.deadlines.front() {
-            if self.txs[j as usize].state == TxState::Payment {
-                break;
-            }
+        // Both ends stay live: the front is the next to expire, the back
+        // bounds a waiting buyer's turn (`turn_by`).
+        let live = |txs: &[Tx], j: &u32| txs[*j as usize].state == TxState::Payment;
+        while self.deadlines.front().is_some_and(|j| !live(&self.txs, j)) {
             self.deadlines.pop_front();
+        }
+        while self.deadlines.back().is_some_and(|j| !live(&self.txs, j)) {
+            self.deadlines.pop_back();
         }
     }
 }

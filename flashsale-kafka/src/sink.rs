@@ -38,14 +38,13 @@ pub fn encode(event: &Event) -> Option<(String, Vec<u8>)> {
 pub struct KafkaSink {
     producer: FutureProducer,
     config: KafkaConfig,
-    topic: String,
     partitions: i32,
 }
 
 impl std::fmt::Debug for KafkaSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaSink")
-            .field("topic", &self.topic)
+            .field("topic", &self.config.topic)
             .field("partitions", &self.partitions)
             .finish()
     }
@@ -67,7 +66,6 @@ impl KafkaSink {
         Ok(KafkaSink {
             producer,
             config: config.clone(),
-            topic: config.topic.clone(),
             partitions,
         })
     }
@@ -146,7 +144,7 @@ impl EventSink for KafkaSink {
             let Some((key, value)) = encode(event) else {
                 continue;
             };
-            let record = FutureRecord::to(&self.topic)
+            let record = FutureRecord::to(&self.config.topic)
                 .key(&key)
                 .payload(&value)
                 .partition(self.partition(event.sale));

@@ -233,6 +233,8 @@ pub(super) async fn run_sale(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut done = Vec::with_capacity(MAX_BATCH);
     let mut last_write = ports.clock.now();
+    // Set when another writer took the journal: this one writes no more.
+    let mut fenced_off = false;
     loop {
         let beat = config
             .keep_alive
@@ -265,6 +267,7 @@ pub(super) async fn run_sale(
                 // Another writer has the journal: nothing decided here
                 // since may be acknowledged. Callers get "unavailable".
                 fenced(&health, sale, &e);
+                fenced_off = true;
                 break;
             }
             last_write = now;
@@ -272,7 +275,17 @@ pub(super) async fn run_sale(
             // Waits while the publisher's queue is full: a sink that cannot
             // keep up slows the sale down instead of filling memory.
             let _ = publish.send(Publish::Events(events, journaled)).await;
-        } else if let (Some(beat), Some(every)) = (beat, config.keep_alive)
+        }
+        for answer in done.drain(..) {
+            match answer {
+                Done::Flush(r) => drop(snapshots.publish.send(Publish::Flushed(r)).await),
+                answer => answer.send(),
+            }
+        }
+        // Idle past the keep-alive interval: tell the journal (after the
+        // replies, which do not depend on it).
+        if let (Some(beat), Some(every)) = (beat, config.keep_alive)
+            && last_write < now
             && now >= beat
         {
             last_write = now;
@@ -288,15 +301,10 @@ pub(super) async fn run_sale(
                 Ok(()) => {}
                 Err(e) if e.is_fenced() => {
                     fenced(&health, sale, &e);
+                    fenced_off = true;
                     break;
                 }
                 Err(e) => tracing::warn!(%sale, error = %e, "journal keep-alive failed"),
-            }
-        }
-        for answer in done.drain(..) {
-            match answer {
-                Done::Flush(r) => drop(snapshots.publish.send(Publish::Flushed(r)).await),
-                answer => answer.send(),
             }
         }
         snapshots
@@ -315,7 +323,7 @@ pub(super) async fn run_sale(
     }
     // Stopping: everything is published; one last marker saves the next
     // start from asking the sink about the tail.
-    if health_is_whole(&health)
+    if !fenced_off
         && let Some(marker) = progress_marker(&engine, &progress, &mut marked)
         && let Err(e) = ports.storage.append(sale, &[marker]).await
     {
@@ -441,11 +449,6 @@ fn progress_marker(
             receipt: now.receipt.clone(),
         },
     })
-}
-
-/// Whether no sale of the service was fenced (a fenced one must not write).
-fn health_is_whole(health: &Health) -> bool {
-    health.fenced.load(Ordering::Relaxed) == 0
 }
 
 async fn run_publisher(

@@ -98,6 +98,18 @@ struct Writer {
     followed: Option<Followed>,
 }
 
+impl Writer {
+    /// Refuses for good once another writer has taken the journal.
+    fn check(&self, topic: &str) -> Result<(), StorageError> {
+        if self.fenced {
+            return Err(StorageError::fenced(format!(
+                "{topic} belongs to another writer"
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Held {
     /// Events in the journal.
@@ -494,11 +506,7 @@ impl Storage for KafkaStorage {
         let writer = self.writer_of(sale);
         let mut writer = writer.lock().await;
         let topic = self.topic(sale);
-        if writer.fenced {
-            return Err(StorageError::fenced(format!(
-                "{topic} belongs to another writer"
-            )));
-        }
+        writer.check(&topic)?;
         let held = match writer.held {
             Some(held) => held,
             None => {
@@ -581,11 +589,7 @@ impl Storage for KafkaStorage {
         let writer = self.writer_of(sale);
         let mut writer = writer.lock().await;
         let topic = self.topic(sale);
-        if writer.fenced {
-            return Err(StorageError::fenced(format!(
-                "{topic} belongs to another writer"
-            )));
-        }
+        writer.check(&topic)?;
         let (Some(held), Some(epoch)) = (writer.held, writer.epoch) else {
             return Ok(()); // nothing held: the next append reads back first
         };
