@@ -5,14 +5,21 @@
 //! `SALE_ID` if given, so the transaction service can be started with the
 //! same setting.
 //!
+//! With `DATA_DIR` it keeps its catalogue there between restarts (saved
+//! every few seconds with the topic offsets it covers), and a restart reads
+//! only the messages after them; without, it reads the whole topic.
+//!
 //! Run: `cargo run --release --example backend` (`-- --help` for settings)
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use clap::Parser;
 use flashsale_core::{Catalogue, ObjectIdGenerator, SaleId, SystemClock};
-use flashsale_examples::{DemoSale, Guards, Kafka, NO_KAFKA, bind, init_tracing};
+use flashsale_examples::{
+    CatalogueFile, DemoSale, Guards, Kafka, NO_KAFKA, SavedCatalogue, bind, init_tracing,
+};
 use flashsale_http::{InProcess, WebPage};
 
 /// The reference's Backend service: sales, buyers, eligibility and live
@@ -58,6 +65,15 @@ struct Args {
         default_value = "http://localhost:3100"
     )]
     public_payment_url: String,
+    /// Keep the catalogue in this directory between restarts (a restart
+    /// then reads only the topic's newer messages); one backend per
+    /// directory. Default: none, the whole topic is read at every start.
+    #[arg(long, env = "DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// With DATA_DIR: how often the catalogue is saved when messages came
+    /// in, in ms.
+    #[arg(long, env = "CATALOGUE_SAVE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..))]
+    catalogue_save_ms: u64,
 }
 
 #[tokio::main]
@@ -71,30 +87,69 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     profile.check(false, None, &args.cors_origin)?;
     profile.announce();
     let clock = Arc::new(SystemClock);
-    let catalogue =
+    let mut catalogue =
         Catalogue::new(Box::new(ObjectIdGenerator::random())).with_max_sales(profile.max_sales);
+    let kafka = args.kafka.config();
+    let file = args
+        .data_dir
+        .as_deref()
+        .map(CatalogueFile::open)
+        .transpose()?
+        .map(Arc::new);
+    let mut resume_at = BTreeMap::new();
+    if let (Some(file), Some(config)) = (&file, &kafka)
+        && let Some(saved) = file.load(&config.topic)?
+    {
+        catalogue.load(saved.catalogue)?;
+        resume_at = saved.next;
+        tracing::info!(sales = catalogue.len(), offsets = ?resume_at, "catalogue loaded");
+    }
     let tokens = args.guards.tokens.key(None, None);
     let mut stack = InProcess::catalogue_only(clock, catalogue, tokens);
-    let sale = stack
-        .catalogue
-        .create_sale(args.sale_id, args.demo.new_sale())
-        .await
-        .map_err(|e| format!("could not create the demo sale: {e}"))?;
+    // The saved catalogue's sale carries on; a first start makes one.
+    let known = match args.sale_id {
+        Some(id) => stack.catalogue.get(id).await?,
+        None => (stack.catalogue.list().await?)
+            .into_iter()
+            .max_by_key(|s| s.id()),
+    };
+    let sale = match known {
+        Some(sale) => sale,
+        None => stack
+            .catalogue
+            .create_sale(args.sale_id, args.demo.new_sale())
+            .await
+            .map_err(|e| format!("could not create the demo sale: {e}"))?,
+    };
     stack.app = args.guards.apply(stack.app)?.with_web_page(WebPage::new(
         &args.public_transaction_url,
         &args.public_payment_url,
     ));
 
-    match args.kafka.config() {
+    let mut saver = None;
+    match kafka {
         Some(config) => {
             let partitions =
                 flashsale_kafka::ensure_topic(&config, args.kafka.kafka_partitions).await?;
             // The catalogue lives in memory: rebuilt from the whole topic at
-            // every start.
-            let consumer =
-                flashsale_kafka::replay_consumer(&config, &args.kafka_group_id, partitions)?;
+            // every start, or from the saved state and what came after.
+            let consumer = flashsale_kafka::resume_consumer(
+                &config,
+                &args.kafka_group_id,
+                partitions,
+                &resume_at,
+            )?;
             let catalogue = stack.catalogue.clone();
             let stats = Arc::new(flashsale_kafka::ConsumerStats::default());
+            if let Some(file) = &file {
+                saver = Some(Saver {
+                    file: file.clone(),
+                    topic: config.topic.clone(),
+                    stats: stats.clone(),
+                    catalogue: catalogue.clone(),
+                    saved: resume_at,
+                });
+            }
             tokio::spawn(async move {
                 flashsale_kafka::consume(&consumer, stats, |message| {
                     let catalogue = catalogue.clone();
@@ -117,10 +172,65 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sale.config.quantity,
         sale.config.product_name
     );
+    let every = std::time::Duration::from_millis(args.catalogue_save_ms);
+    let saving = saver.as_ref().map(|saver| {
+        let mut saver = saver.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                saver.save().await;
+            }
+        })
+    });
     args.guards
         .limits
         .serve(listener, stack.router(&args.cors_origin))
         .await;
+    if let (Some(saving), Some(mut saver)) = (saving, saver) {
+        saving.abort();
+        saver.save().await;
+    }
     stack.shutdown().await;
     Ok(())
+}
+
+/// Saves the catalogue with the offsets it covers.
+#[derive(Clone)]
+struct Saver {
+    file: Arc<CatalogueFile>,
+    topic: String,
+    stats: Arc<flashsale_kafka::ConsumerStats>,
+    catalogue: flashsale_core::CatalogueService,
+    /// The offsets of the last save.
+    saved: BTreeMap<i32, i64>,
+}
+
+impl Saver {
+    /// Saves if messages were read since the last save. The offsets are
+    /// taken before the state, so the state holds at least what they
+    /// cover (a message in both is applied once again at the next start,
+    /// which changes nothing).
+    async fn save(&mut self) {
+        let next = self
+            .stats
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if next == self.saved {
+            return;
+        }
+        let Ok(catalogue) = self.catalogue.save().await else {
+            return;
+        };
+        let saved = SavedCatalogue {
+            topic: self.topic.clone(),
+            next,
+            catalogue,
+        };
+        match self.file.save(&saved) {
+            Ok(()) => self.saved = saved.next,
+            Err(e) => tracing::warn!(error = %e, "could not save the catalogue"),
+        }
+    }
 }

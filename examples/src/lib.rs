@@ -517,6 +517,84 @@ impl DataDir {
     }
 }
 
+/// Where the split backend keeps its catalogue between restarts: a saved
+/// state and the topic offsets it covers, so that a restart reads only the
+/// messages after them instead of the whole topic. The directory is locked
+/// while a backend has it.
+#[derive(Debug)]
+pub struct CatalogueFile {
+    path: std::path::PathBuf,
+    _lock: std::fs::File,
+}
+
+/// What [`CatalogueFile`] holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SavedCatalogue {
+    /// The topic the offsets are of.
+    pub topic: String,
+    /// Per partition, the offset to resume from.
+    pub next: std::collections::BTreeMap<i32, i64>,
+    /// The catalogue, with every message before those offsets applied.
+    pub catalogue: flashsale_core::CatalogueState,
+}
+
+impl CatalogueFile {
+    /// The file in `dir` (created if missing), locked for this process.
+    pub fn open(dir: &std::path::Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lock_path = dir.join("backend.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        lock.try_lock().map_err(|_| {
+            format!(
+                "{} is in use by another backend (one per data directory)",
+                dir.display()
+            )
+        })?;
+        Ok(CatalogueFile {
+            path: dir.join("catalogue.json"),
+            _lock: lock,
+        })
+    }
+
+    /// The saved catalogue, if there is one for `topic`.
+    pub fn load(&self, topic: &str) -> Result<Option<SavedCatalogue>, String> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", self.path.display())),
+        };
+        let saved: SavedCatalogue =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        if saved.topic != topic {
+            tracing::warn!(file = %self.path.display(), saved = %saved.topic, %topic,
+                "the saved catalogue is of another topic: reading the topic from its start");
+            return Ok(None);
+        }
+        Ok(Some(saved))
+    }
+
+    /// Saves, atomically (a whole new file replaces the old one, after it
+    /// is on disk).
+    pub fn save(&self, saved: &SavedCatalogue) -> Result<(), String> {
+        let failed = |e: std::io::Error| format!("{}: {e}", self.path.display());
+        let tmp = self.path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(saved).map_err(|e| e.to_string())?;
+        {
+            let mut file = std::fs::File::create(&tmp).map_err(failed)?;
+            std::io::Write::write_all(&mut file, &bytes).map_err(failed)?;
+            file.sync_all().map_err(failed)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(failed)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+}
+
 /// Said at start by a split server without Kafka.
 pub const NO_KAFKA: &str = "KAFKA_BROKERS is not set: the backend will not hear of payments \
     and promotions made on the transaction service. Set it on both, or run the `flashsale` \

@@ -431,6 +431,83 @@ async fn a_restarted_backend_rebuilds_its_catalogue_from_the_topic() {
     assert_eq!(split.backend_reaches(1).await, ["ana", "bo", "cy", "dee"]);
 }
 
+/// A backend with a data directory saves its catalogue with the offsets it
+/// covers, and a restarted one (even after `kill -9`) starts from that
+/// instead of the whole topic: a sale it only had in its catalogue (not on
+/// the topic) is still there, the figures are exact, new payments count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_with_a_data_dir_resumes_from_its_saved_catalogue() {
+    let mut split = Split::start(&shared_brokers(), 6, "kafka").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = split.backend_env.clone();
+    env.extend([
+        ("DATA_DIR", dir.path().to_str().unwrap().to_owned()),
+        ("CATALOGUE_SAVE_MS", "50".to_owned()),
+        ("ADMIN_TOKEN", "admin-for-test".to_owned()),
+    ]);
+    let port = split.backend.port();
+    for who in ["ana", "bo"] {
+        let (_, answer) = split.buy(who).await;
+        assert_eq!(split.paid(&tx_of(&answer)).await, 200);
+    }
+    split.backend_reaches(4).await;
+    // From now on the backend keeps its catalogue.
+    split.backend.kill_9().await;
+    split.backend = Server::start("backend", port, &env).await;
+    split.backend_reaches(4).await;
+    let created = split
+        .http
+        .post(format!("{}/sales", split.backend.base))
+        .bearer_auth("admin-for-test")
+        .json(&json!({
+            "productName": "Only in the catalogue", "quantity": 3,
+            "saleStart": "2026-01-01T00:00:00.000Z", "saleEnd": "2099-01-01T00:00:00.000Z",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let (_, answer) = split.buy("cy").await;
+    assert_eq!(split.paid(&tx_of(&answer)).await, 200);
+    split.backend_reaches(3).await;
+    // Saved (polled: the backend saves every 50 ms when messages came).
+    let file = dir.path().join("catalogue.json");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&file)
+        .is_ok_and(|s| s.contains("Only in the catalogue") && s.contains("\"cy\""))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    split.backend.kill_9().await;
+    split.backend = Server::start("backend", port, &env).await;
+    let (_, sales) = split
+        .call(
+            reqwest::Method::GET,
+            format!("{}/sales", split.backend.base),
+            None,
+        )
+        .await;
+    let names: Vec<&str> = sales
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["productName"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Only in the catalogue"), "{names:?}");
+    assert_eq!(split.backend_reaches(3).await, ["ana", "bo", "cy"]);
+    let (_, answer) = split.buy("dee").await;
+    assert_eq!(split.paid(&tx_of(&answer)).await, 200);
+    assert_eq!(split.backend_reaches(2).await, ["ana", "bo", "cy", "dee"]);
+    // One backend per data directory.
+    let mut second = env.clone();
+    second.push(("PORT", "0".to_owned()));
+    let out = process::command("backend", &second).output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+}
+
 /// Buys `count` names one after another, paying two slots in three; a
 /// request that meets a dead server is left unanswered and the run goes on.
 async fn shopper(

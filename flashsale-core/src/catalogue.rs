@@ -250,6 +250,15 @@ pub enum SaleError {
     /// The schedule or payment settings are invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A saved catalogue of a format this version does not read.
+    #[error(
+        "a saved catalogue of format {found}; this version reads {}",
+        CatalogueState::VERSION
+    )]
+    UnsupportedState {
+        /// Its format.
+        found: u32,
+    },
 }
 
 /// Why a buyer is not eligible.
@@ -283,6 +292,40 @@ pub enum Applied {
     /// Recorded, but the sale had no units left: the engine and the
     /// catalogue disagree about the stock. Worth an alarm.
     Oversold,
+}
+
+/// A catalogue's whole state, to save and load again: a backend that keeps
+/// its catalogue between restarts reads only the messages after it
+/// ([`Catalogue::save`], [`Catalogue::load`]). Serialized, it is a
+/// persistent format: `version` says which.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueState {
+    /// The format ([`CatalogueState::VERSION`] when written here).
+    pub version: u32,
+    sales: Vec<SavedSale>,
+}
+
+impl CatalogueState {
+    /// The format this version writes and reads.
+    pub const VERSION: u32 = 1;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SavedSale {
+    sale: Sale,
+    /// In the order their payments were applied.
+    buyers: Vec<Buyer>,
+    /// Who bought (buyer keys as computed when applied).
+    names: Vec<SavedKey>,
+    started: bool,
+    ended: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SavedKey {
+    Name(String),
+    Account(String),
 }
 
 #[derive(Debug, Clone)]
@@ -480,6 +523,73 @@ impl Catalogue {
         );
         self.notices.push(Notice::SaleCreated { sale: id });
         self.advance(self.now);
+    }
+
+    /// The whole state: sales, their buyers and who bought, and which
+    /// starts and ends were announced.
+    pub fn save(&self) -> CatalogueState {
+        let sales = self
+            .sales
+            .values()
+            .map(|e| SavedSale {
+                sale: e.sale.clone(),
+                buyers: e.buyers.clone(),
+                names: e
+                    .names
+                    .iter()
+                    .map(|k| match k {
+                        BuyerKey::Name(k) => SavedKey::Name(k.to_string()),
+                        BuyerKey::Account(k) => SavedKey::Account(k.to_string()),
+                    })
+                    .collect(),
+                started: e.started,
+                ended: e.ended,
+            })
+            .collect();
+        CatalogueState {
+            version: CatalogueState::VERSION,
+            sales,
+        }
+    }
+
+    /// Takes a saved state in, at start (on a catalogue that has announced
+    /// nothing yet): its sales replace any of the same id here, and
+    /// nothing they announced before is announced again. Refuses a state
+    /// of another format version.
+    pub fn load(&mut self, state: CatalogueState) -> Result<(), SaleError> {
+        if state.version != CatalogueState::VERSION {
+            return Err(SaleError::UnsupportedState {
+                found: state.version,
+            });
+        }
+        for saved in state.sales {
+            let id = saved.sale.id();
+            self.add(saved.sale);
+            let Some(entry) = self.sales.get_mut(&id) else {
+                continue;
+            };
+            entry.applied = saved
+                .buyers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.id, i))
+                .collect();
+            entry.buyers = saved.buyers;
+            entry.names = saved
+                .names
+                .into_iter()
+                .map(|k| match k {
+                    SavedKey::Name(k) => BuyerKey::Name(k.into()),
+                    SavedKey::Account(k) => BuyerKey::Account(k.into()),
+                })
+                .collect();
+            entry.started = saved.started;
+            entry.ended = saved.ended;
+        }
+        // Announce nothing twice: only what falls due from here on.
+        self.notices.clear();
+        self.due = self.next_due();
+        Ok(())
     }
 
     /// Every sale, by id (which ascends with creation time).

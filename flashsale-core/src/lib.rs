@@ -177,7 +177,8 @@ pub mod testkit;
 pub mod time;
 
 pub use catalogue::{
-    Catalogue, EligibilityError, NewSale, Notice, Sale, SaleError, TxMessage, TxMessageKind,
+    Catalogue, CatalogueState, EligibilityError, NewSale, Notice, Sale, SaleError, TxMessage,
+    TxMessageKind,
 };
 pub use engine::{
     Admission, BuyError, ConfigError, DropReason, Engine, Event, EventKind, ImportError,

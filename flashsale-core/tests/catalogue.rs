@@ -318,3 +318,73 @@ fn messages_with_odd_names_are_read_not_dropped() {
     .unwrap();
     assert_eq!(missing.buyer_name.as_str(), BuyerName::NO_NAME);
 }
+
+#[test]
+fn a_saved_catalogue_loads_back_whole_and_announces_nothing_twice() {
+    let mut c = catalogue();
+    let a = c.create(T0, NewSale::new("Sneakers", 5, T0, END)).unwrap();
+    let b = c
+        .create(
+            T0,
+            NewSale::new("Hat", 2, T0.saturating_add(Duration::from_secs(5)), END),
+        )
+        .unwrap();
+    c.handle_timeout(T0); // a started
+    c.apply(T0, &message(a.id(), 1, "ana", TxMessageKind::Paid))
+        .unwrap();
+    let mut signed = message(a.id(), 2, "bo", TxMessageKind::Paid);
+    signed.account = Some("user-7".into());
+    c.apply(T0, &signed).unwrap();
+    c.drain_notices().for_each(drop);
+
+    let saved = serde_json::to_string(&c.save()).unwrap();
+    let mut loaded = catalogue();
+    loaded.load(serde_json::from_str(&saved).unwrap()).unwrap();
+    assert!(loaded.list().eq(c.list()), "same sales and figures");
+    assert_eq!(loaded.buyers(a.id()), c.buyers(a.id()));
+    assert_eq!(loaded.buyers(b.id()), Some(&[][..]));
+    // Who bought is remembered, by name and by account.
+    assert_eq!(
+        loaded.eligible(a.id(), "ana"),
+        Err(EligibilityError::AlreadyParticipated)
+    );
+    assert_eq!(
+        loaded.eligible_as(a.id(), "someone else", Some("user-7")),
+        Err(EligibilityError::AlreadyParticipated)
+    );
+    // A payment applied before is applied once, still.
+    assert_eq!(
+        loaded
+            .apply(T0, &message(a.id(), 1, "ana", TxMessageKind::Paid))
+            .unwrap(),
+        Applied::Duplicate
+    );
+    // a's start is not announced again; b's start and both ends are due.
+    loaded.handle_timeout(END);
+    let notices: Vec<Notice> = loaded.drain_notices().collect();
+    assert!(
+        !notices
+            .iter()
+            .any(|n| matches!(n, Notice::SaleStarted { sale, .. } if *sale == a.id())),
+        "{notices:?}"
+    );
+    assert!(
+        notices
+            .iter()
+            .any(|n| matches!(n, Notice::SaleStarted { sale, .. } if *sale == b.id()))
+    );
+    assert_eq!(
+        notices
+            .iter()
+            .filter(|n| matches!(n, Notice::SaleEnded { .. }))
+            .count(),
+        2
+    );
+    // Another format is refused.
+    let mut future = c.save();
+    future.version += 1;
+    assert!(matches!(
+        catalogue().load(future),
+        Err(SaleError::UnsupportedState { .. })
+    ));
+}

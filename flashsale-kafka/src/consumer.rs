@@ -1,7 +1,8 @@
 //! The backend's side of the topic: consumers and the [`consume`] loop.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flashsale_core::TxMessage;
@@ -17,6 +18,9 @@ pub struct ConsumerStats {
     pub applied: AtomicU64,
     /// Messages skipped because they could not be read.
     pub skipped: AtomicU64,
+    /// Per partition, the offset after the last message done with (applied
+    /// or skipped): where a consumer resumes from a state saved now.
+    pub next: Mutex<BTreeMap<i32, i64>>,
 }
 
 /// A consumer in `group` that commits only what it was told to, reading
@@ -50,7 +54,7 @@ pub fn assigned_consumer(
     group: &str,
     partitions: i32,
 ) -> Result<StreamConsumer, KafkaError> {
-    assign(config, group, partitions, rdkafka::Offset::Stored)
+    assign(config, group, partitions, |_| rdkafka::Offset::Stored)
 }
 
 /// A consumer of partitions `0..partitions` from their first message,
@@ -64,19 +68,34 @@ pub fn replay_consumer(
     group: &str,
     partitions: i32,
 ) -> Result<StreamConsumer, KafkaError> {
-    assign(config, group, partitions, rdkafka::Offset::Beginning)
+    assign(config, group, partitions, |_| rdkafka::Offset::Beginning)
+}
+
+/// Like [`replay_consumer`], but resuming each partition at `from` (a
+/// state saved with [`ConsumerStats::next`]); partitions it does not name
+/// are read from their first message.
+pub fn resume_consumer(
+    config: &KafkaConfig,
+    group: &str,
+    partitions: i32,
+    from: &BTreeMap<i32, i64>,
+) -> Result<StreamConsumer, KafkaError> {
+    assign(config, group, partitions, |p| {
+        from.get(&p)
+            .map_or(rdkafka::Offset::Beginning, |&o| rdkafka::Offset::Offset(o))
+    })
 }
 
 fn assign(
     config: &KafkaConfig,
     group: &str,
     partitions: i32,
-    from: rdkafka::Offset,
+    from: impl Fn(i32) -> rdkafka::Offset,
 ) -> Result<StreamConsumer, KafkaError> {
     let c = new_consumer(config, group)?;
     let mut list = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {
-        list.add_partition_offset(&config.topic, p, from)
+        list.add_partition_offset(&config.topic, p, from(p))
             .map_err(|e| err("assign", e))?;
     }
     c.assign(&list)
@@ -121,6 +140,11 @@ where
                 );
             }
         }
+        stats
+            .next
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(message.partition(), message.offset() + 1);
         if let Err(e) = consumer.commit_message(&message, CommitMode::Async) {
             tracing::warn!(error = %e, "kafka commit failed; the message may be applied again");
         }

@@ -10,7 +10,8 @@ use tokio::task::JoinHandle;
 
 use super::{Service, ServiceError};
 use crate::catalogue::{
-    Applied, Buyer, Catalogue, EligibilityError, NewSale, Notice, Sale, SaleError, TxMessage,
+    Applied, Buyer, Catalogue, CatalogueState, EligibilityError, NewSale, Notice, Sale, SaleError,
+    TxMessage,
 };
 use crate::engine::{Event, EventKind, SaleConfig};
 use crate::id::{SaleId, TxId};
@@ -39,6 +40,7 @@ enum Command {
     /// paid or switch messages, in journal order.
     Feed(Vec<Fed>, Reply<()>),
     List(Reply<Vec<Sale>>),
+    Save(Reply<CatalogueState>),
     Get(SaleId, Reply<Option<Sale>>),
     Buyers(SaleId, Option<TxId>, usize, Reply<Option<BuyersPage>>),
     Eligible(
@@ -196,6 +198,12 @@ impl CatalogueService {
     /// also went out on the notices broadcast. Refusals are logged.
     pub async fn apply(&self, messages: Vec<TxMessage>) -> Result<Vec<Notice>, CatalogueError> {
         self.ask(|r| Command::Apply(messages, r)).await
+    }
+
+    /// The catalogue's whole state, to save ([`Catalogue::save`]): every
+    /// message applied before this call is in it.
+    pub async fn save(&self) -> Result<CatalogueState, CatalogueError> {
+        self.ask(Command::Save).await
     }
 
     /// Every sale, by id.
@@ -371,6 +379,9 @@ async fn run(
                 }
                 Command::List(r) => {
                     let _ = r.send(catalogue.list().cloned().collect());
+                }
+                Command::Save(r) => {
+                    let _ = r.send(catalogue.save());
                 }
                 Command::Get(id, r) => {
                     let _ = r.send(catalogue.get(id).cloned());
