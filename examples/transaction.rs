@@ -88,6 +88,12 @@ struct Args {
     /// active service writes at least a beat every third of it.
     #[arg(long, env = "LEASE_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(300..))]
     lease_ms: u64,
+    /// Replace the sale's journal by a snapshot of its state once it has
+    /// grown by this many events (and the snapshot is a fifth shorter); a
+    /// restart then reads from the snapshot. The sale pauses while it is
+    /// written. Default: never.
+    #[arg(long, env = "SNAPSHOT_AFTER", value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_after: Option<u64>,
     #[command(flatten)]
     kafka: Kafka,
     #[command(flatten)]
@@ -179,6 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = ServiceConfig::default();
     settings.commit_timeout = Duration::from_millis(args.commit_timeout_ms);
     settings.keep_alive = journal.is_some().then_some(lease / 3);
+    settings.snapshot_after = args.snapshot_after;
 
     let listener = bind(args.host, args.port).await?;
     let local = listener.local_addr()?;

@@ -216,3 +216,122 @@ async fn two_services_on_one_sale_never_both_commit() {
     }
     again.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_starts_the_topic_and_a_restart_reads_from_it() {
+    use flashsale_core::{Engine, SequentialIds};
+    let prefix = fresh_prefix("snapshot");
+    let sale = "5f0000000000000000000004".parse::<SaleId>().unwrap();
+    let journal = sample_journal(sale, 2_000);
+    let (history, tail) = journal.split_at(journal.len() - 30);
+    let snapshot = Engine::replay(history, Box::new(SequentialIds::default()))
+        .unwrap()
+        .snapshot();
+    let first = storage(&prefix).await;
+    for chunk in history.chunks(100) {
+        first.append(sale, chunk).await.unwrap();
+    }
+    assert!(
+        first
+            .snapshot(sale, history.len() as u64, &snapshot)
+            .await
+            .unwrap()
+    );
+    first.append(sale, tail).await.unwrap();
+    // The snapshot's index says where it starts: past the history.
+    let index = format!("{prefix}{sale}.snapshots");
+    let indexed = tokio::task::spawn_blocking(move || {
+        use rdkafka::Message;
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("group.id", "index-check")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition_offset(&index, 0, rdkafka::Offset::Beginning)
+            .unwrap();
+        c.assign(&list).unwrap();
+        let mut seen = Vec::new();
+        loop {
+            match c.poll(Duration::from_secs(30)).unwrap() {
+                Err(_) => return seen,
+                Ok(m) => seen.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap()),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(indexed.len(), 1, "{indexed:?}");
+    let at: serde_json::Value = serde_json::from_str(&indexed[0]).unwrap();
+    assert!(at["offset"].as_i64().unwrap() > 20, "{at}");
+    // A new process reads the snapshot and what followed (from the
+    // snapshot on: its index says where), claims, goes on.
+    let second = storage(&prefix).await;
+    assert_eq!(
+        second.read(sale).await.unwrap(),
+        [snapshot.as_slice(), tail].concat()
+    );
+    second.append(sale, &tail[..0]).await.unwrap();
+    let replayed = Engine::replay(
+        second.read(sale).await.unwrap(),
+        Box::new(SequentialIds::default()),
+    )
+    .unwrap();
+    let whole = Engine::replay(&journal, Box::new(SequentialIds::default())).unwrap();
+    assert!(replayed.transactions().eq(whole.transactions()));
+}
+
+/// The service snapshots a sale journaled on Kafka, and a restarted
+/// service reads the snapshot and what followed into the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_snapshots_its_kafka_journal_and_comes_back_the_same() {
+    let prefix = fresh_prefix("service-snapshot");
+    let sale = "5f0000000000000000000005".parse::<SaleId>().unwrap();
+    let mut settings = flashsale_core::service::ServiceConfig::default();
+    settings.snapshot_after = Some(40);
+    let open = || async {
+        let (mut ports, _) = Ports::in_memory();
+        ports.storage = Arc::new(storage(&prefix).await);
+        Service::open_with(ports, settings.clone()).await.unwrap()
+    };
+    let service = open().await;
+    let now = Timestamp::from(std::time::SystemTime::now());
+    let mut config = SaleConfig::new(
+        sale,
+        100,
+        now,
+        now.saturating_add(Duration::from_secs(3600)),
+    );
+    config.payment_timeout = Duration::from_secs(3600);
+    config.max_payment_slots = Some(2);
+    service.create_sale(config).await.unwrap();
+    // A queue behind two slots, paid in order: three events a buyer.
+    let mut txs = Vec::new();
+    for i in 0..60 {
+        txs.push(service.buy(sale, &format!("b{i}")).await.unwrap().tx);
+    }
+    for tx in &txs[..45] {
+        service.paid(sale, *tx).await.unwrap();
+    }
+    let mut before = Vec::new();
+    for tx in &txs {
+        before.push(service.status(sale, *tx).await.unwrap());
+    }
+    let stats = service.stats(sale).await.unwrap();
+    service.shutdown().await;
+    let journal = storage(&prefix).await.read(sale).await.unwrap();
+    assert!(
+        journal.len() < 2 + 60 + 45 + 45,
+        "snapshotted: {} events",
+        journal.len()
+    );
+
+    let service = open().await;
+    assert_eq!(service.stats(sale).await.unwrap(), stats);
+    for (tx, was) in txs.iter().zip(&before) {
+        assert_eq!(&service.status(sale, *tx).await.unwrap(), was);
+    }
+    service.shutdown().await;
+}

@@ -9,6 +9,12 @@
 //! crash is dropped when the next batch starts) and only once (a batch
 //! written again by a retried append no longer has `seq` = journal length).
 //!
+//! A snapshot batch is framed the same with `"snapshot":true`: once whole,
+//! its events *replace* the journal (an engine's snapshot of it), and its
+//! epoch becomes the journal's. It must follow on (`seq` = the journal's
+//! length), unless it is the first thing read: the records before it may
+//! have been deleted.
+//!
 //! A claim record is `{"claim":E}`: from there on the journal belongs to
 //! the writer of epoch `E`, and records of older epochs are dropped (a
 //! fenced writer's). A writer claims with one more than the highest epoch
@@ -25,6 +31,26 @@ use serde::Deserialize;
 pub(crate) fn frame(
     seq: u64,
     epoch: u64,
+    events: &[Event],
+    max_part_bytes: usize,
+) -> Result<Vec<Vec<u8>>, serde_json::Error> {
+    frame_as(seq, epoch, false, events, max_part_bytes)
+}
+
+/// The records of a snapshot replacing a journal of length `seq`.
+pub(crate) fn frame_snapshot(
+    seq: u64,
+    epoch: u64,
+    events: &[Event],
+    max_part_bytes: usize,
+) -> Result<Vec<Vec<u8>>, serde_json::Error> {
+    frame_as(seq, epoch, true, events, max_part_bytes)
+}
+
+fn frame_as(
+    seq: u64,
+    epoch: u64,
+    snapshot: bool,
     events: &[Event],
     max_part_bytes: usize,
 ) -> Result<Vec<Vec<u8>>, serde_json::Error> {
@@ -49,9 +75,11 @@ pub(crate) fn frame(
         .iter()
         .enumerate()
         .map(|(i, events)| {
-            let mut value =
-                format!(r#"{{"seq":{seq},"part":{i},"parts":{count},"epoch":{epoch},"events":["#)
-                    .into_bytes();
+            let kind = if snapshot { r#""snapshot":true,"# } else { "" };
+            let mut value = format!(
+                r#"{{{kind}"seq":{seq},"part":{i},"parts":{count},"epoch":{epoch},"events":["#
+            )
+            .into_bytes();
             for (j, e) in events.iter().enumerate() {
                 if j > 0 {
                     value.push(b',');
@@ -87,6 +115,8 @@ struct Record {
     #[serde(default)]
     epoch: u64,
     #[serde(default)]
+    snapshot: bool,
+    #[serde(default)]
     events: Vec<Event>,
 }
 
@@ -95,6 +125,16 @@ struct Part {
     seq: u64,
     part: u32,
     parts: u32,
+    events: Vec<Event>,
+}
+
+/// The batch being put together.
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    next: u32,
+    epoch: u64,
+    snapshot: bool,
     events: Vec<Event>,
 }
 
@@ -117,10 +157,13 @@ pub(crate) enum Note {
 #[derive(Debug, Default)]
 pub(crate) struct Assembler {
     journal: Vec<Event>,
-    /// The latest claim's epoch (0 before any).
+    /// The latest claim's (or snapshot's) epoch (0 before any).
     epoch: u64,
-    /// The batch being put together: its seq, next part and events so far.
-    pending: Option<(u64, u32, Vec<Event>)>,
+    /// Whether any batch has been taken in (a snapshot read first may
+    /// follow deleted records).
+    started: bool,
+    /// The batch being put together.
+    pending: Option<Pending>,
 }
 
 impl Assembler {
@@ -157,18 +200,31 @@ impl Assembler {
             if self.pending.is_some() {
                 note = Some(Note::DroppedIncomplete);
             }
-            self.pending = Some((part.seq, 0, Vec::new()));
+            self.pending = Some(Pending {
+                seq: part.seq,
+                next: 0,
+                epoch: record.epoch,
+                snapshot: record.snapshot,
+                events: Vec::new(),
+            });
         }
         match &mut self.pending {
-            Some((seq, next, events)) if *seq == part.seq && *next == part.part => {
-                events.extend(part.events);
-                *next += 1;
-                if *next == part.parts {
-                    if *seq == self.journal.len() as u64 {
-                        self.journal.append(events);
+            Some(p)
+                if p.seq == part.seq && p.next == part.part && p.snapshot == record.snapshot =>
+            {
+                p.events.extend(part.events);
+                p.next += 1;
+                if p.next == part.parts {
+                    let follows = p.seq == self.journal.len() as u64;
+                    if p.snapshot && (follows || !self.started) {
+                        self.journal = std::mem::take(&mut p.events);
+                        self.epoch = self.epoch.max(p.epoch);
+                    } else if follows && !p.snapshot {
+                        self.journal.append(&mut p.events);
                     } else {
                         note = Some(Note::SkippedDuplicate);
                     }
+                    self.started = true;
                     self.pending = None;
                 }
             }
@@ -274,6 +330,48 @@ mod tests {
         let mut expected = vec![Note::DroppedIncomplete];
         expected.extend(std::iter::repeat_n(Note::DroppedFenced, cut.len()));
         assert_eq!(notes, expected);
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_journal_and_what_follows_goes_on_from_it() {
+        let events = journal(40);
+        let (a, rest) = events.split_at(20);
+        let (b, c) = rest.split_at(10);
+        // Stand-ins: any events do; the framing does not replay them.
+        let snapshot = &events[..5];
+        let mut records = vec![claim(1)];
+        records.extend(frame(0, 1, a, 1 << 20).unwrap());
+        records.extend(frame(20, 1, b, 1 << 20).unwrap());
+        let snap = frame_snapshot(30, 1, snapshot, 300).unwrap();
+        assert!(snap.len() > 1);
+        let after = frame(5, 1, c, 1 << 20).unwrap();
+        // Whole: replaces, and the next batch follows the snapshot's length.
+        let mut all = records.clone();
+        all.extend(snap.iter().cloned());
+        all.extend(after.iter().cloned());
+        assert_eq!(replay(&all).0, [snapshot, c].concat());
+        // The records before it deleted: read first, it is the journal.
+        let mut tail = snap.clone();
+        tail.extend(after.iter().cloned());
+        let mut assembler = Assembler::default();
+        for r in &tail {
+            assembler.push(r).unwrap();
+        }
+        assert_eq!(
+            assembler.epoch(),
+            1,
+            "the snapshot's epoch fences older writers"
+        );
+        assert_eq!(assembler.finish(), [snapshot, c].concat());
+        // Cut short (a crash while writing it): the journal is as before.
+        let mut cut = records.clone();
+        cut.push(snap[0].clone());
+        assert_eq!(replay(&cut).0, [a, b].concat());
+        // Written again later (a retried write): kept once, not replayed
+        // over what came after.
+        let mut twice = all.clone();
+        twice.extend(snap.iter().cloned());
+        assert_eq!(replay(&twice).0, [snapshot, c].concat());
     }
 
     #[test]

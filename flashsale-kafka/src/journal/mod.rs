@@ -27,6 +27,12 @@
 //! the newer one will not replay. (Kafka's transactional producer would
 //! fence by `transactional.id`, but tansu 0.6 has no `EndTxn`: see
 //! `tests/transactions.rs`.)
+//!
+//! **Snapshots.** [`Storage::snapshot`] writes the engine's snapshot as one
+//! batch marked `snapshot` (replay takes it for the journal so far), notes
+//! its offset on the sale's index topic `{prefix}{sale id}.snapshots`, from
+//! which a restart starts reading, and asks the broker to delete the
+//! records before it (tansu 0.6 does not: they stay, unread).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -35,7 +41,8 @@ mod framing;
 
 use async_trait::async_trait;
 use flashsale_core::{Event, SaleId, Storage, StorageError};
-use rdkafka::client::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -43,7 +50,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::admin::ensure_topic_with;
 use crate::config::{KafkaConfig, KafkaError, blocking, err, unreachable_brokers};
-use framing::{Assembler, Note, beat, claim, frame};
+use framing::{Assembler, Note, beat, claim, frame, frame_snapshot};
 
 /// The topic name prefix unless told otherwise.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "flashsale-journal-";
@@ -332,7 +339,15 @@ impl KafkaStorage {
                         end: 0,
                     });
                 }
-                self.tail(sale, Followed::default())?
+                // From the newest snapshot, if there is one.
+                let start = self.latest_snapshot(sale).await?.unwrap_or(0);
+                self.tail(
+                    sale,
+                    Followed {
+                        end: start,
+                        ..Followed::default()
+                    },
+                )?
             }
         };
         loop {
@@ -385,7 +400,19 @@ impl KafkaStorage {
         silence: Duration,
     ) -> Result<(), StorageError> {
         let writer = self.writer_of(sale);
-        let followed = writer.lock().await.followed.take().unwrap_or_default();
+        let followed = writer.lock().await.followed.take();
+        let followed = match followed {
+            Some(followed) => followed,
+            // From the newest snapshot, if there is one.
+            None => Followed {
+                end: self
+                    .latest_snapshot(sale)
+                    .await
+                    .map_err(storage_error)?
+                    .unwrap_or(0),
+                ..Followed::default()
+            },
+        };
         let mut tail = self.tail(sale, followed).map_err(storage_error)?;
         let mut quiet_since = tokio::time::Instant::now();
         loop {
@@ -423,6 +450,91 @@ impl KafkaStorage {
             }
         }
         Ok(offsets)
+    }
+
+    /// The topic that indexes a sale's snapshots: one record
+    /// `{"offset":X}` per snapshot, X where its batch starts.
+    fn index_topic(&self, sale: SaleId) -> String {
+        format!("{}{sale}.snapshots", self.prefix)
+    }
+
+    async fn index_snapshot(&self, sale: SaleId, offset: i64) -> Result<(), KafkaError> {
+        let topic = self.index_topic(sale);
+        let config = KafkaConfig {
+            topic: topic.clone(),
+            ..self.config.clone()
+        };
+        ensure_topic_with(
+            &config,
+            1,
+            &[("retention.ms", "-1"), ("retention.bytes", "-1")],
+        )
+        .await?;
+        self.write(&topic, &[format!(r#"{{"offset":{offset}}}"#).into_bytes()])
+            .await
+            .map(drop)
+    }
+
+    /// Where the sale's newest snapshot starts on its journal topic, if it
+    /// has one: the last record of its index.
+    async fn latest_snapshot(&self, sale: SaleId) -> Result<Option<i64>, KafkaError> {
+        #[derive(serde::Deserialize)]
+        struct Indexed {
+            offset: i64,
+        }
+        let topic = self.index_topic(sale);
+        let consumer = Arc::new(self.reader()?);
+        if !Self::has_records(&consumer, &topic).await? {
+            return Ok(None);
+        }
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&topic, 0, Offset::Beginning)
+            .map_err(|e| err("assign", e))?;
+        consumer
+            .assign(&list)
+            .map_err(|e| err(&format!("assign {topic}"), e))?;
+        let mut latest = None;
+        loop {
+            match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
+                Err(_) => {
+                    return Err(KafkaError(format!(
+                        "{topic}: no record for {READ_TIMEOUT:?}"
+                    )));
+                }
+                Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(latest),
+                Ok(Err(e)) => return Err(err(&format!("read {topic}"), e)),
+                Ok(Ok(m)) => {
+                    if let Some(Ok(i)) = m.payload().map(serde_json::from_slice::<Indexed>) {
+                        latest = Some(i.offset);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes the journal topic's records before `offset`.
+    async fn delete_before(&self, topic: &str, offset: i64) -> Result<(), KafkaError> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .config
+            .client(&[])
+            .create()
+            .map_err(|e| err("kafka admin client", e))?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, 0, Offset::Offset(offset))
+            .map_err(|e| err("delete records", e))?;
+        let done = admin
+            .delete_records(
+                &list,
+                &AdminOptions::new().operation_timeout(Some(READ_TIMEOUT)),
+            )
+            .await
+            .map_err(|e| err(&format!("delete records of {topic}"), e))?;
+        for element in done.elements() {
+            if let Err(e) = element.error() {
+                return Err(err(&format!("delete records of {topic}"), e));
+            }
+        }
+        Ok(())
     }
 
     fn writer_of(&self, sale: SaleId) -> Arc<tokio::sync::Mutex<Writer>> {
@@ -581,6 +693,68 @@ impl Storage for KafkaStorage {
         writer.epoch = None;
         writer.fenced = false;
         self.take(sale, &mut writer).await
+    }
+
+    /// Writes the snapshot on the journal's topic as one batch (replay
+    /// takes it for the journal so far), then deletes the records before it
+    /// (best effort: the topic's start moves up to the snapshot, so a
+    /// restart reads from there). Checked like an append.
+    async fn snapshot(
+        &self,
+        sale: SaleId,
+        covers: u64,
+        snapshot: &[Event],
+    ) -> Result<bool, StorageError> {
+        let writer = self.writer_of(sale);
+        let mut writer = writer.lock().await;
+        let topic = self.topic(sale);
+        writer.check(&topic)?;
+        if writer.held.is_none() {
+            self.take(sale, &mut writer).await?;
+        }
+        let held = writer
+            .held
+            .ok_or_else(|| StorageError::msg(format!("{topic}: no journal to snapshot")))?;
+        if covers != held.length {
+            return Err(StorageError::msg(format!(
+                "{topic}: a snapshot must cover the whole journal ({covers} of {})",
+                held.length
+            )));
+        }
+        let epoch = writer.epoch.unwrap_or(0);
+        let records = frame_snapshot(covers, epoch, snapshot, MAX_PART_BYTES)
+            .map_err(|e| storage_error(err("encode event", e)))?;
+        writer.held = None; // until it is known where it landed
+        let landed = self.write(&topic, &records).await.map_err(storage_error)?;
+        if !landed
+            .iter()
+            .copied()
+            .eq((held.next_offset..).take(records.len()))
+        {
+            // Another writer's records came between: read back whether the
+            // snapshot took.
+            self.take(sale, &mut writer).await?;
+            return match writer.held {
+                Some(now) if now.length == snapshot.len() as u64 => Ok(true),
+                _ => Err(StorageError::msg(format!(
+                    "{topic}: a snapshot did not read back whole"
+                ))),
+            };
+        }
+        writer.held = Some(Held {
+            length: snapshot.len() as u64,
+            next_offset: held.next_offset + records.len() as i64,
+        });
+        // Where a restart starts reading; without it, it reads from the
+        // topic's start (still right, only longer).
+        if let Err(e) = self.index_snapshot(sale, held.next_offset).await {
+            tracing::warn!(%topic, error = %e, "could not index a snapshot");
+        }
+        if let Err(e) = self.delete_before(&topic, held.next_offset).await {
+            // tansu 0.6 does not delete records: the topic keeps them.
+            tracing::info!(%topic, error = %e, "the records a snapshot replaces stay on the topic");
+        }
+        Ok(true)
     }
 
     /// Writes a beat (see [`KafkaStorage::wait_until_silent`]), checking
