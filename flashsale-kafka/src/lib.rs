@@ -32,8 +32,10 @@
 //! - `admin` — [`ensure_topic`].
 //! - `sink` — [`KafkaSink`], [`encode`].
 //! - `consumer` — [`consume`] and the consumers it reads from.
-//! - `journal` — [`KafkaStorage`]; its batch framing is a pure unit of its
-//!   own (`journal::framing`), tested without a broker.
+//! - `journal` — [`KafkaStorage`], the writing side (claims, appends,
+//!   snapshots, beats); `journal::read`, the reading side (to the end, or
+//!   following as a standby); `journal::framing`, the batch framing, a pure
+//!   unit tested without a broker.
 
 mod admin;
 mod config;

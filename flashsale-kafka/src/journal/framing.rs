@@ -98,8 +98,9 @@ pub(crate) fn claim(epoch: u64) -> Vec<u8> {
 }
 
 /// The record by which the writer of `epoch` says it is alive while it
-/// has nothing to append (a standby watching the journal takes over when
-/// records stop coming). Replay passes over it.
+/// has nothing to append (on the sale's beats topic: a standby takes over
+/// when records stop coming there and on the journal). Replay passes over
+/// one found on the journal (older versions wrote them there).
 pub(crate) fn beat(epoch: u64) -> Vec<u8> {
     format!(r#"{{"beat":{epoch}}}"#).into_bytes()
 }

@@ -38,19 +38,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 mod framing;
+mod read;
 
 use async_trait::async_trait;
 use flashsale_core::{Event, SaleId, Storage, StorageError};
 use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::admin::ensure_topic_with;
 use crate::config::{KafkaConfig, KafkaError, blocking, err, unreachable_brokers};
-use framing::{Assembler, Note, beat, claim, frame, frame_snapshot};
+use framing::{beat, claim, frame, frame_snapshot};
+use read::Followed;
 
 /// The topic name prefix unless told otherwise.
 pub const DEFAULT_JOURNAL_PREFIX: &str = "flashsale-journal-";
@@ -87,6 +88,8 @@ pub struct KafkaStorage {
     /// Per sale: this writer's hold on the journal, behind a lock that
     /// also keeps one sale's appends in order.
     writers: Mutex<hashbrown::HashMap<SaleId, Arc<tokio::sync::Mutex<Writer>>>>,
+    /// Beats topics known to exist.
+    beats_ready: Mutex<hashbrown::HashSet<String>>,
 }
 
 /// This process's hold on one sale's journal.
@@ -125,72 +128,6 @@ struct Held {
     next_offset: i64,
 }
 
-/// What has been read of a journal, to go on from.
-#[derive(Debug, Default)]
-struct Followed {
-    assembler: Assembler,
-    /// The offset after the last record read.
-    end: i64,
-}
-
-/// A reader going through one sale's journal.
-struct Tail {
-    consumer: Reader,
-    topic: String,
-    followed: Followed,
-}
-
-impl Tail {
-    /// Reads the next record: `Some(true)` for a record, `Some(false)` at
-    /// the partition's end, `None` if neither came within `wait`.
-    async fn next(&mut self, wait: Duration) -> Result<Option<bool>, KafkaError> {
-        let topic = &self.topic;
-        let message = match tokio::time::timeout(wait, self.consumer.recv()).await {
-            Err(_) => return Ok(None),
-            Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(Some(false)),
-            Ok(Err(e)) => return Err(err(&format!("read {topic}"), e)),
-            Ok(Ok(m)) => m,
-        };
-        let offset = message.offset();
-        self.followed.end = offset + 1;
-        let note = self
-            .followed
-            .assembler
-            .push(message.payload().unwrap_or_default())
-            .map_err(|e| {
-                err(
-                    &format!("{topic} offset {offset} is not a journal record"),
-                    e,
-                )
-            })?;
-        match note {
-            None => {}
-            Some(Note::DroppedIncomplete) => {
-                tracing::warn!(%topic, offset, "dropping an incomplete journal batch");
-            }
-            Some(Note::SkippedDuplicate) => {
-                tracing::info!(%topic, offset, "skipping a journal batch written twice");
-            }
-            Some(Note::DroppedOutOfBatch) => {
-                tracing::warn!(%topic, offset, "dropping a journal record out of its batch");
-            }
-            Some(Note::DroppedFenced) => {
-                tracing::info!(%topic, offset, "dropping a fenced writer's journal record");
-            }
-        }
-        Ok(Some(true))
-    }
-}
-
-/// A journal read back to its end.
-struct ReadBack {
-    events: Vec<Event>,
-    /// The latest claim's epoch.
-    epoch: u64,
-    /// The offset after the last record.
-    end: i64,
-}
-
 impl std::fmt::Debug for KafkaStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaStorage")
@@ -199,27 +136,6 @@ impl std::fmt::Debug for KafkaStorage {
             .finish_non_exhaustive()
     }
 }
-
-/// The journal reader's client context: the end of a partition is how a
-/// read knows it is done, not an error worth logging as one (librdkafka
-/// also reports it through the client's error callback).
-struct ReaderContext;
-
-impl ClientContext for ReaderContext {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_))
-            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
-        {
-            tracing::debug!(%reason, "journal read reached the end of its partition");
-        } else {
-            tracing::error!(%error, %reason, "librdkafka");
-        }
-    }
-}
-
-impl ConsumerContext for ReaderContext {}
-
-type Reader = StreamConsumer<ReaderContext>;
 
 fn storage_error(e: KafkaError) -> StorageError {
     StorageError(Box::new(e))
@@ -254,6 +170,7 @@ impl KafkaStorage {
             prefix: prefix.to_owned(),
             producer,
             writers: Mutex::default(),
+            beats_ready: Mutex::default(),
         };
         // Fail now, clearly, if the brokers are not there.
         storage.journal_topics().await?;
@@ -281,154 +198,6 @@ impl KafkaStorage {
         .await
     }
 
-    fn reader(&self) -> Result<Reader, KafkaError> {
-        self.config
-            .client(&[])
-            .set("group.id", format!("{}reader", self.prefix))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            // Reads end at the end: do not let the broker sit on an empty fetch.
-            .set("fetch.wait.max.ms", "10")
-            .create_with_context(ReaderContext)
-            .map_err(|e| err("kafka consumer", e))
-    }
-
-    /// Whether the sale's topic holds any record. (Only that: tansu 0.6
-    /// answers ListOffsets(latest) with the last batch's first offset + 1,
-    /// so the end is read from fetch responses instead.)
-    async fn has_records(consumer: &Arc<Reader>, topic: &str) -> Result<bool, KafkaError> {
-        let (consumer, topic) = (consumer.clone(), topic.to_owned());
-        blocking(
-            move || match consumer.fetch_watermarks(&topic, 0, READ_TIMEOUT) {
-                Ok((_, high)) => Ok(high > 0),
-                Err(e)
-                    if matches!(
-                        e.rdkafka_error_code(),
-                        Some(
-                            RDKafkaErrorCode::UnknownTopicOrPartition
-                                | RDKafkaErrorCode::UnknownPartition
-                                | RDKafkaErrorCode::UnknownTopic
-                        )
-                    ) =>
-                {
-                    Ok(false)
-                }
-                Err(e) => Err(err(&format!("watermarks of {topic}"), e)),
-            },
-        )
-        .await
-    }
-
-    /// Reads a sale's journal: every complete batch whose `seq` follows on,
-    /// of the latest claim's writer. Continues from `followed` (what a
-    /// standby has read already) when given.
-    async fn read_journal(
-        &self,
-        sale: SaleId,
-        followed: Option<Followed>,
-    ) -> Result<ReadBack, KafkaError> {
-        let mut tail = match followed {
-            Some(followed) => self.tail(sale, followed)?,
-            None => {
-                let consumer = Arc::new(self.reader()?);
-                if !Self::has_records(&consumer, &self.topic(sale)).await? {
-                    return Ok(ReadBack {
-                        events: Vec::new(),
-                        epoch: 0,
-                        end: 0,
-                    });
-                }
-                // From the newest snapshot, if there is one.
-                let start = self.latest_snapshot(sale).await?.unwrap_or(0);
-                self.tail(
-                    sale,
-                    Followed {
-                        end: start,
-                        ..Followed::default()
-                    },
-                )?
-            }
-        };
-        loop {
-            match tail.next(READ_TIMEOUT).await? {
-                Some(true) => {}
-                // The end is where a fetch response says the partition ends.
-                Some(false) => {
-                    return Ok(ReadBack {
-                        epoch: tail.followed.assembler.epoch(),
-                        end: tail.followed.end,
-                        events: tail.followed.assembler.finish(),
-                    });
-                }
-                None => {
-                    return Err(KafkaError(format!(
-                        "{}: no record for {READ_TIMEOUT:?}",
-                        tail.topic
-                    )));
-                }
-            }
-        }
-    }
-
-    /// A reader of the sale's journal from where `followed` ends.
-    fn tail(&self, sale: SaleId, followed: Followed) -> Result<Tail, KafkaError> {
-        let topic = self.topic(sale);
-        let consumer = self.reader()?;
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&topic, 0, Offset::Offset(followed.end))
-            .map_err(|e| err("assign", e))?;
-        consumer
-            .assign(&list)
-            .map_err(|e| err(&format!("assign {topic}"), e))?;
-        Ok(Tail {
-            consumer,
-            topic,
-            followed,
-        })
-    }
-
-    /// For a standby: follows the sale's journal (keeping what it read, so
-    /// that taking over reads only the rest) and returns once no record
-    /// has come for `silence` — its writer, who writes at least a beat
-    /// every [`ServiceConfig::keep_alive`](flashsale_core::service::ServiceConfig),
-    /// is taken for dead. Returns at once if the journal has no writer yet
-    /// and no record.
-    pub async fn wait_until_silent(
-        &self,
-        sale: SaleId,
-        silence: Duration,
-    ) -> Result<(), StorageError> {
-        let writer = self.writer_of(sale);
-        let followed = writer.lock().await.followed.take();
-        let followed = match followed {
-            Some(followed) => followed,
-            // From the newest snapshot, if there is one.
-            None => Followed {
-                end: self
-                    .latest_snapshot(sale)
-                    .await
-                    .map_err(storage_error)?
-                    .unwrap_or(0),
-                ..Followed::default()
-            },
-        };
-        let mut tail = self.tail(sale, followed).map_err(storage_error)?;
-        let mut quiet_since = tokio::time::Instant::now();
-        loop {
-            let left = silence.saturating_sub(quiet_since.elapsed());
-            match tail.next(left).await.map_err(storage_error)? {
-                Some(true) => quiet_since = tokio::time::Instant::now(),
-                Some(false) => {}
-                None => break,
-            }
-        }
-        tracing::info!(topic = %tail.topic, ?silence, read = tail.followed.end,
-            "the journal fell silent: its writer is taken for dead");
-        writer.lock().await.followed = Some(tail.followed);
-        Ok(())
-    }
-
     /// Writes records and waits for every acknowledgement: the offset each
     /// landed at.
     async fn write(&self, topic: &str, records: &[Vec<u8>]) -> Result<Vec<i64>, KafkaError> {
@@ -452,6 +221,34 @@ impl KafkaStorage {
         Ok(offsets)
     }
 
+    /// The topic a sale's writer beats on when it has nothing to append.
+    fn beats_topic(&self, sale: SaleId) -> String {
+        format!("{}{sale}.beats", self.prefix)
+    }
+
+    /// Makes sure the beats topic exists (once per topic and process).
+    async fn ensure_beats(&self, topic: &str) -> Result<(), KafkaError> {
+        if self
+            .beats_ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(topic)
+        {
+            return Ok(());
+        }
+        let config = KafkaConfig {
+            topic: topic.to_owned(),
+            ..self.config.clone()
+        };
+        // Beats are only ever read as they come: an hour of them is plenty.
+        ensure_topic_with(&config, 1, &[("retention.ms", "3600000")]).await?;
+        self.beats_ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic.to_owned());
+        Ok(())
+    }
+
     /// The topic that indexes a sale's snapshots: one record
     /// `{"offset":X}` per snapshot, X where its batch starts.
     fn index_topic(&self, sale: SaleId) -> String {
@@ -473,43 +270,6 @@ impl KafkaStorage {
         self.write(&topic, &[format!(r#"{{"offset":{offset}}}"#).into_bytes()])
             .await
             .map(drop)
-    }
-
-    /// Where the sale's newest snapshot starts on its journal topic, if it
-    /// has one: the last record of its index.
-    async fn latest_snapshot(&self, sale: SaleId) -> Result<Option<i64>, KafkaError> {
-        #[derive(serde::Deserialize)]
-        struct Indexed {
-            offset: i64,
-        }
-        let topic = self.index_topic(sale);
-        let consumer = Arc::new(self.reader()?);
-        if !Self::has_records(&consumer, &topic).await? {
-            return Ok(None);
-        }
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&topic, 0, Offset::Beginning)
-            .map_err(|e| err("assign", e))?;
-        consumer
-            .assign(&list)
-            .map_err(|e| err(&format!("assign {topic}"), e))?;
-        let mut latest = None;
-        loop {
-            match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
-                Err(_) => {
-                    return Err(KafkaError(format!(
-                        "{topic}: no record for {READ_TIMEOUT:?}"
-                    )));
-                }
-                Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(latest),
-                Ok(Err(e)) => return Err(err(&format!("read {topic}"), e)),
-                Ok(Ok(m)) => {
-                    if let Some(Ok(i)) = m.payload().map(serde_json::from_slice::<Indexed>) {
-                        latest = Some(i.offset);
-                    }
-                }
-            }
-        }
     }
 
     /// Deletes the journal topic's records before `offset`.
@@ -757,36 +517,25 @@ impl Storage for KafkaStorage {
         Ok(true)
     }
 
-    /// Writes a beat (see [`KafkaStorage::wait_until_silent`]), checking
-    /// like an append that nobody has claimed the journal since.
+    /// Writes a beat on the sale's beats topic (see
+    /// [`KafkaStorage::wait_until_silent`]): beside the journal, so that a
+    /// beat neither waits for appends nor moves their offsets.
     async fn keep_alive(&self, sale: SaleId) -> Result<(), StorageError> {
         let writer = self.writer_of(sale);
-        let mut writer = writer.lock().await;
-        let topic = self.topic(sale);
-        writer.check(&topic)?;
-        let (Some(held), Some(epoch)) = (writer.held, writer.epoch) else {
-            return Ok(()); // nothing held: the next append reads back first
+        let epoch = {
+            let writer = writer.lock().await;
+            writer.check(&self.topic(sale))?;
+            match writer.epoch {
+                Some(epoch) => epoch,
+                None => return Ok(()), // not writing this journal
+            }
         };
-        // Until the beat is known to have landed (the caller may give up
-        // waiting), the next append reads the journal back first.
-        writer.held = None;
-        match self.write(&topic, &[beat(epoch)]).await {
-            Ok(landed) if landed == [held.next_offset] => {
-                writer.held = Some(Held {
-                    next_offset: held.next_offset + 1,
-                    ..held
-                });
-                Ok(())
-            }
-            Ok(_) => {
-                writer.held = None;
-                self.take(sale, &mut writer).await.map(drop)
-            }
-            Err(e) => {
-                writer.held = None;
-                Err(storage_error(e))
-            }
-        }
+        let topic = self.beats_topic(sale);
+        self.ensure_beats(&topic).await.map_err(storage_error)?;
+        self.write(&topic, &[beat(epoch)])
+            .await
+            .map(drop)
+            .map_err(storage_error)
     }
 
     /// The brokers answer a metadata request within a few seconds.
