@@ -397,8 +397,9 @@ impl Service {
     }
 
     /// Whether the service can commit, as far as it knows without asking
-    /// the journal: no sale is retrying a failed append, and no sale was
-    /// fenced (another writer took its journal: for good).
+    /// the journal: no sale is retrying a failed append or waiting on one
+    /// for over a quarter of the commit timeout, and no sale was fenced
+    /// (another writer took its journal: for good).
     pub fn is_ready(&self) -> bool {
         let health = &self.inner.health;
         health.failing_appends.load(Ordering::Relaxed) == 0

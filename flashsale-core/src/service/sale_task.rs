@@ -98,7 +98,7 @@ fn execute(engine: &mut Engine, now: Timestamp, command: Command) -> Done {
 #[derive(Debug, Default)]
 pub(super) struct Health {
     /// Sales whose latest journal append failed, or has been under way
-    /// longer than the commit timeout.
+    /// longer than a quarter of the commit timeout.
     pub(super) failing_appends: AtomicUsize,
     /// Sales stopped because another writer took their journal.
     pub(super) fenced: AtomicUsize,
@@ -196,7 +196,11 @@ pub(super) async fn run_sale(
     (backlog, mut journaled): (Vec<Event>, u64),
 ) {
     let sale = engine.config().id;
-    let stalled_after = config.commit_timeout;
+    // An append still under way after a quarter of the commit timeout
+    // makes the service not ready: before callers start getting 503s, and
+    // until it has gone through (a broker that came back may take a while
+    // to reconnect).
+    let stalled_after = config.commit_timeout / 4;
     let (publish, batches) = mpsc::channel::<Publish>(config.publish_queue.max(1));
     let progress = Arc::new(Mutex::new(Delivered {
         upto: journaled,
