@@ -221,6 +221,21 @@ impl KafkaStorage {
         Ok(offsets)
     }
 
+    /// Makes sure `topic` exists: one partition, kept for ever.
+    async fn ensure_kept(&self, topic: &str) -> Result<(), KafkaError> {
+        let config = KafkaConfig {
+            topic: topic.to_owned(),
+            ..self.config.clone()
+        };
+        ensure_topic_with(
+            &config,
+            1,
+            &[("retention.ms", "-1"), ("retention.bytes", "-1")],
+        )
+        .await
+        .map(drop)
+    }
+
     /// The topic a sale's writer beats on when it has nothing to append.
     fn beats_topic(&self, sale: SaleId) -> String {
         format!("{}{sale}.beats", self.prefix)
@@ -257,16 +272,7 @@ impl KafkaStorage {
 
     async fn index_snapshot(&self, sale: SaleId, offset: i64) -> Result<(), KafkaError> {
         let topic = self.index_topic(sale);
-        let config = KafkaConfig {
-            topic: topic.clone(),
-            ..self.config.clone()
-        };
-        ensure_topic_with(
-            &config,
-            1,
-            &[("retention.ms", "-1"), ("retention.bytes", "-1")],
-        )
-        .await?;
+        self.ensure_kept(&topic).await?;
         self.write(&topic, &[format!(r#"{{"offset":{offset}}}"#).into_bytes()])
             .await
             .map(drop)
@@ -311,17 +317,7 @@ impl KafkaStorage {
     /// write, by checking that nobody has claimed it since.
     async fn take(&self, sale: SaleId, writer: &mut Writer) -> Result<Vec<Event>, StorageError> {
         let topic = self.topic(sale);
-        let config = KafkaConfig {
-            topic: topic.clone(),
-            ..self.config.clone()
-        };
-        ensure_topic_with(
-            &config,
-            1,
-            &[("retention.ms", "-1"), ("retention.bytes", "-1")],
-        )
-        .await
-        .map_err(storage_error)?;
+        self.ensure_kept(&topic).await.map_err(storage_error)?;
         // A claim loses a race with a record written between our read and
         // it: read again (a bounded number of times).
         for _ in 0..16 {
