@@ -7,7 +7,8 @@
 //! `cargo run --release -p flashsale-disk --example disk_costs -- [buyers, default 1000000] [dir]`
 //!
 //! `dir` defaults to a temporary directory under `$TMPDIR`: give one on the
-//! disk you mean to measure.
+//! disk you mean to measure. `ONLY_QUEUED=1` runs the last part alone (at
+//! 10M buyers it needs ~12 GB of disk).
 #![allow(
     clippy::unwrap_used,
     reason = "a measurement stops at the first surprise"
@@ -38,6 +39,21 @@ async fn main() {
     let mut engine = Engine::new(t0, config, Box::new(SequentialIds::default())).unwrap();
     let opened: Vec<_> = engine.drain_events().collect();
 
+    if std::env::var_os("ONLY_QUEUED").is_none() {
+        fsync_and_joined(&dir, buyers, sale, engine, opened, t0).await;
+    }
+    queued(&dir, buyers).await;
+}
+
+/// The first two parts: append + fsync by group size; a join-only sale.
+async fn fsync_and_joined(
+    dir: &std::path::Path,
+    buyers: usize,
+    sale: SaleId,
+    mut engine: Engine,
+    opened: Vec<flashsale_core::Event>,
+    t0: Timestamp,
+) {
     println!("== append + fsync, by events per commit ({COMMITS} commits each)");
     {
         let storage = DiskStorage::open(dir.join("fsync")).unwrap();
@@ -58,7 +74,7 @@ async fn main() {
                 storage.append(sale, batch).await.unwrap();
             }
             let took = start.elapsed();
-            let file = plain_file(&dir, group, batches[0].len() * 200);
+            let file = plain_file(dir, group, batches[0].len() * 200);
             println!(
                 "redb:  {group:>3} events/commit: {:>7.1} µs/commit, {:>6.2} µs/event | plain file + fdatasync: {:>7.1} µs/commit",
                 micros(took) / COMMITS as f64,
@@ -116,8 +132,10 @@ async fn main() {
         (total - read_in).as_secs_f64(),
         total.as_secs_f64()
     );
-    drop(storage);
+}
 
+/// The last part: a queued sale's restart with and without a snapshot.
+async fn queued(dir: &std::path::Path, buyers: usize) {
     println!("== a sale of {buyers} buyers through a capped queue: with and without a snapshot");
     let history = queued_history(buyers);
     let sale = history[0].sale;
