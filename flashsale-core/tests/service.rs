@@ -538,3 +538,52 @@ async fn a_long_journal_is_replaced_by_its_snapshot_and_replays_the_same() {
     ));
     service.shutdown().await;
 }
+
+/// A sink that remembers what it was given, and is down: nothing it is
+/// handed is ever published.
+struct DownSink;
+
+#[async_trait]
+impl flashsale_core::EventSink for DownSink {
+    async fn publish(&self, _: &[Event]) -> Result<(), flashsale_core::SinkError> {
+        std::future::pending().await
+    }
+    fn remembers(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_sink_that_is_down_does_not_hold_the_sale_for_a_snapshot() {
+    let rig = Rig::new(Arc::new(MemoryStorage::new()));
+    let mut ports = rig.ports();
+    ports.sink = Arc::new(DownSink);
+    let mut settings = flashsale_core::service::ServiceConfig::default();
+    settings.snapshot_after = Some(10);
+    let service = Service::open_with(ports, settings).await.unwrap();
+    let mut capped = config(1, 100);
+    capped.max_payment_slots = Some(1);
+    service.create_sale(capped).await.unwrap();
+    let mut txs = Vec::new();
+    for i in 0..20 {
+        txs.push(service.buy(sale(1), &format!("b{i}")).await.unwrap().tx);
+    }
+    // Each leave promotes the next: a history long enough to snapshot,
+    // which would first wait for the sink. The clock moves on meanwhile.
+    let leaving = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for tx in &txs[..18] {
+                answers.push(service.leave(sale(1), *tx).await);
+            }
+            answers
+        })
+    };
+    while !leaving.is_finished() {
+        rig.clock.advance(Duration::from_millis(500));
+        tokio::task::yield_now().await;
+    }
+    let answers = leaving.await.unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+}

@@ -332,20 +332,18 @@ impl Service {
 
     /// Runs an engine built by hand — e.g. a new one into which buyers who
     /// paid elsewhere were imported ([`Engine::import_paid`]): its undrained
-    /// events (its journal so far) are appended to storage and published
-    /// first.
+    /// events (its journal so far) are appended to storage, then handed to
+    /// the sale's publisher first (a sink that is down does not hold up the
+    /// sale's creation).
     pub async fn adopt(&self, mut engine: Engine) -> Result<(), ServiceError> {
         let id = engine.config().id;
         if self.sender(id).is_some() {
             return Err(ServiceError::DuplicateSale(id));
         }
-        let ports = &self.inner.ports;
         let journal: Vec<Event> = engine.drain_events().collect();
-        ports.storage.append(id, &journal).await?;
-        ports.sink.publish(&journal).await.unwrap_or_else(|e| {
-            tracing::warn!(sale = %id, error = %e, "could not publish the sale's opening");
-        });
-        self.spawn(engine, Vec::new(), journal.len() as u64)
+        self.inner.ports.storage.append(id, &journal).await?;
+        let length = journal.len() as u64;
+        self.spawn(engine, journal, length)
     }
 
     /// What a restarted sale offers its sink again. A crash between the

@@ -225,6 +225,7 @@ pub(super) async fn run_sale(
     let snapshots = Snapshots {
         sale,
         every: config.snapshot_after,
+        wait: stalled_after,
         remembers,
         progress: &progress,
         publish: &publish,
@@ -342,6 +343,8 @@ pub(super) async fn run_sale(
 struct Snapshots<'a> {
     sale: SaleId,
     every: Option<u64>,
+    /// How long to wait for a sink that remembers to catch up first.
+    wait: Duration,
     remembers: bool,
     progress: &'a Mutex<Delivered>,
     publish: &'a mpsc::Sender<Publish>,
@@ -370,10 +373,18 @@ impl Snapshots<'_> {
         }
         let sale = self.sale;
         if self.remembers {
+            // A sink that is down must not hold the sale: no snapshot then,
+            // another try after `every` more events.
             let (flushed, published) = oneshot::channel();
-            if self.publish.send(Publish::Flushed(flushed)).await.is_err()
-                || published.await.is_err()
-            {
+            let deadline = ports.clock.now().saturating_add(self.wait);
+            let caught_up = self.publish.send(Publish::Flushed(flushed)).await.is_ok()
+                && tokio::select! {
+                    r = published => r.is_ok(),
+                    () = ports.clock.sleep_until(deadline) => false,
+                };
+            if !caught_up {
+                tracing::info!(%sale, "snapshot put off: the sink is behind");
+                *base = *journaled;
                 return;
             }
         }
