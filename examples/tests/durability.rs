@@ -65,15 +65,15 @@ async fn buy(
 
 /// `GET /transactions/{tx}` as its holder.
 async fn status(client: &reqwest::Client, base: &str, tx: &str, token: &str) -> Value {
-    client
+    get(client
         .get(format!("{base}/transactions/{tx}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .bearer_auth(token))
+    .await
+}
+
+/// The JSON answer to a GET.
+async fn get(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> Option<Value> {
@@ -124,14 +124,7 @@ async fn a_snapshotted_journal_survives_kill_9() {
     server.wait().await.unwrap();
     let (_server, base) = start(dir.path(), &extra).await;
     assert_eq!(statuses(base.clone()).await, before);
-    let sales: Value = client
-        .get(format!("{base}/sales"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sales: Value = get(client.get(format!("{base}/sales"))).await;
     assert_eq!(sales[0]["productQty"], json!(UNITS - 30));
 }
 
@@ -190,14 +183,7 @@ async fn kill_9_under_load(extra: &[(&str, &str)]) {
     assert!(answered.paid.len() >= KILL_AFTER_PAYMENTS);
 
     let (_server, base) = start(dir.path(), extra).await;
-    let sales: Value = client
-        .get(format!("{base}/sales"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sales: Value = get(client.get(format!("{base}/sales"))).await;
     let sales = sales.as_array().unwrap();
     assert_eq!(
         sales.len(),
@@ -205,14 +191,7 @@ async fn kill_9_under_load(extra: &[(&str, &str)]) {
         "the same sale carries on, no second demo sale"
     );
     let sale = sales[0]["id"].as_str().unwrap();
-    let buyers: Value = client
-        .get(format!("{base}/sales/{sale}/buyers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let buyers: Value = get(client.get(format!("{base}/sales/{sale}/buyers"))).await;
     let buyers: Vec<&str> = buyers
         .as_array()
         .unwrap()

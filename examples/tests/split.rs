@@ -215,14 +215,7 @@ impl Split {
 
     /// A buy that may meet a dead server.
     async fn try_buy(&self, who: &str) -> Result<(u16, Value), reqwest::Error> {
-        let r = self
-            .http
-            .post(format!("{}/buy", self.transaction_base))
-            .json(&json!({ "buyerName": who }))
-            .send()
-            .await?;
-        let status = r.status().as_u16();
-        Ok((status, r.json().await?))
+        buy_on(&self.http, &self.transaction_base, who).await
     }
 
     async fn status(&self, tx: &str) -> Value {
@@ -280,19 +273,7 @@ impl Split {
     }
 
     async fn try_paid(&self, tx: &str) -> Result<u16, reqwest::Error> {
-        let body = serde_json::to_vec(&json!({ "transactionId": tx })).unwrap();
-        let r = self
-            .http
-            .post(format!("{}/paid", self.transaction_base))
-            .header("content-type", "application/json")
-            .header(
-                "x-flashsale-signature",
-                flashsale_http::signature::sign(b"s3cret", &body),
-            )
-            .body(body)
-            .send()
-            .await?;
-        Ok(r.status().as_u16())
+        paid_on(&self.http, &self.transaction_base, tx).await
     }
 
     /// `kill -9` the transaction service and start it again on its port.
@@ -302,6 +283,48 @@ impl Split {
         server.kill_9().await;
         *server = Server::start("transaction", port, &self.transaction_env).await;
     }
+}
+
+/// `POST {base}/buy` for `who`: the status and the answer.
+async fn buy_on(
+    http: &reqwest::Client,
+    base: &str,
+    who: &str,
+) -> Result<(u16, Value), reqwest::Error> {
+    let r = http
+        .post(format!("{base}/buy"))
+        .json(&json!({ "buyerName": who }))
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await?))
+}
+
+/// `POST {base}/paid` for `tx`, signed as the payment service would.
+async fn paid_on(http: &reqwest::Client, base: &str, tx: &str) -> Result<u16, reqwest::Error> {
+    let body = serde_json::to_vec(&json!({ "transactionId": tx })).unwrap();
+    let r = http
+        .post(format!("{base}/paid"))
+        .header("content-type", "application/json")
+        .header(
+            "x-flashsale-signature",
+            flashsale_http::signature::sign(b"s3cret", &body),
+        )
+        .body(body)
+        .send()
+        .await?;
+    Ok(r.status().as_u16())
+}
+
+/// A buy and its payment on the service at `base`: the transaction, if
+/// both were accepted.
+async fn buy_and_pay(http: &reqwest::Client, base: &str, who: &str) -> Option<String> {
+    let (code, answer) = buy_on(http, base, who).await.ok()?;
+    if code != 200 {
+        return None;
+    }
+    let tx = tx_of(&answer);
+    (paid_on(http, base, &tx).await.ok()? == 200).then_some(tx)
 }
 
 fn tx_of(answer: &Value) -> String {
@@ -813,29 +836,7 @@ async fn a_second_transaction_service_fences_the_first() {
     let http = reqwest::Client::new();
     let mut sold_by_second = 0;
     for i in 0..10 {
-        let r = http
-            .post(format!("{}/buy", second.base))
-            .json(&json!({ "buyerName": format!("second-{i}") }))
-            .send()
-            .await
-            .unwrap();
-        if r.status() != 200 {
-            continue;
-        }
-        let tx = tx_of(&r.json().await.unwrap());
-        let body = serde_json::to_vec(&json!({ "transactionId": tx })).unwrap();
-        let r = http
-            .post(format!("{}/paid", second.base))
-            .header("content-type", "application/json")
-            .header(
-                "x-flashsale-signature",
-                flashsale_http::signature::sign(b"s3cret", &body),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 200 {
+        if let Some(tx) = buy_and_pay(&http, &second.base, &format!("second-{i}")).await {
             sold_by_second += 1;
             acknowledged.push(tx);
         }
@@ -896,37 +897,9 @@ async fn a_standby_takes_over_when_the_active_service_is_killed() {
     assert_eq!(ready(split.transaction_base.clone()).await, 200);
 
     // Steady load on the active one; it dies in the middle.
-    let buy_and_pay = |base: String, who: String| {
-        let http = http.clone();
-        async move {
-            let r = http
-                .post(format!("{base}/buy"))
-                .json(&json!({ "buyerName": who }))
-                .send()
-                .await
-                .ok()?;
-            if r.status() != 200 {
-                return None;
-            }
-            let tx = tx_of(&r.json().await.ok()?);
-            let body = serde_json::to_vec(&json!({ "transactionId": tx })).unwrap();
-            let r = http
-                .post(format!("{base}/paid"))
-                .header("content-type", "application/json")
-                .header(
-                    "x-flashsale-signature",
-                    flashsale_http::signature::sign(b"s3cret", &body),
-                )
-                .body(body)
-                .send()
-                .await
-                .ok()?;
-            (r.status() == 200).then_some(tx)
-        }
-    };
     let mut acknowledged = Vec::new();
     for i in 0..15 {
-        let tx = buy_and_pay(split.transaction_base.clone(), format!("before-{i}")).await;
+        let tx = buy_and_pay(&http, &split.transaction_base, &format!("before-{i}")).await;
         acknowledged.push(tx.unwrap());
     }
     split.transaction.lock().await.kill_9().await;
@@ -937,7 +910,7 @@ async fn a_standby_takes_over_when_the_active_service_is_killed() {
     let mut i = 0;
     while acknowledged.len() < 30 {
         i += 1;
-        if let Some(tx) = buy_and_pay(standby.base.clone(), format!("after-{i}")).await {
+        if let Some(tx) = buy_and_pay(&http, &standby.base, &format!("after-{i}")).await {
             first_commit.get_or_insert_with(|| killed.elapsed());
             acknowledged.push(tx);
         } else {
@@ -1078,10 +1051,19 @@ async fn a_broker_restart_during_payments_loses_and_repeats_none() {
         .1
         .clone();
 
-    // One payer, in order: each buy and payment retried until answered.
+    // One payer, in order: each buy and payment retried until answered
+    // (within two minutes in all).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let in_time = || {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "payments stuck across the broker's restart"
+        );
+    };
     let mut acknowledged = Vec::new();
     let mut name = 0;
     while acknowledged.len() < PAYMENTS {
+        in_time();
         if acknowledged.len() == PAYMENTS / 3 && name < 1_000 {
             // Stop the broker for real, mid-run, and start it on its data.
             broker.start_kill().unwrap();
@@ -1100,13 +1082,16 @@ async fn a_broker_restart_during_payments_loses_and_repeats_none() {
             // Payments go on meanwhile: they wait, or are refused (503)
             // and retried, until the broker is back.
             let tx = loop {
+                in_time();
                 name += 1;
                 match split.try_buy(&format!("during-{name}")).await {
                     Ok((200, answer)) => break tx_of(&answer),
                     _ => continue,
                 }
             };
-            while split.try_paid(&tx).await.ok() != Some(200) {}
+            while split.try_paid(&tx).await.ok() != Some(200) {
+                in_time();
+            }
             acknowledged.push(tx);
             broker = restarted.await.unwrap();
             continue;
@@ -1116,7 +1101,9 @@ async fn a_broker_restart_during_payments_loses_and_repeats_none() {
             Ok((200, answer)) => tx_of(&answer),
             _ => continue,
         };
-        while split.try_paid(&tx).await.ok() != Some(200) {}
+        while split.try_paid(&tx).await.ok() != Some(200) {
+            in_time();
+        }
         acknowledged.push(tx);
     }
 

@@ -458,10 +458,14 @@ async fn an_idle_sale_keeps_its_journal_alive_and_stops_once_fenced() {
     // Idle for a second of the clock: one beat; the stats call waits for
     // the sale's task to have gone round.
     rig.clock.advance(Duration::from_millis(1_001));
-    while storage.beats.load(Ordering::SeqCst) == 0 {
+    for _ in 0..10_000 {
+        if storage.beats.load(Ordering::SeqCst) > 0 {
+            break;
+        }
         service.stats(sale(1)).await.unwrap();
         tokio::task::yield_now().await;
     }
+    assert!(storage.beats.load(Ordering::SeqCst) > 0, "a beat");
     assert!(service.is_ready());
     // Another writer takes the journal: the next beat finds out, and the
     // sale stops at once (its commands are refused), not at its next buy.
@@ -580,10 +584,15 @@ async fn a_sink_that_is_down_does_not_hold_the_sale_for_a_snapshot() {
             answers
         })
     };
-    while !leaving.is_finished() {
+    // At most an hour of the clock: a sale held by the sink never finishes.
+    for _ in 0..7_200 {
+        if leaving.is_finished() {
+            break;
+        }
         rig.clock.advance(Duration::from_millis(500));
         tokio::task::yield_now().await;
     }
+    assert!(leaving.is_finished(), "the leaves never finished");
     let answers = leaving.await.unwrap();
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
 }
