@@ -109,9 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The saved catalogue's sale carries on; a first start makes one.
     let known = match args.sale_id {
         Some(id) => stack.catalogue.get(id).await?,
-        None => (stack.catalogue.list().await?)
-            .into_iter()
-            .max_by_key(|s| s.id()),
+        None => stack.catalogue.newest().await?,
     };
     let sale = match known {
         Some(sale) => sale,

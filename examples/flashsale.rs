@@ -67,8 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stack = InProcess::open_with(ports, settings, catalogue, tokens).await?;
 
     // The newest sale carries on after a restart; a first start makes one.
-    let sales = stack.catalogue.list().await?;
-    let sale = match sales.into_iter().max_by_key(|s| s.id()) {
+    let sale = match stack.catalogue.newest().await? {
         Some(sale) => {
             tracing::info!(sale = %sale.id(), remaining = sale.remaining, "carrying on");
             sale

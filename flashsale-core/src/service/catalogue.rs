@@ -211,6 +211,12 @@ impl CatalogueService {
         self.ask(Command::List).await
     }
 
+    /// The newest sale (ids ascend with creation time), if any: the one a
+    /// restarted server carries on with.
+    pub async fn newest(&self) -> Result<Option<Sale>, CatalogueError> {
+        Ok(self.list().await?.pop())
+    }
+
     /// One sale; `None` if unknown.
     pub async fn get(&self, sale: SaleId) -> Result<Option<Sale>, CatalogueError> {
         self.ask(|r| Command::Get(sale, r)).await

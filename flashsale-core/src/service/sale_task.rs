@@ -219,25 +219,17 @@ pub(super) async fn run_sale(
         // The publisher lives as long as this task; a send cannot fail.
         let _ = publish.send(Publish::Events(backlog, journaled)).await;
     }
-    // The journal's length at its last snapshot (`MAX`: the storage keeps
-    // none).
-    let mut snapshot_base = 0;
-    let snapshots = Snapshots {
+    let mut snapshots = Snapshots {
         sale,
         every: config.snapshot_after,
         wait: stalled_after,
         remembers,
         progress: &progress,
         publish: &publish,
+        base: 0,
     };
     snapshots
-        .maybe(
-            &mut engine,
-            &ports,
-            &mut journaled,
-            &mut marked,
-            &mut snapshot_base,
-        )
+        .maybe(&mut engine, &ports, &mut journaled, &mut marked)
         .await;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut done = Vec::with_capacity(MAX_BATCH);
@@ -316,13 +308,7 @@ pub(super) async fn run_sale(
             }
         }
         snapshots
-            .maybe(
-                &mut engine,
-                &ports,
-                &mut journaled,
-                &mut marked,
-                &mut snapshot_base,
-            )
+            .maybe(&mut engine, &ports, &mut journaled, &mut marked)
             .await;
     }
     drop(publish);
@@ -345,6 +331,9 @@ struct Snapshots<'a> {
     every: Option<u64>,
     /// How long to wait for a sink that remembers to catch up first.
     wait: Duration,
+    /// The journal's length at the last snapshot (`MAX`: the storage keeps
+    /// none).
+    base: u64,
     remembers: bool,
     progress: &'a Mutex<Delivered>,
     publish: &'a mpsc::Sender<Publish>,
@@ -358,14 +347,14 @@ impl Snapshots<'_> {
     /// it was delivered. Blocks the sale meanwhile (measured in
     /// BENCHMARKS.md). A storage that keeps no snapshots is not asked again.
     async fn maybe(
-        &self,
+        &mut self,
         // `&mut`: an `&Engine` is not `Send` (its id generator is not `Sync`).
         engine: &mut Engine,
         ports: &Ports,
         journaled: &mut u64,
         marked: &mut u64,
-        base: &mut u64,
     ) {
+        let base = &mut self.base;
         let Some(every) = self.every else { return };
         let shorter = (engine.snapshot_len() as u64 + 1).saturating_mul(5) / 4;
         if *base == u64::MAX || *journaled < base.saturating_add(every) || *journaled < shorter {
