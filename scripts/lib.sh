@@ -57,3 +57,21 @@ start_split() {
   tx=http://127.0.0.1:$tp
   wait_up "$tx"
 }
+
+# wrk_buy NAME PID PORT RESULTS: one wrk run of fresh-buyer /buy requests
+# ($secs seconds, $conns connections, one thread) against the server PID on
+# PORT. Prints requests/s, p99, the server's and wrk's CPU; appends
+# "NAME REQUESTS/S REQUESTS" to the file RESULTS.
+wrk_buy() {
+  local before after out rps p99 wrk_cpu tick
+  tick=$(getconf CLK_TCK)
+  before=$(awk '{print $14 + $15}' "/proc/$2/stat") # utime + stime, in ticks
+  out=$( { TIMEFORMAT='%U %S'; time WRK_RUN="$1$RANDOM" wrk -t1 -c"$conns" -d"${secs}s" \
+    --latency -s bench/wrk-buy.lua "http://127.0.0.1:$3/buy"; } 2>&1 )
+  after=$(awk '{print $14 + $15}' "/proc/$2/stat")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+  wrk_cpu=$(echo "$out" | tail -n 1 | awk '{print $1 + $2}')
+  echo "$1: $rps req/s, p99 $p99, $(echo "$out" | grep -E '^requests|^ +[0-9]+ requests' | tr '\n' ' '); server CPU $(( (after - before) / tick )) s, wrk CPU ${wrk_cpu} s over ${secs} s"
+  echo "$1 $rps $(echo "$out" | awk '/requests in/ {print $1}')" >>"$4"
+}

@@ -16,9 +16,6 @@ conns=${2:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --example flashsale -q
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in ticks
-tick=$(getconf CLK_TCK)
-
 data=$(mktemp -d)
 mem_port=$(free_port)
 disk_port=$(free_port)
@@ -34,21 +31,9 @@ wait_up "http://127.0.0.1:$disk_port"
 echo "data directory on: $(df --output=source,fstype "$data" | tail -n 1)"
 
 results=$(mktemp)
-run() { # name pid port
-  local before after out rps p99 wrk_cpu
-  before=$(cpu "$2")
-  out=$( { TIMEFORMAT='%U %S'; time WRK_RUN="$1$RANDOM" wrk -t1 -c"$conns" -d"${secs}s" \
-    --latency -s bench/wrk-buy.lua "http://127.0.0.1:$3/buy"; } 2>&1 )
-  after=$(cpu "$2")
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  wrk_cpu=$(echo "$out" | tail -n 1 | awk '{print $1 + $2}')
-  echo "$1: $rps req/s, p99 $p99, $(echo "$out" | grep -E '^ +[0-9]+ requests'); server CPU $(( (after - before) / tick )) s, wrk CPU ${wrk_cpu} s over ${secs} s"
-  echo "$1 $rps $(echo "$out" | awk '/requests in/ {print $1}')" >>"$results"
-}
 for _ in $(seq "${ROUNDS:-2}"); do
-  run memory "$mem" "$mem_port"
-  run disk "$disk" "$disk_port"
+  wrk_buy memory "$mem" "$mem_port" "$results"
+  wrk_buy disk "$disk" "$disk_port" "$results"
 done
 awk '{sum[$1] += $2; n[$1]++} END {
   m = sum["memory"] / n["memory"]; d = sum["disk"] / n["disk"];

@@ -17,9 +17,6 @@ conns=${2:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --example flashsale -q
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in ticks
-tick=$(getconf CLK_TCK)
-
 demo_port=$(free_port)
 prod_port=$(free_port)
 RUST_LOG=warn target/release/examples/flashsale --in-memory --port "$demo_port" --sale-qty 100000000 \
@@ -34,23 +31,10 @@ trap 'kill $demo $prod 2>/dev/null; wait $demo $prod 2>/dev/null' EXIT
 wait_up "http://127.0.0.1:$demo_port"
 wait_up "http://127.0.0.1:$prod_port"
 
-run() { # name pid port
-  local before after rps
-  before=$(cpu "$2")
-  local out
-  out=$( { TIMEFORMAT='%U %S'; time WRK_RUN="$1$RANDOM" wrk -t1 -c"$conns" -d"${secs}s" \
-    -s bench/wrk-buy.lua "http://127.0.0.1:$3/buy"; } 2>&1 )
-  after=$(cpu "$2")
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  local wrk_cpu
-  wrk_cpu=$(echo "$out" | tail -n 1 | awk '{print $1 + $2}')
-  echo "$1: $rps req/s, $(echo "$out" | grep -E '^requests') ; server CPU $(( (after - before) / tick )) s, wrk CPU ${wrk_cpu} s over ${secs} s"
-  echo "$1 $rps" >>/tmp/flashsale-profiles.txt
-}
 rm -f /tmp/flashsale-profiles.txt
 for _ in $(seq "${ROUNDS:-2}"); do
-  run demo "$demo" "$demo_port"
-  run production "$prod" "$prod_port"
+  wrk_buy demo "$demo" "$demo_port" /tmp/flashsale-profiles.txt
+  wrk_buy production "$prod" "$prod_port" /tmp/flashsale-profiles.txt
 done
 awk '{sum[$1] += $2; n[$1]++} END {
   d = sum["demo"] / n["demo"]; p = sum["production"] / n["production"];
