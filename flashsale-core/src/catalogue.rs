@@ -9,7 +9,8 @@ use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    ConfigError, DEFAULT_MAX_JOINS_PER_BUYER, DEFAULT_PAYMENT_TIMEOUT, Event, EventKind, SaleConfig,
+    ConfigError, DEFAULT_MAX_JOINS_PER_BUYER, DEFAULT_PAYMENT_TIMEOUT, Event, EventKind,
+    PrequeueOrder, SaleConfig,
 };
 use crate::id::{IdGenerator, SaleId, TxId};
 use crate::name::{BuyerKey, BuyerName, NameError};
@@ -39,6 +40,12 @@ pub struct NewSale {
     pub max_payment_slots: Option<u64>,
     /// How many times one buyer may join; `None`: without limit.
     pub max_joins_per_buyer: Option<u32>,
+    /// Buyers may queue from then (a pre-queue); `None`: from the start.
+    pub prequeue_opens_at: Option<Timestamp>,
+    /// How the pre-queue is ordered at the start.
+    pub prequeue_order: PrequeueOrder,
+    /// At most this many new payment slots a minute; `None`: unlimited.
+    pub admissions_per_minute: Option<u64>,
 }
 
 impl NewSale {
@@ -57,6 +64,9 @@ impl NewSale {
             payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
             max_payment_slots: None,
             max_joins_per_buyer: Some(DEFAULT_MAX_JOINS_PER_BUYER),
+            prequeue_opens_at: None,
+            prequeue_order: PrequeueOrder::Shuffle,
+            admissions_per_minute: None,
         }
     }
 }
@@ -73,6 +83,9 @@ impl NewSale {
             payment_timeout: self.payment_timeout,
             max_payment_slots: self.max_payment_slots,
             max_joins_per_buyer: self.max_joins_per_buyer,
+            prequeue_opens_at: self.prequeue_opens_at,
+            prequeue_order: self.prequeue_order,
+            admissions_per_minute: self.admissions_per_minute,
         }
     }
 }

@@ -56,7 +56,63 @@ pub struct SaleConfig {
     /// before the setting existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_joins_per_buyer: Option<u32>,
+    /// Buyers may queue from this time (at or before `starts_at`): a
+    /// pre-queue, ordered at the start by `prequeue_order`. `None`: no
+    /// pre-queue, buys before the start are refused (journal format 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prequeue_opens_at: Option<Timestamp>,
+    /// How the pre-queue is ordered at the start.
+    #[serde(default, skip_serializing_if = "PrequeueOrder::is_default")]
+    pub prequeue_order: PrequeueOrder,
+    /// At most this many new payment slots in any minute (plus a burst of
+    /// [`admission_burst`]); `None`: as fast as slots free up (format 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admissions_per_minute: Option<u64>,
 }
+
+/// How a pre-queue is ordered when the sale starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PrequeueOrder {
+    /// Drawn by lot: a uniformly random order, fixed by a seed recorded in
+    /// the journal ([`EventKind::Drawn`]).
+    #[default]
+    Shuffle,
+    /// In arrival order.
+    Fifo,
+}
+
+impl PrequeueOrder {
+    fn is_default(&self) -> bool {
+        *self == PrequeueOrder::default()
+    }
+}
+
+/// The order a pre-queue of `len` buyers (in join order) is served in,
+/// drawn with `seed`: a uniformly random permutation of `0..len` (a
+/// Fisher–Yates shuffle driven by ChaCha20 seeded with `seed`). Fixed by
+/// its inputs, on every platform and version of this crate: a journal's
+/// [`EventKind::Drawn`] replays into the same order, and anyone holding the
+/// seed can check the order a sale served.
+pub fn draw_order(seed: u64, len: usize) -> Vec<usize> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed));
+    order
+}
+
+/// The burst an admission rate allows on top of its steady rate: one
+/// second's worth, at least one. Slots granted in any 60-second window
+/// never exceed `per_minute + admission_burst(per_minute)`.
+pub fn admission_burst(per_minute: u64) -> u64 {
+    per_minute.div_ceil(60).max(1)
+}
+
+/// One admission in the bucket's units: a bucket of rate `r` a minute
+/// fills by `r` units a millisecond.
+const TOKEN: u64 = 60_000;
 
 impl SaleConfig {
     /// A sale of `quantity` units open in `[starts_at, ends_at)`, with the
@@ -71,6 +127,9 @@ impl SaleConfig {
             payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
             max_payment_slots: None,
             max_joins_per_buyer: Some(DEFAULT_MAX_JOINS_PER_BUYER),
+            prequeue_opens_at: None,
+            prequeue_order: PrequeueOrder::Shuffle,
+            admissions_per_minute: None,
         }
     }
 
@@ -87,6 +146,12 @@ impl SaleConfig {
         }
         if self.max_joins_per_buyer == Some(0) {
             return Err(ConfigError::ZeroJoins);
+        }
+        if self.prequeue_opens_at.is_some_and(|p| p > self.starts_at) {
+            return Err(ConfigError::PrequeueAfterStart);
+        }
+        if self.admissions_per_minute == Some(0) {
+            return Err(ConfigError::ZeroAdmissions);
         }
         Ok(())
     }
@@ -108,6 +173,12 @@ pub enum ConfigError {
     /// A limit of zero joins per buyer would let nobody in.
     #[error("joins per buyer must be positive")]
     ZeroJoins,
+    /// The pre-queue opens after the sale starts.
+    #[error("the pre-queue must open at or before the sale's start")]
+    PrequeueAfterStart,
+    /// An admission rate of zero would let nobody in.
+    #[error("admissions per minute must be positive")]
+    ZeroAdmissions,
 }
 
 /// Where a transaction stands.
@@ -162,7 +233,9 @@ pub enum DropReason {
 ///   `account`, which makes the buyer that account (a format-1 engine would
 ///   key it by name).
 /// - 3: the service's [`EventKind::Delivered`] markers.
-pub const JOURNAL_FORMAT: u32 = 3;
+/// - 4: pre-queues ([`EventKind::Drawn`]) and the operator's controls
+///   (pause, slot and admission limits, restock, a new end, joining closed).
+pub const JOURNAL_FORMAT: u32 = 4;
 
 fn first_format() -> u32 {
     1
@@ -290,6 +363,92 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         receipt: Option<String>,
     },
+    /// The pre-queue's order was drawn by lot, just before the start: the
+    /// buyers then pre-queued, in join order, are served in
+    /// [`draw_order`]`(seed, n)` (format 4).
+    Drawn {
+        /// The draw's seed, from the operating system's randomness.
+        seed: u64,
+    },
+    /// The operator paused the queue: no slot is granted until `Resumed`.
+    Paused,
+    /// The operator resumed the queue.
+    Resumed,
+    /// The operator changed the limit on payment slots held at once.
+    SlotsLimited {
+        /// The new limit; `None`: as many as there is unsold stock.
+        max_payment_slots: Option<u64>,
+    },
+    /// The operator changed the admission rate.
+    AdmissionsLimited {
+        /// The new rate; `None`: unlimited.
+        admissions_per_minute: Option<u64>,
+        /// The bucket's level in sixty-thousandths of an admission; `None`
+        /// (an operator's change): full. Set by snapshots.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<u64>,
+    },
+    /// The operator changed the stock (never below sold and held units).
+    Restocked {
+        /// Units for sale from now on.
+        quantity: u64,
+    },
+    /// The operator moved the sale's end.
+    Rescheduled {
+        /// The new end.
+        ends_at: Timestamp,
+    },
+    /// The operator closed joining: buys are refused, the queue drains.
+    JoiningClosed,
+    /// The operator opened joining again.
+    JoiningOpened,
+}
+
+/// An operator's change to a running sale: one [`Engine::control`]
+/// command, one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// Grant no slot until resumed; places and deadlines are kept, payments
+    /// still count, joins still queue.
+    Pause,
+    /// Grant slots again.
+    Resume,
+    /// Hold at most this many payment slots at once (`None`: stock).
+    MaxPaymentSlots(Option<u64>),
+    /// Grant at most this many slots a minute (`None`: unlimited).
+    AdmissionsPerMinute(Option<u64>),
+    /// Sell this many units in all (at least sold + held, and one).
+    Quantity(u64),
+    /// End the sale at this time (after its start and now).
+    EndsAt(Timestamp),
+    /// Open or close joining; a closed sale's queue still drains.
+    Joining(bool),
+    /// End the sale now: waiting buyers are let go, open slots may pay.
+    End,
+}
+
+/// Why an operator's change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The sale has ended: nothing about it changes any more.
+    #[error("the sale has ended")]
+    Ended,
+    /// A limit of zero.
+    #[error("the limit must be positive")]
+    Zero,
+    /// The stock would fall below what is sold and held.
+    #[error("quantity {quantity} is below the {committed} units sold or held")]
+    BelowCommitted {
+        /// The stock asked for.
+        quantity: u64,
+        /// Sold plus held in payment slots.
+        committed: u64,
+    },
+    /// The new end is not after both the start and now.
+    #[error("the sale must end after it starts and after now")]
+    EndTooEarly,
 }
 
 /// The answer to a successful [`Engine::buy`].
@@ -313,6 +472,11 @@ pub enum Place {
     Waiting {
         /// 1-based place in the queue.
         position: u64,
+    },
+    /// The pre-queue: a place in the queue is drawn at `starts_at`.
+    Prequeued {
+        /// When the sale starts and the order is drawn.
+        starts_at: Timestamp,
     },
 }
 
@@ -344,6 +508,14 @@ pub struct Status {
     /// ahead pay, leave or time out sooner; never reached when the sale
     /// sells out or ends first.
     pub turn_by: Option<Timestamp>,
+    /// Waiting in the pre-queue: no position until the sale starts and
+    /// the pre-queue's order is drawn.
+    pub prequeued: bool,
+    /// While waiting: the estimated turn ([`Engine::estimate`]), from the
+    /// measured grant rate; `None` while unknown. Given by
+    /// [`Engine::status`] only ([`Engine::transactions`] leaves it out:
+    /// the rate is measured, not journaled).
+    pub estimate: Option<Timestamp>,
 }
 
 /// Why a buy was refused.
@@ -386,6 +558,9 @@ pub enum BuyError {
         /// The sale's limit.
         max: u32,
     },
+    /// The operator closed joining.
+    #[error("the sale is not taking new buyers")]
+    JoiningClosed,
 }
 
 /// Why a payment was refused.
@@ -493,9 +668,144 @@ struct Tx {
     key_hash: u64,
     /// How many times this buyer has joined, this one included.
     joins: u32,
-    /// Waiting: the position's index in `positions`. Payment: the deadline
-    /// in milliseconds. Otherwise unused.
+    /// Waiting: the position's index in `positions` (0 while pre-queued).
+    /// Payment: the deadline in milliseconds. [`LEFT_PREQUEUE`] for one
+    /// that ended in the pre-queue. Otherwise unused.
     key: u64,
+}
+
+fn push_fate(push: &mut impl FnMut(EventKind), fate: Option<EventKind>) {
+    if let Some(kind) = fate {
+        push(kind);
+    }
+}
+
+/// [`Tx::key`] of a transaction that ended (left, or was let go) before
+/// the pre-queue was drawn: the draw did not include it.
+const LEFT_PREQUEUE: u64 = u64::MAX;
+
+/// The admission rate's token bucket, in sixty-thousandths of an
+/// admission: it fills by `per_minute` a millisecond up to
+/// `admission_burst(per_minute)` admissions, and each slot granted takes
+/// one admission ([`TOKEN`]). Its level is a function of the events'
+/// times, so replay rebuilds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Bucket {
+    per_minute: u64,
+    level: u64,
+    at: Timestamp,
+}
+
+impl Bucket {
+    fn full(per_minute: u64, at: Timestamp) -> Self {
+        Bucket {
+            per_minute,
+            level: Self::capacity(per_minute),
+            at,
+        }
+    }
+
+    fn capacity(per_minute: u64) -> u64 {
+        admission_burst(per_minute).saturating_mul(TOKEN)
+    }
+
+    fn level_at(&self, now: Timestamp) -> u64 {
+        let elapsed = now.as_millis().saturating_sub(self.at.as_millis());
+        self.level
+            .saturating_add(elapsed.saturating_mul(self.per_minute))
+            .min(Self::capacity(self.per_minute))
+    }
+
+    /// Admissions available at `now`.
+    fn tokens(&self, now: Timestamp) -> u64 {
+        self.level_at(now) / TOKEN
+    }
+
+    /// When the next admission is available, if none is at `now`.
+    fn next_at(&self, now: Timestamp) -> Option<Timestamp> {
+        let level = self.level_at(now);
+        (level < TOKEN).then(|| {
+            let wait = (TOKEN - level).div_ceil(self.per_minute);
+            Timestamp::from_millis(now.as_millis().saturating_add(wait))
+        })
+    }
+
+    fn take(&mut self, now: Timestamp) {
+        self.level = self.level_at(now).saturating_sub(TOKEN);
+        self.at = now;
+    }
+}
+
+/// Slots granted per second over the last [`RATE_WINDOW_SECS`] seconds,
+/// for the waiting buyers' estimates. Measured by this engine's commands
+/// only (replay does not count): after a restart it is unknown until slots
+/// are granted again.
+#[derive(Debug, Clone)]
+struct GrantRate {
+    /// Grants per second, by `second % RATE_WINDOW_SECS`.
+    counts: [u32; RATE_WINDOW_SECS as usize],
+    /// The second of the latest grant.
+    latest: u64,
+    /// The second of the first grant measured.
+    first: Option<u64>,
+}
+
+/// The window behind a waiting buyer's estimate.
+const RATE_WINDOW_SECS: u64 = 60;
+
+impl Default for GrantRate {
+    fn default() -> Self {
+        GrantRate {
+            counts: [0; RATE_WINDOW_SECS as usize],
+            latest: 0,
+            first: None,
+        }
+    }
+}
+
+impl GrantRate {
+    fn record(&mut self, at: Timestamp) {
+        let second = at.as_millis() / 1000;
+        self.forget_before(second);
+        self.first.get_or_insert(second);
+        let slot = &mut self.counts[(second % RATE_WINDOW_SECS) as usize];
+        *slot = slot.saturating_add(1);
+    }
+
+    /// Clears the seconds between the latest grant and `second`.
+    fn forget_before(&mut self, second: u64) {
+        if second <= self.latest {
+            return;
+        }
+        let gap = (second - self.latest).min(RATE_WINDOW_SECS);
+        for s in 1..=gap {
+            self.counts[((self.latest + s) % RATE_WINDOW_SECS) as usize] = 0;
+        }
+        self.latest = second;
+    }
+
+    /// Grants per second at `now`, over the window (or since the first
+    /// grant, if sooner); `None` without a grant in the window.
+    fn per_second(&self, now: Timestamp) -> Option<f64> {
+        let first = self.first?;
+        let second = now.as_millis() / 1000;
+        let age = second.saturating_sub(self.latest);
+        if age >= RATE_WINDOW_SECS {
+            return None;
+        }
+        // Seconds in the window not yet counted over are zero.
+        let stale = age as usize;
+        let total: u64 = (0..RATE_WINDOW_SECS as usize - stale)
+            .map(|back| {
+                u64::from(
+                    self.counts[((self.latest + RATE_WINDOW_SECS - back as u64) % RATE_WINDOW_SECS)
+                        as usize],
+                )
+            })
+            .sum();
+        let span = (second - first + 1).min(RATE_WINDOW_SECS);
+        (total > 0).then(|| total as f64 / span as f64)
+    }
 }
 
 /// One sale's engine. Deterministic: no I/O, no clock; time comes in as
@@ -551,8 +861,26 @@ pub struct Engine {
     deadlines: VecDeque<u32>,
     /// Waiting buyers in join order; the front is always live.
     queue: VecDeque<u32>,
-    /// A set bit per live waiting buyer, in join order: ranks are positions.
+    /// A set bit per live waiting buyer, in queue order: ranks are
+    /// positions.
     positions: Positions,
+    /// Pre-queued transactions in join order (some may have ended since),
+    /// until the start moves them to `queue`.
+    prequeue: Vec<u32>,
+    /// Live pre-queued buyers (counted in `waiting` too).
+    prequeued: u64,
+    /// How many transactions joined before the start (all pre-queued).
+    joined_before_start: u32,
+    /// The pre-queue draw's seed, once drawn.
+    seed: Option<u64>,
+    /// The operator paused the queue.
+    paused: bool,
+    /// The operator closed joining.
+    joining_closed: bool,
+    /// The admission rate's bucket, when the sale has a rate.
+    bucket: Option<Bucket>,
+    /// Slots granted lately, for estimates.
+    rate: GrantRate,
     events: Vec<Event>,
 }
 
@@ -592,6 +920,7 @@ impl Engine {
     }
 
     fn empty(now: Timestamp, config: SaleConfig, ids: Box<dyn IdGenerator>) -> Self {
+        let bucket = config.admissions_per_minute.map(|r| Bucket::full(r, now));
         Engine {
             config,
             ids,
@@ -611,6 +940,14 @@ impl Engine {
             deadlines: VecDeque::new(),
             queue: VecDeque::new(),
             positions: Positions::default(),
+            prequeue: Vec::new(),
+            prequeued: 0,
+            joined_before_start: 0,
+            seed: None,
+            paused: false,
+            joining_closed: false,
+            bucket,
+            rate: GrantRate::default(),
             events: Vec::new(),
         }
     }
@@ -678,7 +1015,7 @@ impl Engine {
             Some(id) => BuyerKey::account(id).ok_or(BuyError::InvalidAccount)?,
             None => buyer.key(),
         };
-        if now < self.config.starts_at {
+        if !self.started && self.config.prequeue_opens_at.is_none_or(|p| now < p) {
             return Err(BuyError::NotStarted {
                 starts_at: self.config.starts_at,
             });
@@ -687,6 +1024,9 @@ impl Engine {
             return Err(BuyError::Ended {
                 ended_at: self.config.ends_at,
             });
+        }
+        if self.joining_closed {
+            return Err(BuyError::JoiningClosed);
         }
         if self.sold >= self.config.quantity {
             return Err(BuyError::SoldOut);
@@ -720,6 +1060,9 @@ impl Engine {
         );
         let place = match deadline {
             Some(deadline) => Place::Payment { deadline },
+            None if !self.started => Place::Prequeued {
+                starts_at: self.config.starts_at,
+            },
             None => Place::Waiting {
                 position: self.waiting,
             },
@@ -780,6 +1123,72 @@ impl Engine {
         }
     }
 
+    /// An operator's change to the sale, as one event (see [`Control`]).
+    /// What it frees (slots, admissions) goes to waiting buyers at once;
+    /// a stock lowered to what is sold, or the sale's end, lets them go.
+    /// Asking for what already holds changes nothing.
+    pub fn control(&mut self, now: Timestamp, control: Control) -> Result<(), ControlError> {
+        let now = self.advance(now);
+        if self.ended {
+            return Err(ControlError::Ended);
+        }
+        let kind = match control {
+            Control::Pause if !self.paused => EventKind::Paused,
+            Control::Resume if self.paused => EventKind::Resumed,
+            Control::Pause | Control::Resume => return Ok(()),
+            Control::MaxPaymentSlots(Some(0)) | Control::AdmissionsPerMinute(Some(0)) => {
+                return Err(ControlError::Zero);
+            }
+            Control::MaxPaymentSlots(max) if max == self.config.max_payment_slots => return Ok(()),
+            Control::MaxPaymentSlots(max_payment_slots) => {
+                EventKind::SlotsLimited { max_payment_slots }
+            }
+            // Always applied: it also refills the bucket.
+            Control::AdmissionsPerMinute(admissions_per_minute) => EventKind::AdmissionsLimited {
+                admissions_per_minute,
+                level: None,
+            },
+            Control::Quantity(quantity) => {
+                let committed = self.sold + self.slots;
+                if quantity < committed.max(1) {
+                    return Err(ControlError::BelowCommitted {
+                        quantity,
+                        committed,
+                    });
+                }
+                if quantity == self.config.quantity {
+                    return Ok(());
+                }
+                EventKind::Restocked { quantity }
+            }
+            Control::EndsAt(ends_at) => {
+                if ends_at <= self.config.starts_at || ends_at <= now {
+                    return Err(ControlError::EndTooEarly);
+                }
+                if ends_at == self.config.ends_at {
+                    return Ok(());
+                }
+                EventKind::Rescheduled { ends_at }
+            }
+            Control::Joining(open) if open == !self.joining_closed => return Ok(()),
+            Control::Joining(true) => EventKind::JoiningOpened,
+            Control::Joining(false) => EventKind::JoiningClosed,
+            // Its end becomes now (if after the start), then it ends.
+            Control::End if now > self.config.starts_at => EventKind::Rescheduled { ends_at: now },
+            Control::End => EventKind::Ended,
+        };
+        let restocked = matches!(kind, EventKind::Restocked { .. });
+        self.emit(now, kind);
+        if !self.ended && now >= self.config.ends_at {
+            self.emit(now, EventKind::Ended);
+        }
+        if restocked && self.sold == self.config.quantity {
+            self.emit(now, EventKind::SoldOut);
+        }
+        self.settle(now);
+        Ok(())
+    }
+
     /// Looks up each of a batch of buyers' names before the batch is
     /// applied. At millions of buyers each name lookup in [`Engine::buy`]
     /// waits for main memory; done back to back here, the lookups are
@@ -834,20 +1243,32 @@ impl Engine {
 
     /// Where `tx` stands: state, waiting position, payment deadline.
     pub fn status(&self, tx: TxId) -> Option<Status> {
-        self.index(tx).map(|i| self.status_at(i))
+        self.index(tx).map(|i| {
+            let mut status = self.status_at(i);
+            status.estimate = status.position.and_then(|p| self.estimate(p));
+            status
+        })
     }
 
     /// The earliest time at which [`Engine::handle_timeout`] has work: the
     /// sale's start or end, or the first payment deadline. `None`: nothing
     /// is scheduled.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let start = (!self.started).then_some(self.config.starts_at);
+        let start = (!self.started && !self.ended).then_some(self.config.starts_at);
         let end = (!self.ended).then_some(self.config.ends_at);
         let deadline = self
             .deadlines
             .front()
             .map(|&i| Timestamp::from_millis(self.txs[i as usize].key));
-        [start, end, deadline].into_iter().flatten().min()
+        // The bucket's next admission, when a waiting buyer needs it.
+        let admission = self
+            .bucket
+            .filter(|_| self.started && !self.paused && !self.queue.is_empty())
+            .and_then(|b| b.next_at(self.now));
+        [start, end, deadline, admission]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Does what is due at `now`: starts or ends the sale, expires every
@@ -892,12 +1313,76 @@ impl Engine {
 
     /// Payment slots that could be handed out now.
     pub fn free_slots(&self) -> u64 {
-        let unsold = self.config.quantity - self.sold;
+        self.free_slots_at(self.now)
+    }
+
+    /// Payment slots that could be handed out at `now`: none before the
+    /// start or while paused; no more than stock, the slot limit and the
+    /// admission bucket allow.
+    fn free_slots_at(&self, now: Timestamp) -> u64 {
+        if !self.started || self.paused {
+            return 0;
+        }
+        let unsold = self.config.quantity.saturating_sub(self.sold);
         let capacity = self
             .config
             .max_payment_slots
             .map_or(unsold, |m| m.min(unsold));
-        capacity.saturating_sub(self.slots)
+        let free = capacity.saturating_sub(self.slots);
+        self.bucket.map_or(free, |b| free.min(b.tokens(now)))
+    }
+
+    /// Whether the operator paused the queue.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Whether new buyers may join (the operator may close joining).
+    pub fn is_joining_open(&self) -> bool {
+        !self.joining_closed
+    }
+
+    /// Buyers in the pre-queue, waiting for the draw (counted in
+    /// [`Engine::waiting`] too).
+    pub fn prequeued(&self) -> u64 {
+        self.prequeued
+    }
+
+    /// The pre-queue draw's seed, once drawn: with the pre-queue's join
+    /// order, it fixes the order served ([`draw_order`]).
+    pub fn draw_seed(&self) -> Option<u64> {
+        self.seed
+    }
+
+    /// The admissions the rate allows at once now, if the sale has a rate.
+    pub fn admissions_available(&self) -> Option<u64> {
+        self.bucket.map(|b| b.tokens(self.now))
+    }
+
+    /// Slots granted per second lately (over the last minute, by this
+    /// engine's own commands); `None` while unmeasured.
+    pub fn grant_rate(&self) -> Option<f64> {
+        self.rate.per_second(self.now)
+    }
+
+    /// The next `n` waiting buyers, in the order they will be served.
+    pub fn queue_head(&self, n: usize) -> Vec<Status> {
+        self.queue
+            .iter()
+            .filter(|&&i| self.txs[i as usize].state == TxState::Waiting)
+            .take(n)
+            .map(|&i| self.status_at(i as usize))
+            .collect()
+    }
+
+    /// A waiting buyer's estimated turn at `position`: people ahead ÷ the
+    /// measured grant rate ([`Engine::grant_rate`]), never later than
+    /// [`Status::turn_by`]; `None` (unknown) while no rate is measured.
+    pub fn estimate(&self, position: u64) -> Option<Timestamp> {
+        let rate = self.grant_rate()?;
+        let wait_ms = (position as f64 / rate * 1000.0).min(u64::MAX as f64 / 2.0) as u64;
+        let eta = Timestamp::from_millis(self.now.as_millis().saturating_add(wait_ms));
+        Some(self.turn_by(position).map_or(eta, |bound| eta.min(bound)))
     }
 
     /// Whether the sale's start / end have been reached.
@@ -927,36 +1412,114 @@ impl Engine {
         self.ids = ids;
     }
 
-    /// How many events [`Engine::snapshot`] would give, without making it.
+    /// How many events [`Engine::snapshot`] would give at most, without
+    /// making it.
     pub fn snapshot_len(&self) -> usize {
         // Two events a transaction (join and fate, or join and promotion),
-        // one for those waiting; the opening, start, end and refunds.
-        2 * self.txs.len() - self.waiting as usize + self.refunds.len() + 3
+        // one for those waiting, one more for a pre-queued one's promotion;
+        // the opening, draw, start, end, controls and refunds.
+        2 * self.txs.len() - self.waiting as usize
+            + self.joined_before_start as usize
+            + self.refunds.len()
+            + 9
     }
 
     /// A snapshot: the shortest journal this engine knows that replays
-    /// into its state — the sale's opening, its start (and end), each
+    /// into its state — the sale's opening (with its settings as they are
+    /// now), the pre-queue and its draw, its start (and end), each
     /// transaction's join and fate in join order, then the live payment
-    /// slots in deadline order and the refunds owed. At most three events a
-    /// transaction, however long the history, all at [`Engine::now`].
-    /// [`Engine::replay`] of it followed by what this engine does next
-    /// gives what this engine gives (see the `snapshot` property test); a
-    /// [`Storage`](crate::Storage) may replace a journal's prefix with it.
+    /// slots in deadline order, the refunds owed and the operator's
+    /// controls. At most three events a transaction, however long the
+    /// history, all at [`Engine::now`]. [`Engine::replay`] of it followed
+    /// by what this engine does next gives what this engine gives (see the
+    /// `snapshot` property test); a [`Storage`](crate::Storage) may
+    /// replace a journal's prefix with it.
     pub fn snapshot(&self) -> Vec<Event> {
         let at = self.now;
         let sale = self.config.id;
-        let mut out = Vec::with_capacity(self.txs.len() + 4);
+        let mut out = Vec::with_capacity(self.txs.len() + 8);
         let mut push = |kind| out.push(Event { sale, at, kind });
+        // The limits are restored last: the slots replayed in join order
+        // were granted under the limits of their time (a stock or a slot
+        // limit lowered since, a bucket since drawn).
+        let config = SaleConfig {
+            quantity: self.config.quantity.saturating_add(self.txs.len() as u64),
+            max_payment_slots: None,
+            admissions_per_minute: None,
+            ..self.config.clone()
+        };
         push(EventKind::Opened {
-            config: self.config.clone(),
+            config,
             format: JOURNAL_FORMAT,
         });
+        let prefix = if self.started {
+            self.joined_before_start as usize
+        } else {
+            self.txs.len()
+        };
+        let account = |i: usize| self.accounts.get(&(i as u32)).map(|a| a.to_string());
+        let fate = |t: &Tx, account: Option<String>| {
+            let (tx, buyer) = (t.id, t.name.clone());
+            match t.state {
+                TxState::Paid => Some(EventKind::Paid { tx, buyer, account }),
+                TxState::Expired => Some(EventKind::Expired { tx, buyer }),
+                TxState::Left => Some(EventKind::Left { tx, buyer }),
+                TxState::RejectedSoldOut => Some(EventKind::Dropped {
+                    tx,
+                    buyer,
+                    reason: DropReason::SoldOut,
+                }),
+                TxState::RejectedSaleEnded => Some(EventKind::Dropped {
+                    tx,
+                    buyer,
+                    reason: DropReason::SaleEnded,
+                }),
+                TxState::Payment | TxState::Waiting => None,
+            }
+        };
+        // The pre-queue: everyone who joined before the start, and the fate
+        // of those who were out before the draw, so that the draw replays
+        // over the same buyers.
+        for (i, t) in self.txs[..prefix].iter().enumerate() {
+            let (tx, buyer) = (t.id, t.name.clone());
+            if t.key == LEFT_PREQUEUE && t.state == TxState::Paid {
+                push(EventKind::Imported { tx, buyer });
+                continue;
+            }
+            push(EventKind::Joined {
+                tx,
+                buyer,
+                deadline: None,
+                account: account(i),
+            });
+            if t.key == LEFT_PREQUEUE {
+                push(fate(t, account(i)).expect("ended before the draw"));
+            }
+        }
         if self.started {
+            if let Some(seed) = self.seed {
+                push(EventKind::Drawn { seed });
+            }
             push(EventKind::Started);
         }
         for (i, t) in self.txs.iter().enumerate() {
             let (tx, buyer) = (t.id, t.name.clone());
-            let account = self.accounts.get(&(i as u32)).map(|a| a.to_string());
+            if i < prefix {
+                // Drawn into the queue: a slot paid or run out was a
+                // promotion first.
+                if t.key == LEFT_PREQUEUE {
+                    continue;
+                }
+                if matches!(t.state, TxState::Paid | TxState::Expired) {
+                    push(EventKind::Promoted {
+                        tx,
+                        buyer,
+                        deadline: at,
+                    });
+                }
+                push_fate(&mut push, fate(t, account(i)));
+                continue;
+            }
             // Live slots join waiting and are promoted below, in deadline
             // order; any other ended slot joins with one and gives it up.
             // (A payment stays a `Paid` event, never an `Imported` one:
@@ -964,26 +1527,11 @@ impl Engine {
             let held = matches!(t.state, TxState::Paid | TxState::Expired).then_some(at);
             push(EventKind::Joined {
                 tx,
-                buyer: buyer.clone(),
+                buyer,
                 deadline: held,
-                account: account.clone(),
+                account: account(i),
             });
-            match t.state {
-                TxState::Paid => push(EventKind::Paid { tx, buyer, account }),
-                TxState::Expired => push(EventKind::Expired { tx, buyer }),
-                TxState::Left => push(EventKind::Left { tx, buyer }),
-                TxState::RejectedSoldOut => push(EventKind::Dropped {
-                    tx,
-                    buyer,
-                    reason: DropReason::SoldOut,
-                }),
-                TxState::RejectedSaleEnded => push(EventKind::Dropped {
-                    tx,
-                    buyer,
-                    reason: DropReason::SaleEnded,
-                }),
-                TxState::Payment | TxState::Waiting => {}
-            }
+            push_fate(&mut push, fate(t, account(i)));
         }
         for &j in &self.deadlines {
             let t = &self.txs[j as usize];
@@ -1007,6 +1555,26 @@ impl Engine {
         if self.ended {
             push(EventKind::Ended);
         }
+        push(EventKind::Restocked {
+            quantity: self.config.quantity,
+        });
+        if self.config.max_payment_slots.is_some() {
+            push(EventKind::SlotsLimited {
+                max_payment_slots: self.config.max_payment_slots,
+            });
+        }
+        if self.paused {
+            push(EventKind::Paused);
+        }
+        if self.joining_closed {
+            push(EventKind::JoiningClosed);
+        }
+        if let Some(bucket) = self.bucket {
+            push(EventKind::AdmissionsLimited {
+                admissions_per_minute: Some(bucket.per_minute),
+                level: Some(bucket.level_at(at)),
+            });
+        }
         out
     }
 
@@ -1020,6 +1588,7 @@ impl Engine {
     fn status_at(&self, i: usize) -> Status {
         let t = &self.txs[i];
         let (position, deadline) = match t.state {
+            TxState::Waiting if t.key == 0 => (None, None),
             TxState::Waiting => (Some(self.positions.rank(t.key as usize)), None),
             TxState::Payment => (None, Some(Timestamp::from_millis(t.key))),
             _ => (None, None),
@@ -1031,6 +1600,8 @@ impl Engine {
             position,
             deadline,
             turn_by: position.and_then(|p| self.turn_by(p)),
+            prequeued: t.state == TxState::Waiting && t.key == 0,
+            estimate: None,
         }
     }
 
@@ -1106,7 +1677,13 @@ impl Engine {
     fn advance(&mut self, now: Timestamp) -> Timestamp {
         let now = now.max(self.now);
         self.now = now;
-        if !self.started && now >= self.config.starts_at {
+        if !self.started && !self.ended && now >= self.config.starts_at {
+            if self.config.prequeue_opens_at.is_some()
+                && self.config.prequeue_order == PrequeueOrder::Shuffle
+            {
+                let seed = self.ids.draw_seed();
+                self.emit(now, EventKind::Drawn { seed });
+            }
             self.emit(now, EventKind::Started);
         }
         if !self.ended && now >= self.config.ends_at {
@@ -1135,6 +1712,19 @@ impl Engine {
         } else {
             None
         };
+        if let Some(reason) = reason.filter(|_| self.prequeued > 0) {
+            let live: Vec<u32> = self
+                .prequeue
+                .iter()
+                .copied()
+                .filter(|&i| self.txs[i as usize].state == TxState::Waiting)
+                .collect();
+            for i in live {
+                let t = &self.txs[i as usize];
+                let (tx, buyer) = (t.id, t.name.clone());
+                self.emit(now, EventKind::Dropped { tx, buyer, reason });
+            }
+        }
         while let Some(&i) = self.queue.front() {
             if reason.is_none() && self.free_slots() == 0 {
                 break;
@@ -1161,6 +1751,16 @@ impl Engine {
         };
         let applied = self.apply(&event);
         debug_assert_eq!(applied, Ok(()), "engine emitted an event it cannot apply");
+        if matches!(
+            event.kind,
+            EventKind::Promoted { .. }
+                | EventKind::Joined {
+                    deadline: Some(_),
+                    ..
+                }
+        ) {
+            self.rate.record(at);
+        }
         self.events.push(event);
     }
 
@@ -1173,8 +1773,56 @@ impl Engine {
         self.now = event.at;
         match &event.kind {
             EventKind::Opened { .. } => return Err("sale opened twice"),
-            EventKind::Started => self.started = true,
+            EventKind::Started => {
+                self.started = true;
+                if self.config.prequeue_opens_at.is_some() {
+                    self.joined_before_start = self.txs.len() as u32;
+                }
+                // A FIFO pre-queue (a drawn one is empty by now).
+                let order: Vec<usize> = (0..self.prequeued as usize).collect();
+                self.enqueue_prequeue(&order);
+            }
+            EventKind::Drawn { seed } => {
+                self.seed = Some(*seed);
+                self.enqueue_prequeue(&draw_order(*seed, self.prequeued as usize));
+            }
             EventKind::Ended => self.ended = true,
+            EventKind::Paused => self.paused = true,
+            EventKind::Resumed => self.paused = false,
+            EventKind::JoiningClosed => self.joining_closed = true,
+            EventKind::JoiningOpened => self.joining_closed = false,
+            EventKind::SlotsLimited { max_payment_slots } => {
+                if *max_payment_slots == Some(0) {
+                    return Err("a slot limit of zero");
+                }
+                self.config.max_payment_slots = *max_payment_slots;
+            }
+            EventKind::AdmissionsLimited {
+                admissions_per_minute,
+                level,
+            } => {
+                if *admissions_per_minute == Some(0) {
+                    return Err("an admission rate of zero");
+                }
+                self.config.admissions_per_minute = *admissions_per_minute;
+                self.bucket = admissions_per_minute.map(|r| {
+                    let mut bucket = Bucket::full(r, event.at);
+                    bucket.level = level.map_or(bucket.level, |l| l.min(bucket.level));
+                    bucket
+                });
+            }
+            EventKind::Restocked { quantity } => {
+                if *quantity < (self.sold + self.slots).max(1) {
+                    return Err("restocked below what is sold and held");
+                }
+                self.config.quantity = *quantity;
+            }
+            EventKind::Rescheduled { ends_at } => {
+                if *ends_at <= self.config.starts_at {
+                    return Err("rescheduled to end before the start");
+                }
+                self.config.ends_at = *ends_at;
+            }
             EventKind::SoldOut | EventKind::Delivered { .. } => {}
             EventKind::RefundDue { tx, .. } => {
                 let i = self.index(*tx).ok_or("unknown transaction")?;
@@ -1195,7 +1843,14 @@ impl Engine {
                     Some(deadline) => {
                         self.slots += 1;
                         self.deadlines.push_back(i);
+                        self.take_admission(event.at);
                         deadline.as_millis()
+                    }
+                    None if !self.started => {
+                        self.waiting += 1;
+                        self.prequeued += 1;
+                        self.prequeue.push(i);
+                        0
                     }
                     None => {
                         self.waiting += 1;
@@ -1233,7 +1888,8 @@ impl Engine {
                     key_hash,
                     joins,
                     state: TxState::Paid,
-                    key: 0,
+                    // Before the start, it is no part of the draw.
+                    key: if self.started { 0 } else { LEFT_PREQUEUE },
                 });
             }
             EventKind::Promoted { tx, deadline, .. } => {
@@ -1241,6 +1897,7 @@ impl Engine {
                 self.leave_queue(i);
                 self.slots += 1;
                 self.deadlines.push_back(i as u32);
+                self.take_admission(event.at);
                 let t = &mut self.txs[i];
                 t.state = TxState::Payment;
                 t.key = deadline.as_millis();
@@ -1307,12 +1964,21 @@ impl Engine {
                 {
                     return Err("buyer joined twice");
                 }
+                if !self.started && self.config.prequeue_opens_at.is_none() {
+                    return Err("joined before the start without a pre-queue");
+                }
                 deadline.is_some()
             }
             EventKind::Promoted { .. } => true,
+            EventKind::Drawn { .. } => {
+                if self.started || self.seed.is_some() || self.config.prequeue_opens_at.is_none() {
+                    return Err("a draw out of place");
+                }
+                false
+            }
             _ => false,
         };
-        if takes_slot && self.free_slots() == 0 {
+        if takes_slot && self.free_slots_at(event.at) == 0 {
             return Err("payment slot without free stock");
         }
         Ok(())
@@ -1374,6 +2040,13 @@ impl Engine {
     /// entry itself is dropped lazily once it reaches the front.
     fn leave_queue(&mut self, i: usize) {
         self.waiting -= 1;
+        if self.txs[i].key == 0 {
+            // Pre-queued: out of the draw (`prequeue` is tidied there).
+            self.prequeued -= 1;
+            self.txs[i].key = LEFT_PREQUEUE;
+            self.txs[i].state = TxState::Left;
+            return;
+        }
         self.positions.clear(self.txs[i].key as usize);
         // Mark it no longer waiting before tidying the front.
         self.txs[i].state = TxState::Left;
@@ -1382,6 +2055,28 @@ impl Engine {
                 break;
             }
             self.queue.pop_front();
+        }
+    }
+
+    /// Moves the pre-queue's live buyers to the queue: the `k`-th served
+    /// is the `order[k]`-th of them in join order.
+    fn enqueue_prequeue(&mut self, order: &[usize]) {
+        let live: Vec<u32> = std::mem::take(&mut self.prequeue)
+            .into_iter()
+            .filter(|&i| self.txs[i as usize].state == TxState::Waiting)
+            .collect();
+        debug_assert_eq!(order.len(), live.len());
+        for &i in order.iter().filter_map(|&k| live.get(k)) {
+            self.txs[i as usize].key = self.positions.push() as u64;
+            self.queue.push_back(i);
+        }
+        self.prequeued = 0;
+    }
+
+    /// A slot was granted at `at`: one admission from the bucket.
+    fn take_admission(&mut self, at: Timestamp) {
+        if let Some(bucket) = &mut self.bucket {
+            bucket.take(at);
         }
     }
 

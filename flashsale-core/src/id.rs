@@ -93,6 +93,21 @@ object_id_newtype!(
 pub trait IdGenerator: Send {
     /// A new id, made at `now`.
     fn next_id(&mut self, now: Timestamp) -> ObjectId;
+
+    /// A seed for a pre-queue's draw ([`crate::engine::draw_order`]): from
+    /// the operating system's randomness, unless a deterministic generator
+    /// for tests says otherwise.
+    fn draw_seed(&mut self) -> u64 {
+        os_seed()
+    }
+}
+
+/// 64 bits of the operating system's randomness. Without them (no entropy
+/// source at all) a draw must not become predictable in silence: the
+/// process stops.
+pub fn os_seed() -> u64 {
+    #[expect(clippy::expect_used, reason = "no fair draw without randomness")]
+    getrandom::u64().expect("the operating system's randomness is unavailable")
 }
 
 /// The production generator: an ObjectId whose first four bytes are `now` in
@@ -138,12 +153,16 @@ impl IdGenerator for ObjectIdGenerator {
 #[derive(Debug, Clone, Default)]
 pub struct SequentialIds {
     next: u64,
+    draws: u64,
 }
 
 impl SequentialIds {
     /// Starts after `start` (the first id is `start + 1`).
     pub fn starting_after(start: u64) -> Self {
-        Self { next: start }
+        Self {
+            next: start,
+            draws: 0,
+        }
     }
 }
 
@@ -153,6 +172,12 @@ impl IdGenerator for SequentialIds {
         let mut bytes = [0u8; 12];
         bytes[4..].copy_from_slice(&self.next.to_be_bytes());
         ObjectId::from_bytes(bytes)
+    }
+
+    /// 1, 2, 3, …: deterministic.
+    fn draw_seed(&mut self) -> u64 {
+        self.draws += 1;
+        self.draws
     }
 }
 
@@ -208,6 +233,10 @@ impl IdGenerator for SalePrefixed {
         let mut bytes = self.inner.next_id(now).bytes();
         bytes[4..8].copy_from_slice(&self.prefix);
         ObjectId::from_bytes(bytes)
+    }
+
+    fn draw_seed(&mut self) -> u64 {
+        self.inner.draw_seed()
     }
 }
 

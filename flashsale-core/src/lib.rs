@@ -181,9 +181,9 @@ pub use catalogue::{
     TxMessageKind,
 };
 pub use engine::{
-    Admission, BuyError, ConfigError, DropReason, Engine, Event, EventKind, ImportError,
-    JOURNAL_FORMAT, LeaveError, PaidError, PaidOutcome, Place, ReplayError, SaleConfig, Status,
-    StatusError, TxState,
+    Admission, BuyError, ConfigError, Control, ControlError, DropReason, Engine, Event, EventKind,
+    ImportError, JOURNAL_FORMAT, LeaveError, PaidError, PaidOutcome, Place, PrequeueOrder,
+    ReplayError, SaleConfig, Status, StatusError, TxState, admission_burst, draw_order,
 };
 pub use id::{IdGenerator, InvalidId, ObjectIdGenerator, SaleId, SequentialIds, TxId};
 pub use name::{BuyerKey, BuyerName, NameError};

@@ -583,16 +583,33 @@ fn replay_refuses_journals_that_do_not_fit() {
         },
     };
     journal.truncate(1);
+    journal.push(joined(1, "ana", None));
+    assert_eq!(
+        refused(&journal),
+        Some((1, "joined before the start without a pre-queue"))
+    );
+    journal[1] = Event {
+        sale: sale(),
+        at: START,
+        kind: EventKind::Started,
+    };
     journal.push(joined(1, "ana", Some(END)));
     journal.push(joined(2, "bob", Some(END)));
     assert_eq!(
         refused(&journal),
-        Some((2, "payment slot without free stock"))
+        Some((3, "payment slot without free stock"))
     );
-    journal[2] = joined(2, "ana", None);
-    assert_eq!(refused(&journal), Some((2, "buyer joined twice")));
-    journal[2] = joined(2, "bob", None);
+    journal[3] = joined(2, "ana", None);
+    assert_eq!(refused(&journal), Some((3, "buyer joined twice")));
+    journal[3] = joined(2, "bob", None);
     assert!(Engine::replay(&journal, ids()).is_ok());
+    // A draw without a pre-queue.
+    journal.push(Event {
+        sale: sale(),
+        at: START,
+        kind: EventKind::Drawn { seed: 1 },
+    });
+    assert_eq!(refused(&journal), Some((4, "a draw out of place")));
 }
 
 #[test]

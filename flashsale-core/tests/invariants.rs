@@ -4,9 +4,10 @@
 //! (`PROPTEST_CASES` overrides).
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
+use flashsale_core::PrequeueOrder;
 use flashsale_core::SaleConfig;
 use flashsale_core::testkit::invariants;
-use flashsale_core::testkit::{Checker, Op, Scenario, scenario_config};
+use flashsale_core::testkit::{Checker, Op, Scenario, scenario_config, with_opening};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
@@ -17,6 +18,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u16>().prop_map(Op::Leave),
         2 => (0u16..120).prop_map(Op::Advance),
         1 => Just(Op::Timeout),
+        1 => (any::<u8>(), any::<u16>()).prop_map(|(n, arg)| Op::Control(n, arg)),
     ]
 }
 
@@ -24,8 +26,17 @@ fn op() -> impl Strategy<Value = Op> {
 /// that sometimes end mid-run) and up to 500 operations on it.
 fn scenario() -> impl Strategy<Value = (SaleConfig, Vec<Op>)> {
     (
-        (1u64..16, prop::option::of(1u64..6), 1u64..150, 50u64..8_000)
-            .prop_map(|(q, slots, timeout, len)| scenario_config(q, slots, timeout, len)),
+        (
+            (1u64..16, prop::option::of(1u64..6), 1u64..150, 50u64..8_000),
+            prop::option::of(prop_oneof![
+                Just(PrequeueOrder::Shuffle),
+                Just(PrequeueOrder::Fifo)
+            ]),
+            prop::option::weighted(0.2, 1u64..3_000),
+        )
+            .prop_map(|((q, slots, timeout, len), prequeue, rate)| {
+                with_opening(scenario_config(q, slots, timeout, len), prequeue, rate)
+            }),
         prop::collection::vec(op(), 0..=500),
     )
 }
@@ -125,6 +136,7 @@ fn scenarios_reach_interesting_states() {
     use flashsale_core::EventKind;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let (mut sold_out, mut dropped, mut expired, mut promoted, mut ended) = (0, 0, 0, 0, 0);
+    let (mut drawn, mut paused, mut restocked) = (0, 0, 0);
     for _ in 0..300 {
         let (config, ops) = scenario().new_tree(&mut runner).unwrap().current();
         let mut s = Scenario::new(config);
@@ -138,6 +150,9 @@ fn scenarios_reach_interesting_states() {
         expired += has(&|k| matches!(k, EventKind::Expired { .. }));
         promoted += has(&|k| matches!(k, EventKind::Promoted { .. }));
         ended += has(&|k| matches!(k, EventKind::Ended));
+        drawn += has(&|k| matches!(k, EventKind::Drawn { .. }));
+        paused += has(&|k| matches!(k, EventKind::Paused));
+        restocked += has(&|k| matches!(k, EventKind::Restocked { .. }));
     }
     for (what, n) in [
         ("sold out", sold_out),
@@ -145,8 +160,22 @@ fn scenarios_reach_interesting_states() {
         ("expired", expired),
         ("promoted", promoted),
         ("ended", ended),
+        ("drawn a pre-queue", drawn),
+        ("paused", paused),
+        ("restocked", restocked),
     ] {
         println!("{what}: {n} of 300");
+    }
+    for (what, n) in [
+        ("sold out", sold_out),
+        ("dropped", dropped),
+        ("expired", expired),
+        ("promoted", promoted),
+        ("ended", ended),
+        ("drawn a pre-queue", drawn),
+        ("paused", paused),
+        ("restocked", restocked),
+    ] {
         assert!(n >= 30, "only {n} of 300 scenarios {what}");
     }
 }
@@ -183,6 +212,7 @@ fn drive(
             e.handle_timeout(*now);
             String::new()
         }
+        Op::Control(n, arg) => format!("{:?}", e.control(*now, Op::control(n, arg, *now))),
     }
 }
 

@@ -64,7 +64,7 @@ async fn buy(
         .await?;
     let state = match admission.place {
         Place::Payment { .. } => TxState::Payment,
-        Place::Waiting { .. } => TxState::Waiting,
+        Place::Waiting { .. } | Place::Prequeued { .. } => TxState::Waiting,
     };
     Ok(Json(BuyAnswer {
         transaction_id: admission.tx.to_string(),

@@ -5,8 +5,11 @@
 use hashbrown::{HashMap, HashSet};
 
 use crate::catalogue::{Catalogue, TxMessage};
-use crate::engine::{DropReason, Engine, Event, EventKind, SaleConfig, TxState};
+use crate::engine::{
+    DropReason, Engine, Event, EventKind, SaleConfig, TxState, admission_burst, draw_order,
+};
 use crate::id::{SequentialIds, TxId};
+use crate::time::Timestamp;
 
 /// Follows one engine's event stream and checks its invariants.
 #[derive(Debug, Default)]
@@ -23,6 +26,17 @@ pub struct Checker {
     joins: HashMap<String, u32>,
     /// Transactions told a refund is due.
     refunds: HashSet<TxId>,
+    /// Pre-queued buyers, in join order, until the start.
+    prequeue: Vec<TxId>,
+    started: bool,
+    paused: bool,
+    /// Live payment slots, as the events say.
+    slots: HashSet<TxId>,
+    /// The slot limit, as the events say.
+    max_slots: Option<u64>,
+    /// The admission rate, and the times of the grants since it was set.
+    admissions: Option<u64>,
+    grants: Vec<Timestamp>,
 }
 
 impl Checker {
@@ -50,6 +64,7 @@ impl Checker {
         let max_joins = engine.config().max_joins_per_buyer;
         let events: Vec<Event> = engine.drain_events().collect();
         for e in &events {
+            self.follow_controls(e)?;
             if let EventKind::Joined { buyer, account, .. } = &e.kind {
                 let key = match account {
                     Some(id) => format!("account:{id}"),
@@ -67,9 +82,32 @@ impl Checker {
                 }
                 EventKind::Joined {
                     tx, deadline: None, ..
+                } if !self.started => self.prequeue.push(*tx),
+                EventKind::Joined {
+                    tx, deadline: None, ..
                 } => {
                     self.waiting_seq.insert(*tx, self.next_seq);
                     self.next_seq += 1;
+                }
+                EventKind::Drawn { seed } => {
+                    // The checker's own draw over the buyers it saw queue.
+                    let order = draw_order(*seed, self.prequeue.len());
+                    let drawn: Vec<TxId> = order.iter().map(|&k| self.prequeue[k]).collect();
+                    self.prequeue = drawn;
+                }
+                EventKind::Started => {
+                    for tx in std::mem::take(&mut self.prequeue) {
+                        self.waiting_seq.insert(tx, self.next_seq);
+                        self.next_seq += 1;
+                    }
+                }
+                EventKind::Left { tx, .. } | EventKind::Dropped { tx, .. }
+                    if self.prequeue.contains(tx) =>
+                {
+                    self.prequeue.retain(|t| t != tx);
+                    if let EventKind::Dropped { reason, .. } = &e.kind {
+                        self.dropped.insert(*tx, *reason);
+                    }
                 }
                 EventKind::Promoted { tx, .. } => {
                     let seq = *self
@@ -93,6 +131,67 @@ impl Checker {
         Ok(())
     }
 
+    /// The operator's rules, checked at each event: no slot granted
+    /// before the start or while paused; never more slots than the limit
+    /// at the time of a grant; at most `rate + burst` grants in any 60
+    /// seconds under an admission rate.
+    fn follow_controls(&mut self, e: &Event) -> Result<(), String> {
+        match &e.kind {
+            EventKind::Opened { config, .. } => {
+                self.max_slots = config.max_payment_slots;
+                self.admissions = config.admissions_per_minute;
+            }
+            EventKind::Started => self.started = true,
+            EventKind::Paused => self.paused = true,
+            EventKind::Resumed => self.paused = false,
+            EventKind::SlotsLimited { max_payment_slots } => self.max_slots = *max_payment_slots,
+            EventKind::AdmissionsLimited {
+                admissions_per_minute,
+                ..
+            } => {
+                self.admissions = *admissions_per_minute;
+                self.grants.clear();
+            }
+            EventKind::Joined {
+                tx,
+                deadline: Some(_),
+                ..
+            }
+            | EventKind::Promoted { tx, .. } => {
+                if !self.started || self.paused {
+                    return Err(format!(
+                        "{tx} got a slot while the queue was closed or paused"
+                    ));
+                }
+                self.slots.insert(*tx);
+                if self.max_slots.is_some_and(|m| self.slots.len() as u64 > m) {
+                    return Err(format!("{tx} got a slot beyond the limit"));
+                }
+                if let Some(rate) = self.admissions {
+                    self.grants.push(e.at);
+                    let since = e.at.as_millis().saturating_sub(59_999);
+                    let window = self
+                        .grants
+                        .iter()
+                        .filter(|t| t.as_millis() >= since)
+                        .count();
+                    if window as u64 > rate + admission_burst(rate) {
+                        return Err(format!(
+                            "{window} slots granted within a minute at {rate}/min"
+                        ));
+                    }
+                }
+            }
+            EventKind::Paid { tx, .. }
+            | EventKind::Expired { tx, .. }
+            | EventKind::Left { tx, .. } => {
+                self.slots.remove(tx);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Invariant 1 — Never oversell: `sold <= quantity` and `slots + sold <= quantity`,
     /// and the counters match the transactions.
     pub fn never_oversell(&self, engine: &Engine) -> Result<(), String> {
@@ -107,11 +206,8 @@ impl Checker {
         if count(TxState::Paid) != sold || count(TxState::Payment) != slots {
             return Err("sold/slot counters disagree with the transactions".into());
         }
-        if let Some(cap) = engine.config().max_payment_slots
-            && slots > cap
-        {
-            return Err(format!("{slots} payment slots exceed the limit of {cap}"));
-        }
+        // The slot limit is checked at each grant (`observe`): an operator
+        // may lower it below the slots already held.
         Ok(())
     }
 
@@ -151,14 +247,27 @@ impl Checker {
     /// no waiting buyer who joined before the last promoted one, and
     /// positions 1, 2, 3… in join order.
     pub fn fifo(&self, engine: &Engine) -> Result<(), String> {
-        let waiting = engine
+        let mut waiting = Vec::new();
+        for t in engine
             .transactions()
-            .filter(|t| t.state == TxState::Waiting);
-        for (expected, t) in (1..).zip(waiting) {
-            let seq = self
+            .filter(|t| t.state == TxState::Waiting)
+        {
+            if t.prequeued {
+                if t.position.is_some() || !self.prequeue.contains(&t.tx) {
+                    return Err(format!("{} is pre-queued out of place", t.tx));
+                }
+                continue;
+            }
+            let seq = *self
                 .waiting_seq
                 .get(&t.tx)
                 .ok_or("waiting buyer never joined")?;
+            waiting.push((seq, t));
+        }
+        // Served in the drawn order, then in join order.
+        waiting.sort_by_key(|(seq, _)| *seq);
+        for (expected, (seq, t)) in (1..).zip(waiting) {
+            let seq = &seq;
             if self.last_promoted.is_some_and(|last| *seq < last) {
                 return Err(format!("{} was passed over by a later buyer", t.tx));
             }

@@ -15,7 +15,7 @@ pub mod invariants;
 mod scenario;
 
 pub use invariants::Checker;
-pub use scenario::{Op, Scenario, scenario_config};
+pub use scenario::{Op, Scenario, scenario_config, with_opening};
 
 use std::future::Future;
 use std::time::Duration;

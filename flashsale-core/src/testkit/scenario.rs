@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use crate::engine::{BuyError, Engine, LeaveError, PaidError, PaidOutcome, SaleConfig, TxState};
+use crate::engine::{
+    BuyError, Control, ControlError, Engine, LeaveError, PaidError, PaidOutcome, PrequeueOrder,
+    SaleConfig, TxState,
+};
 use crate::id::{SaleId, SequentialIds, TxId};
 use crate::testkit::Checker;
 use crate::time::Timestamp;
@@ -22,6 +25,8 @@ pub enum Op {
     Advance(u16),
     /// The driver calls `handle_timeout` at the engine's deadline.
     Timeout,
+    /// The operator's control number `n` ([`Op::control`]) with `arg`.
+    Control(u8, u16),
 }
 
 impl Op {
@@ -31,16 +36,56 @@ impl Op {
             .chunks_exact(3)
             .map(|c| {
                 let arg = u16::from_le_bytes([c[1], c[2]]);
-                match c[0] % 5 {
+                match c[0] % 6 {
                     0 => Op::Buy(c[1]),
                     1 => Op::Paid(arg),
                     2 => Op::Leave(arg),
                     3 => Op::Advance(arg % 200),
-                    _ => Op::Timeout,
+                    4 => Op::Timeout,
+                    _ => Op::Control(c[1], arg),
                 }
             })
             .collect()
     }
+}
+
+impl Op {
+    /// The operator's change an [`Op::Control`] makes at `now`: pause,
+    /// resume, a slot limit, an admission rate (120 to 5,880 a minute,
+    /// so that it binds within a scenario), a stock, a later end, joining
+    /// closed or open, and — rarely — the end.
+    pub fn control(n: u8, arg: u16, now: Timestamp) -> Control {
+        let some = |v: u64| (v > 0).then_some(v);
+        match n % 64 {
+            0..=9 => Control::Pause,
+            10..=23 => Control::Resume,
+            24..=31 => Control::MaxPaymentSlots(some(u64::from(arg % 6))),
+            32..=39 => Control::AdmissionsPerMinute(some(u64::from(arg % 50) * 120)),
+            40..=49 => Control::Quantity(u64::from(arg % 10)),
+            50..=54 => {
+                Control::EndsAt(now.saturating_add(Duration::from_millis(u64::from(arg % 3_000))))
+            }
+            55..=62 => Control::Joining(arg % 2 == 0),
+            _ => Control::End,
+        }
+    }
+}
+
+/// `config` with a pre-queue opening 500 ms before the start (when
+/// scenarios begin) and an admission rate, if given.
+pub fn with_opening(
+    mut config: SaleConfig,
+    prequeue: Option<PrequeueOrder>,
+    admissions_per_minute: Option<u64>,
+) -> SaleConfig {
+    if let Some(order) = prequeue {
+        config.prequeue_opens_at = Some(Timestamp::from_millis(
+            config.starts_at.as_millis().saturating_sub(500),
+        ));
+        config.prequeue_order = order;
+    }
+    config.admissions_per_minute = admissions_per_minute.filter(|&r| r > 0);
+    config
 }
 
 /// The sale every scenario runs: opens at 1,000 ms, ends `length` ms later.
@@ -111,9 +156,10 @@ impl Scenario {
                     Err(BuyError::SoldOut) if !sold_out => {
                         return Err("refused as sold out with stock left".into());
                     }
-                    Err(
-                        BuyError::SoldOut | BuyError::NotStarted { .. } | BuyError::Ended { .. },
-                    ) => {}
+                    Err(BuyError::SoldOut | BuyError::Ended { .. }) => {}
+                    Err(BuyError::NotStarted { .. })
+                        if e.config().prequeue_opens_at.is_none_or(|p| self.now < p) => {}
+                    Err(BuyError::JoiningClosed) if !e.is_joining_open() => {}
                     Err(BuyError::AlreadyJoined { state, .. }) if state.blocks_rejoin() => {}
                     // Refused at the limit, not before (the checker refuses
                     // any join past it).
@@ -147,6 +193,29 @@ impl Scenario {
                 match e.leave(self.now, tx) {
                     Ok(()) | Err(LeaveError::AlreadyPaid | LeaveError::NotLive { .. }) => {}
                     Err(other) => return Err(format!("unexpected leave error {other:?}")),
+                }
+            }
+            Op::Control(n, arg) => {
+                let control = Op::control(n, arg, self.now);
+                // What is due happens first, as the command does.
+                e.handle_timeout(self.now);
+                let committed = e.sold() + e.payment_slots();
+                match e.control(self.now, control) {
+                    Ok(()) => match control {
+                        Control::Quantity(q) if e.config().quantity != q => {
+                            return Err(format!(
+                                "stock is {} after {control:?}",
+                                e.config().quantity
+                            ));
+                        }
+                        Control::Pause if !e.is_paused() => return Err("not paused".into()),
+                        _ => {}
+                    },
+                    Err(ControlError::Ended) if !e.is_active() => {}
+                    Err(ControlError::Zero | ControlError::EndTooEarly) => {}
+                    Err(ControlError::BelowCommitted { quantity, .. })
+                        if quantity < committed.max(1) => {}
+                    Err(other) => return Err(format!("{control:?} refused: {other:?}")),
                 }
             }
             Op::Advance(ms) => self.now = self.now.saturating_add(Duration::from_millis(ms.into())),
