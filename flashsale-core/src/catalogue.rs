@@ -218,6 +218,22 @@ pub enum Notice {
         /// Its end time.
         ends_at: Timestamp,
     },
+    /// The operator paused the sale's queue (`queue_paused`).
+    QueuePaused {
+        /// The sale.
+        sale: SaleId,
+    },
+    /// The operator resumed the sale's queue (`queue_resumed`).
+    QueueResumed {
+        /// The sale.
+        sale: SaleId,
+    },
+    /// The operator changed the sale's settings: stock, end, limits
+    /// (`sale_changed`; lists fetch the sale again).
+    SaleChanged {
+        /// The sale.
+        sale: SaleId,
+    },
     /// A waiting buyer got a payment slot (`queue_switch`).
     QueueSwitch {
         /// The sale.
@@ -720,6 +736,70 @@ impl Catalogue {
                 Ok(outcome)
             }
         }
+    }
+
+    /// Follows an operator's change that an engine journaled (see
+    /// [`Catalogue::follows`]): the sale's settings as the engine runs
+    /// them, and the notices buyers hear. Others are ignored.
+    pub fn follow(&mut self, now: Timestamp, event: &Event) {
+        self.advance(now);
+        let Some(entry) = self.sales.get_mut(&event.sale) else {
+            return;
+        };
+        let sale = event.sale;
+        let config = &mut entry.sale.config;
+        let notice = match &event.kind {
+            EventKind::Paused => Notice::QueuePaused { sale },
+            EventKind::Resumed => Notice::QueueResumed { sale },
+            EventKind::Restocked { quantity } => {
+                let sold = config.quantity.saturating_sub(entry.sale.remaining);
+                config.quantity = *quantity;
+                entry.sale.remaining = quantity.saturating_sub(sold);
+                Notice::SaleChanged { sale }
+            }
+            EventKind::Rescheduled { ends_at } => {
+                config.ends_at = *ends_at;
+                self.due = self.due.min(*ends_at);
+                Notice::SaleChanged { sale }
+            }
+            EventKind::SlotsLimited { max_payment_slots } => {
+                config.max_payment_slots = *max_payment_slots;
+                Notice::SaleChanged { sale }
+            }
+            EventKind::AdmissionsLimited {
+                admissions_per_minute,
+                ..
+            } => {
+                config.admissions_per_minute = *admissions_per_minute;
+                Notice::SaleChanged { sale }
+            }
+            // Ended by the operator before its end time (an end at or
+            // after it is announced by `advance`).
+            EventKind::Ended if !entry.ended && event.at < config.ends_at => {
+                entry.ended = true;
+                Notice::SaleEnded {
+                    sale,
+                    ends_at: event.at,
+                }
+            }
+            _ => return,
+        };
+        self.notices.push(notice);
+        self.advance(now);
+    }
+
+    /// Whether [`Catalogue::follow`] takes `event` into account.
+    pub fn follows(event: &Event) -> bool {
+        matches!(
+            event.kind,
+            EventKind::Paused
+                | EventKind::Resumed
+                | EventKind::Restocked { .. }
+                | EventKind::Rescheduled { .. }
+                | EventKind::SlotsLimited { .. }
+                | EventKind::AdmissionsLimited { .. }
+                | EventKind::Ended
+        )
     }
 
     /// The next sale start or end to announce.

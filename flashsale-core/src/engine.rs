@@ -438,12 +438,12 @@ pub enum ControlError {
     /// A limit of zero.
     #[error("the limit must be positive")]
     Zero,
-    /// The stock would fall below what is sold and held.
-    #[error("quantity {quantity} is below the {committed} units sold or held")]
+    /// The stock would fall below what is sold and held (or zero).
+    #[error("quantity {quantity} is below {committed}: the units sold or held, and at least one")]
     BelowCommitted {
         /// The stock asked for.
         quantity: u64,
-        /// Sold plus held in payment slots.
+        /// Sold plus held in payment slots, at least one: the least stock.
         committed: u64,
     },
     /// The new end is not after both the start and now.
@@ -516,6 +516,10 @@ pub struct Status {
     /// [`Engine::status`] only ([`Engine::transactions`] leaves it out:
     /// the rate is measured, not journaled).
     pub estimate: Option<Timestamp>,
+    /// The operator paused the sale's queue: no slot is granted for now.
+    pub queue_paused: bool,
+    /// While pre-queued: when the sale starts and the order is drawn.
+    pub starts_at: Option<Timestamp>,
 }
 
 /// Why a buy was refused.
@@ -668,6 +672,9 @@ struct Tx {
     key_hash: u64,
     /// How many times this buyer has joined, this one included.
     joins: u32,
+    /// When it joined, in milliseconds after the engine's first event
+    /// (saturating; for measures, not rules). Fits in `Tx`'s padding.
+    joined: u32,
     /// Waiting: the position's index in `positions` (0 while pre-queued).
     /// Payment: the deadline in milliseconds. [`LEFT_PREQUEUE`] for one
     /// that ended in the pre-queue. Otherwise unused.
@@ -831,6 +838,9 @@ pub struct Engine {
     config: SaleConfig,
     ids: Box<dyn IdGenerator>,
     now: Timestamp,
+    /// The time of the engine's first event (its opening, or its
+    /// snapshot's).
+    opened: Timestamp,
     started: bool,
     ended: bool,
     sold: u64,
@@ -925,6 +935,7 @@ impl Engine {
             config,
             ids,
             now,
+            opened: now,
             started: false,
             ended: false,
             sold: 0,
@@ -1332,6 +1343,11 @@ impl Engine {
         self.bucket.map_or(free, |b| free.min(b.tokens(now)))
     }
 
+    /// Whether the sale has ended (its end time, or the operator's end).
+    pub fn has_ended(&self) -> bool {
+        self.ended
+    }
+
     /// Whether the operator paused the queue.
     pub fn is_paused(&self) -> bool {
         self.paused
@@ -1363,6 +1379,30 @@ impl Engine {
     /// engine's own commands); `None` while unmeasured.
     pub fn grant_rate(&self) -> Option<f64> {
         self.rate.per_second(self.now)
+    }
+
+    /// When `tx` joined (from a snapshot: when the snapshot was taken).
+    /// For measures such as time in queue.
+    pub fn joined_at(&self, tx: TxId) -> Option<Timestamp> {
+        let t = &self.txs[self.index(tx)?];
+        Some(
+            self.opened
+                .saturating_add(Duration::from_millis(u64::from(t.joined))),
+        )
+    }
+
+    /// When `tx` was given its payment slot, if it holds one, paid or let
+    /// it expire (not for imported payments). For measures such as time
+    /// to pay.
+    pub fn slot_given_at(&self, tx: TxId) -> Option<Timestamp> {
+        let t = &self.txs[self.index(tx)?];
+        let had_slot = matches!(t.state, TxState::Payment | TxState::Paid | TxState::Expired);
+        (had_slot && t.key != 0 && t.key != LEFT_PREQUEUE).then(|| {
+            Timestamp::from_millis(
+                t.key
+                    .saturating_sub(self.config.payment_timeout.as_millis() as u64),
+            )
+        })
     }
 
     /// The next `n` waiting buyers, in the order they will be served.
@@ -1602,6 +1642,8 @@ impl Engine {
             turn_by: position.and_then(|p| self.turn_by(p)),
             prequeued: t.state == TxState::Waiting && t.key == 0,
             estimate: None,
+            queue_paused: self.paused,
+            starts_at: (t.state == TxState::Waiting && t.key == 0).then_some(self.config.starts_at),
         }
     }
 
@@ -1862,11 +1904,13 @@ impl Engine {
                 if let Some(account) = account {
                     self.accounts.insert(i, CompactString::new(account));
                 }
+                let joined = self.since_opened(event.at);
                 self.txs.push(Tx {
                     id: *tx,
                     name: buyer.clone(),
                     key_hash,
                     joins,
+                    joined,
                     state: if deadline.is_some() {
                         TxState::Payment
                     } else {
@@ -1882,11 +1926,13 @@ impl Engine {
                 let i = self.next_index(*tx)?;
                 self.sold += 1;
                 let (key_hash, joins) = self.remember(buyer.key(), i);
+                let joined = self.since_opened(event.at);
                 self.txs.push(Tx {
                     id: *tx,
                     name: buyer.clone(),
                     key_hash,
                     joins,
+                    joined,
                     state: TxState::Paid,
                     // Before the start, it is no part of the draw.
                     key: if self.started { 0 } else { LEFT_PREQUEUE },
@@ -2071,6 +2117,10 @@ impl Engine {
             self.queue.push_back(i);
         }
         self.prequeued = 0;
+    }
+
+    fn since_opened(&self, at: Timestamp) -> u32 {
+        u32::try_from(at.as_millis().saturating_sub(self.opened.as_millis())).unwrap_or(u32::MAX)
     }
 
     /// A slot was granted at `at`: one admission from the bucket.

@@ -192,5 +192,5 @@ pub use ports::{
     BroadcastSink, Clock, EventSink, MemoryStorage, SinkError, Storage, StorageError, SystemClock,
 };
 #[cfg(feature = "service")]
-pub use service::{CallError, CatalogueService, Service};
+pub use service::{CallError, CatalogueService, SaleReport, Service};
 pub use time::Timestamp;

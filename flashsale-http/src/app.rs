@@ -215,6 +215,10 @@ impl App {
             }));
         }
         if let Some(service) = &self.service {
+            routes = routes.merge(crate::operator::routes(crate::operator::Operator {
+                service: service.clone(),
+                admin: self.admin.clone(),
+            }));
             routes = routes.merge(transaction::routes(Transactions {
                 service: service.clone(),
                 default_sale: self.default_sale,

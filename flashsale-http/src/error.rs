@@ -13,8 +13,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flashsale_core::service::CatalogueError;
 use flashsale_core::{
-    BuyError, CallError, EligibilityError, InvalidId, LeaveError, NameError, PaidError, SaleId,
-    StatusError,
+    BuyError, CallError, ControlError, EligibilityError, InvalidId, LeaveError, NameError,
+    PaidError, SaleId, StatusError,
 };
 use serde::Serialize;
 
@@ -106,6 +106,11 @@ pub enum ErrorCode {
     Unavailable,
     /// The request was not answered in time; it may still take effect.
     RequestTimeout,
+    /// The operator closed joining: the sale takes no new buyers.
+    JoiningClosed,
+    /// An operator's change is refused (a zero limit, a stock below what
+    /// is sold and held, an end not after the start and now).
+    InvalidChange,
 }
 
 impl ErrorCode {
@@ -143,6 +148,8 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
         ErrorCode::RequestTimeout,
+        ErrorCode::JoiningClosed,
+        ErrorCode::InvalidChange,
     ];
 
     /// The code as it travels.
@@ -180,6 +187,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::JoiningClosed => "joining_closed",
+            ErrorCode::InvalidChange => "invalid_change",
         }
     }
 }
@@ -337,6 +346,7 @@ impl From<BuyError> for ApiError {
                     "the token's subject is not an acceptable account id",
                 );
             }
+            BuyError::JoiningClosed => (ErrorCode::JoiningClosed, "Sale is not taking new buyers"),
             BuyError::TooManyJoins { max } => {
                 return ApiError::bad_request(
                     ErrorCode::TooManyJoins,
@@ -346,6 +356,21 @@ impl From<BuyError> for ApiError {
             _ => return ApiError::unavailable(),
         };
         ApiError::bad_request(code, message)
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let message = e.to_string();
+        match e {
+            ControlError::Ended => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::SaleEnded, message)
+            }
+            ControlError::BelowCommitted { .. } => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidChange, message)
+            }
+            _ => ApiError::bad_request(ErrorCode::InvalidChange, message),
+        }
     }
 }
 

@@ -75,6 +75,7 @@ mod in_process;
 mod layers;
 pub mod live;
 mod openapi;
+pub mod operator;
 mod payment;
 pub mod ratelimit;
 pub mod server;

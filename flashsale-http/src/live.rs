@@ -24,6 +24,8 @@
 //! | `slot_expired` | the transaction | `{transactionId, buyerName, saleId}` |
 //! | `queue_closed` | the transaction | `{transactionId, buyerName, saleId, reason: "sold_out"\|"sale_ended"}` |
 //! | `refund_due` | the transaction | `{transactionId, buyerName, saleId}` |
+//! | `queue_paused` / `queue_resumed` | the sale | `{saleId}` — the operator paused or resumed the queue |
+//! | `sale_changed` | everyone | `{saleId}` — the operator changed its stock, end or limits |
 //!
 //! Each payload is a struct in [`crate::events`]. Events reach Socket.IO
 //! through broadcast channels and a task of their own: emitting never
@@ -269,6 +271,17 @@ async fn emit_notice(io: &SocketIo, notice: &Notice) {
             emit(io, None, "sale_ended", &data).await;
             let data = SaleEvent::new(*sale, SaleEdge::End, *ends_at);
             emit(io, None, "sale_event", &data).await;
+        }
+        Notice::QueuePaused { sale } => {
+            let data = SaleRef { sale_id: *sale };
+            emit(io, Some(sale_room(*sale)), "queue_paused", &data).await;
+        }
+        Notice::QueueResumed { sale } => {
+            let data = SaleRef { sale_id: *sale };
+            emit(io, Some(sale_room(*sale)), "queue_resumed", &data).await;
+        }
+        Notice::SaleChanged { sale } => {
+            emit(io, None, "sale_changed", &SaleRef { sale_id: *sale }).await;
         }
         Notice::QueueSwitch { sale, tx, buyer } => {
             let data = TxNotice {

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi};
 
 use crate::error::ErrorBody;
 use crate::wire::{BuyAnswer, Success};
-use crate::{backend, layers, payment, transaction};
+use crate::{backend, layers, operator, payment, transaction};
 
 /// A sale's id in the path.
 #[derive(IntoParams)]
@@ -163,6 +163,16 @@ struct TransactionApi;
 #[openapi(paths(payment::pay))]
 struct PaymentApi;
 
+#[derive(OpenApi)]
+#[openapi(paths(
+    operator::pause,
+    operator::resume,
+    operator::change,
+    operator::end,
+    operator::stats
+))]
+struct OperatorApi;
+
 /// Which parts a description covers.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Parts {
@@ -183,6 +193,7 @@ pub(crate) fn description(parts: Parts) -> utoipa::openapi::OpenApi {
     }
     if parts.transaction {
         doc.merge(TransactionApi::openapi());
+        doc.merge(OperatorApi::openapi());
     }
     if parts.payment {
         doc.merge(PaymentApi::openapi());

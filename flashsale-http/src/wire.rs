@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use flashsale_core::NewSale;
 use flashsale_core::catalogue::Sale;
+use flashsale_core::{NewSale, PrequeueOrder};
 use flashsale_core::{Status, Timestamp, TxState};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -68,6 +68,16 @@ pub struct SaleBody {
     /// At most this many payment slots at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payment_slots: Option<u64>,
+    /// Buyers may queue from then: the pre-queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub prequeue_opens_at: Option<String>,
+    /// How the pre-queue is ordered at the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prequeue_order: Option<PrequeueOrder>,
+    /// At most this many new payment slots a minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admissions_per_minute: Option<u64>,
 }
 
 impl From<&Sale> for SaleBody {
@@ -80,6 +90,9 @@ impl From<&Sale> for SaleBody {
             sale_end: iso(s.config.ends_at),
             payment_timeout_ms: u64::try_from(s.config.payment_timeout.as_millis()).ok(),
             max_payment_slots: s.config.max_payment_slots,
+            prequeue_opens_at: s.config.prequeue_opens_at.map(iso),
+            prequeue_order: s.config.prequeue_opens_at.map(|_| s.config.prequeue_order),
+            admissions_per_minute: s.config.admissions_per_minute,
         }
     }
 }
@@ -116,6 +129,16 @@ pub struct CreateSale {
     /// How many times one buyer may join (default 3).
     #[schema(minimum = 1)]
     pub max_joins_per_buyer: Option<u32>,
+    /// Buyers may queue from then (ISO-8601, at or before `saleStart`): a
+    /// pre-queue, ordered at the start by `prequeueOrder`.
+    #[schema(format = DateTime)]
+    pub prequeue_opens_at: Option<String>,
+    /// `shuffle` (drawn by lot; the default with a pre-queue) or `fifo`.
+    pub prequeue_order: Option<PrequeueOrder>,
+    /// At most this many new payment slots in any minute (default:
+    /// unlimited).
+    #[schema(minimum = 1)]
+    pub admissions_per_minute: Option<u64>,
 }
 
 impl CreateSale {
@@ -134,6 +157,19 @@ impl CreateSale {
         if self.max_joins_per_buyer.is_some() {
             new.max_joins_per_buyer = self.max_joins_per_buyer;
         }
+        new.prequeue_opens_at = self
+            .prequeue_opens_at
+            .as_deref()
+            .map(|t| parse_iso("prequeueOpensAt", t))
+            .transpose()?;
+        if self.prequeue_order.is_some() && new.prequeue_opens_at.is_none() {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidSale,
+                "prequeueOrder needs prequeueOpensAt",
+            ));
+        }
+        new.prequeue_order = self.prequeue_order.unwrap_or_default();
+        new.admissions_per_minute = self.admissions_per_minute;
         Ok(new)
     }
 }
@@ -223,6 +259,23 @@ pub struct StatusBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub turn_by: Option<String>,
+    /// While waiting: the estimated turn (ISO-8601) — the people ahead ÷
+    /// the sale's measured promotion rate over the last minute, never
+    /// after `turnBy`; absent while no rate is measured ("unknown").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub estimated_at: Option<String>,
+    /// In the pre-queue: no position until the start, when the order is
+    /// drawn.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prequeued: bool,
+    /// When a pre-queued buyer's sale starts (ISO-8601).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub starts_at: Option<String>,
+    /// The operator paused the queue: no slot is granted for now.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub queue_paused: bool,
 }
 
 impl StatusBody {
@@ -236,6 +289,10 @@ impl StatusBody {
             position: status.position,
             payment_deadline: status.deadline.map(iso),
             turn_by: status.turn_by.map(iso),
+            estimated_at: status.estimate.map(iso),
+            prequeued: status.prequeued,
+            starts_at: status.starts_at.map(iso),
+            queue_paused: status.queue_paused && status.state == TxState::Waiting,
         }
     }
 }

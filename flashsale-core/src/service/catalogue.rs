@@ -72,6 +72,8 @@ pub enum CatalogueError {
 /// What the catalogue takes from an engine's committed events.
 enum Fed {
     Opened(SaleConfig),
+    /// An operator's change to the sale ([`Catalogue::follows`]).
+    Change(Event),
     Message(TxMessage),
 }
 
@@ -290,6 +292,7 @@ impl EventSink for CatalogueFeed {
             .iter()
             .filter_map(|e| match &e.kind {
                 EventKind::Opened { config, .. } => Some(Fed::Opened(config.clone())),
+                _ if Catalogue::follows(e) => Some(Fed::Change(e.clone())),
                 _ => TxMessage::from_event(e).map(Fed::Message),
             })
             .collect();
@@ -379,6 +382,7 @@ async fn run(
                                 }
                             }
                             Fed::Message(message) => apply(&mut catalogue, now, &message),
+                            Fed::Change(event) => catalogue.follow(now, &event),
                         }
                     }
                     let _ = r.send(());

@@ -36,6 +36,7 @@
 //! prefix its transactions carry.
 
 mod catalogue;
+mod measure;
 mod sale_task;
 
 use std::sync::atomic::Ordering;
@@ -49,8 +50,8 @@ use tokio::task::JoinHandle;
 pub use catalogue::{BuyersPage, CatalogueError, CatalogueFeed, CatalogueService};
 
 use crate::engine::{
-    Admission, BuyError, ConfigError, Engine, Event, EventKind, LeaveError, PaidError, PaidOutcome,
-    ReplayError, SaleConfig, Status, StatusError,
+    Admission, BuyError, ConfigError, Control, ControlError, Engine, Event, EventKind, LeaveError,
+    PaidError, PaidOutcome, ReplayError, SaleConfig, Status, StatusError,
 };
 use crate::id::{
     IdGenerator, ObjectIdGenerator, SaleId, SalePrefixed, TxId, sale_prefix, tx_prefix,
@@ -58,6 +59,7 @@ use crate::id::{
 use crate::ports::{
     BroadcastSink, Clock, EventSink, MemoryStorage, Storage, StorageError, SystemClock,
 };
+use crate::time::Timestamp;
 use sale_task::{Command, Health, Reply, run_sale};
 
 /// How many commands may queue for one sale before callers wait.
@@ -193,6 +195,88 @@ pub struct SaleStats {
     pub available: u64,
     /// Transactions ever made.
     pub transactions: u64,
+}
+
+/// Everything an operator sees of a running sale: its settings as they
+/// are now, its counters, the operator's controls, the pre-queue's draw,
+/// the queue's head, and what this process measured since it started the
+/// sale (counts, grant rate, recent times in queue).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SaleReport {
+    /// The settings as they are now (the operator may have changed them).
+    pub config: SaleConfig,
+    /// The counters.
+    pub stats: SaleStats,
+    /// The engine's time.
+    pub now: Timestamp,
+    /// Started and not ended.
+    pub active: bool,
+    /// Ended.
+    pub ended: bool,
+    /// Paused by the operator.
+    pub paused: bool,
+    /// Joining open.
+    pub joining_open: bool,
+    /// Buyers in the pre-queue, before the draw.
+    pub prequeued: u64,
+    /// The pre-queue draw's seed, once drawn (the audit).
+    pub draw_seed: Option<u64>,
+    /// Admissions the rate allows at once now, under a rate.
+    pub admissions_available: Option<u64>,
+    /// Slots granted a second over the last minute, once measured.
+    pub grant_rate: Option<f64>,
+    /// The next waiting buyers, in the order they will be served.
+    pub queue_head: Vec<Status>,
+    /// Joins, promotions, payments, expiries, leaves and refused buys
+    /// since this process started the sale.
+    pub joins: u64,
+    /// See `joins`.
+    pub promotions: u64,
+    /// See `joins`.
+    pub payments: u64,
+    /// See `joins`.
+    pub expiries: u64,
+    /// See `joins`.
+    pub leaves: u64,
+    /// See `joins`.
+    pub refusals: u64,
+    /// The median of the latest (up to 1,024) times in queue.
+    pub time_in_queue_p50: Option<Duration>,
+    /// Their 90th percentile.
+    pub time_in_queue_p90: Option<Duration>,
+}
+
+/// How many waiting buyers a [`SaleReport`] lists.
+pub const QUEUE_HEAD: usize = 10;
+
+impl SaleReport {
+    fn of(engine: &Engine, measures: &measure::Measures) -> Self {
+        let mut report = SaleReport {
+            config: engine.config().clone(),
+            stats: SaleStats::of(engine),
+            now: engine.now(),
+            active: engine.is_active(),
+            ended: engine.has_ended(),
+            paused: engine.is_paused(),
+            joining_open: engine.is_joining_open(),
+            prequeued: engine.prequeued(),
+            draw_seed: engine.draw_seed(),
+            admissions_available: engine.admissions_available(),
+            grant_rate: engine.grant_rate(),
+            queue_head: engine.queue_head(QUEUE_HEAD),
+            joins: 0,
+            promotions: 0,
+            payments: 0,
+            expiries: 0,
+            leaves: 0,
+            refusals: 0,
+            time_in_queue_p50: None,
+            time_in_queue_p90: None,
+        };
+        measures.fill(&mut report);
+        report
+    }
 }
 
 impl SaleStats {
@@ -358,7 +442,10 @@ impl Service {
         if !sink.remembers() {
             return journal
                 .into_iter()
-                .filter(|e| matches!(e.kind, EventKind::Opened { .. } | EventKind::Paid { .. }))
+                .filter(|e| {
+                    matches!(e.kind, EventKind::Opened { .. } | EventKind::Paid { .. })
+                        || crate::Catalogue::follows(e)
+                })
                 .collect();
         }
         let (upto, since) = journal
@@ -497,6 +584,22 @@ impl Service {
     /// A sale's counters; `None` for an unknown or stopped sale.
     pub async fn stats(&self, sale: SaleId) -> Option<SaleStats> {
         self.call_raw::<_, ()>(sale, Command::Stats).await.ok()
+    }
+
+    /// What an operator sees of `sale` (see [`SaleReport`]); `None` if it
+    /// does not run here.
+    pub async fn report(&self, sale: SaleId) -> Option<SaleReport> {
+        self.call_raw::<_, ()>(sale, Command::Report).await.ok()
+    }
+
+    /// An operator's change to `sale` (see [`Control`]), committed before
+    /// it answers.
+    pub async fn control(
+        &self,
+        sale: SaleId,
+        control: Control,
+    ) -> Result<(), CallError<ControlError>> {
+        self.call(sale, |r| Command::Control(control, r)).await
     }
 
     /// Returns once every event committed so far, in every sale, has been

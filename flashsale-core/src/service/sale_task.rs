@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Ports, SaleStats, ServiceConfig};
+use super::measure::Measures;
+use super::{Ports, SaleReport, SaleStats, ServiceConfig};
 use crate::engine::{
-    Admission, BuyError, Engine, Event, EventKind, LeaveError, PaidError, PaidOutcome, Status,
-    StatusError,
+    Admission, BuyError, Control, ControlError, Engine, Event, EventKind, LeaveError, PaidError,
+    PaidOutcome, Status, StatusError,
 };
 use crate::id::{SaleId, TxId};
 use crate::ports::{EventSink, StorageError};
@@ -32,6 +33,8 @@ pub(super) enum Command {
     Leave(TxId, Reply<Result<(), LeaveError>>),
     Status(TxId, Reply<Result<Status, StatusError>>),
     Stats(Reply<SaleStats>),
+    Report(Reply<SaleReport>),
+    Control(Control, Reply<Result<(), ControlError>>),
     /// Answered once everything committed before it has been published.
     Flush(Reply<()>),
 }
@@ -61,6 +64,8 @@ enum Done {
         Result<Status, StatusError>,
     ),
     Stats(Reply<SaleStats>, SaleStats),
+    Report(Reply<SaleReport>, Box<SaleReport>),
+    Control(Reply<Result<(), ControlError>>, Result<(), ControlError>),
     /// Goes to the publisher, behind the batch's events.
     Flush(Reply<()>),
 }
@@ -74,16 +79,24 @@ impl Done {
             Done::Leave(r, v) => r.send(v).map_err(drop),
             Done::Status(r, v) => r.send(v).map_err(drop),
             Done::Stats(r, v) => r.send(v).map_err(drop),
+            Done::Report(r, v) => r.send(*v).map_err(drop),
+            Done::Control(r, v) => r.send(v).map_err(drop),
             Done::Flush(r) => r.send(()).map_err(drop),
         };
     }
 }
 
-fn execute(engine: &mut Engine, now: Timestamp, command: Command) -> Done {
+fn execute(engine: &mut Engine, measures: &mut Measures, now: Timestamp, command: Command) -> Done {
     match command {
         Command::Buy(name, account, r) => {
-            Done::Buy(r, engine.buy_as(now, &name, account.as_deref()))
+            let answer = engine.buy_as(now, &name, account.as_deref());
+            if let Err(e) = &answer {
+                measures.refused(e);
+            }
+            Done::Buy(r, answer)
         }
+        Command::Report(r) => Done::Report(r, Box::new(SaleReport::of(engine, measures))),
+        Command::Control(control, r) => Done::Control(r, engine.control(now, control)),
         Command::Paid(tx, r) => Done::Paid(r, engine.paid(now, tx)),
         Command::Leave(tx, r) => Done::Leave(r, engine.leave(now, tx)),
         Command::Status(tx, r) => {
@@ -231,6 +244,8 @@ pub(super) async fn run_sale(
     snapshots
         .maybe(&mut engine, &ports, &mut journaled, &mut marked)
         .await;
+    let mut measures = Measures::new(sale);
+    measures.gauges(&engine);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut done = Vec::with_capacity(MAX_BATCH);
     let mut last_write = ports.clock.now();
@@ -256,7 +271,11 @@ pub(super) async fn run_sale(
         }
         let now = ports.clock.now();
         engine.handle_timeout(now);
-        done.extend(batch.drain(..).map(|c| execute(&mut engine, now, c)));
+        done.extend(
+            batch
+                .drain(..)
+                .map(|c| execute(&mut engine, &mut measures, now, c)),
+        );
         let mut events: Vec<Event> = engine.drain_events().collect();
         if !events.is_empty() {
             // Say how far the sink has got, with the batch (no append of
@@ -273,6 +292,7 @@ pub(super) async fn run_sale(
             }
             last_write = now;
             journaled += events.len() as u64;
+            measures.committed(&engine, &events);
             // Waits while the publisher's queue is full: a sink that cannot
             // keep up slows the sale down instead of filling memory.
             let _ = publish.send(Publish::Events(events, journaled)).await;

@@ -1,0 +1,145 @@
+//! What a sale's task measures: the `flashsale_*` metrics (through the
+//! `metrics` facade: nothing is recorded until a server installs an
+//! exporter) and the recent figures a [`SaleReport`] gives.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use metrics::{Label, counter, gauge, histogram};
+
+use super::SaleReport;
+use crate::engine::{BuyError, Engine, Event, EventKind};
+use crate::id::SaleId;
+use crate::time::Timestamp;
+
+/// How many recent times in queue the percentiles are taken over.
+const RECENT: usize = 1024;
+
+/// One sale's measures.
+pub(super) struct Measures {
+    sale: Label,
+    joins: u64,
+    promotions: u64,
+    payments: u64,
+    expiries: u64,
+    leaves: u64,
+    refusals: u64,
+    /// The latest times in queue, in milliseconds.
+    in_queue: VecDeque<u64>,
+}
+
+impl Measures {
+    pub(super) fn new(sale: SaleId) -> Self {
+        Measures {
+            sale: Label::new("sale", sale.to_string()),
+            joins: 0,
+            promotions: 0,
+            payments: 0,
+            expiries: 0,
+            leaves: 0,
+            refusals: 0,
+            in_queue: VecDeque::with_capacity(RECENT),
+        }
+    }
+
+    fn labels(&self) -> [Label; 1] {
+        [self.sale.clone()]
+    }
+
+    /// A buy refused for `error`.
+    pub(super) fn refused(&mut self, error: &BuyError) {
+        self.refusals += 1;
+        let reason = match error {
+            BuyError::InvalidName(_) => "invalid_name",
+            BuyError::NotStarted { .. } => "not_started",
+            BuyError::Ended { .. } => "ended",
+            BuyError::SoldOut => "sold_out",
+            BuyError::AlreadyJoined { .. } => "already_joined",
+            BuyError::InvalidAccount => "invalid_account",
+            BuyError::TooManyJoins { .. } => "too_many_joins",
+            BuyError::JoiningClosed => "joining_closed",
+        };
+        let labels = [self.sale.clone(), Label::new("reason", reason)];
+        counter!("flashsale_refusals_total", labels.iter()).increment(1);
+    }
+
+    /// Counts a committed batch's events and sets the sale's gauges.
+    pub(super) fn committed(&mut self, engine: &Engine, events: &[Event]) {
+        let labels = self.labels();
+        for e in events {
+            match &e.kind {
+                EventKind::Joined { .. } => {
+                    self.joins += 1;
+                    counter!("flashsale_joins_total", labels.iter()).increment(1);
+                }
+                EventKind::Promoted { tx, .. } => {
+                    self.promotions += 1;
+                    counter!("flashsale_promotions_total", labels.iter()).increment(1);
+                    if let Some(joined) = engine.joined_at(*tx) {
+                        let waited = since(joined, e.at);
+                        histogram!("flashsale_time_in_queue_seconds", labels.iter())
+                            .record(waited.as_secs_f64());
+                        if self.in_queue.len() == RECENT {
+                            self.in_queue.pop_front();
+                        }
+                        self.in_queue.push_back(waited.as_millis() as u64);
+                    }
+                }
+                EventKind::Paid { tx, .. } => {
+                    self.payments += 1;
+                    counter!("flashsale_payments_total", labels.iter()).increment(1);
+                    if let Some(given) = engine.slot_given_at(*tx) {
+                        histogram!("flashsale_time_to_pay_seconds", labels.iter())
+                            .record(since(given, e.at).as_secs_f64());
+                    }
+                }
+                EventKind::Expired { .. } => {
+                    self.expiries += 1;
+                    counter!("flashsale_expiries_total", labels.iter()).increment(1);
+                }
+                EventKind::Left { .. } => {
+                    self.leaves += 1;
+                    counter!("flashsale_leaves_total", labels.iter()).increment(1);
+                }
+                _ => {}
+            }
+        }
+        self.gauges(engine);
+    }
+
+    /// Sets the sale's gauges from its engine.
+    pub(super) fn gauges(&self, engine: &Engine) {
+        let labels = self.labels();
+        gauge!("flashsale_sale_waiting", labels.iter()).set(engine.waiting() as f64);
+        gauge!("flashsale_sale_payment_slots", labels.iter()).set(engine.payment_slots() as f64);
+        gauge!("flashsale_sale_sold", labels.iter()).set(engine.sold() as f64);
+        gauge!("flashsale_sale_remaining", labels.iter())
+            .set((engine.config().quantity - engine.sold()) as f64);
+        gauge!("flashsale_sale_prequeued", labels.iter()).set(engine.prequeued() as f64);
+        gauge!("flashsale_sale_paused", labels.iter()).set(f64::from(u8::from(engine.is_paused())));
+    }
+
+    /// Adds the counts and percentiles to `stats`.
+    pub(super) fn fill(&self, stats: &mut SaleReport) {
+        stats.joins = self.joins;
+        stats.promotions = self.promotions;
+        stats.payments = self.payments;
+        stats.expiries = self.expiries;
+        stats.leaves = self.leaves;
+        stats.refusals = self.refusals;
+        let mut recent: Vec<u64> = self.in_queue.iter().copied().collect();
+        recent.sort_unstable();
+        let at = |q: f64| {
+            (!recent.is_empty()).then(|| {
+                let i = ((recent.len() - 1) as f64 * q).round() as usize;
+                Duration::from_millis(recent[i])
+            })
+        };
+        stats.time_in_queue_p50 = at(0.5);
+        stats.time_in_queue_p90 = at(0.9);
+    }
+}
+
+fn since(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::from_millis(to.as_millis().saturating_sub(from.as_millis()))
+}
