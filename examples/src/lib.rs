@@ -13,14 +13,18 @@ use std::time::Duration;
 
 use flashsale_core::{NewSale, Timestamp};
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
+/// Logs to stderr; `RUST_LOG` filters (default `info`); `LOG_FORMAT=json`
+/// writes one JSON object a line (for a log pipeline).
 pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,tower_http=warn".into()),
+    );
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }
 
 /// Returns on SIGINT (Ctrl-C) or SIGTERM.
@@ -178,6 +182,11 @@ pub struct Profile {
     /// Per-client rate limits.
     #[command(flatten)]
     pub rates: RateLimits,
+    /// Also serve `GET /metrics` without credentials on this address
+    /// (e.g. `127.0.0.1:9100`, for a scraper on a private network); the
+    /// public listener's `/metrics` always needs the admin token.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// The most sales the catalogue holds.
     #[arg(long, env = "MAX_SALES", default_value_t = flashsale_core::catalogue::DEFAULT_MAX_SALES,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -282,9 +291,29 @@ impl Guards {
     /// `app` with the operator's token, the per-client rate limit, buyer
     /// sign-in and the request bounds these settings ask for.
     pub fn apply(&self, mut app: flashsale_http::App) -> Result<flashsale_http::App, String> {
+        let metrics = flashsale_http::metrics::install();
+        if let Some(addr) = self.profile.metrics_addr {
+            let router = flashsale_http::metrics::router(metrics.clone());
+            tokio::spawn(async move {
+                match tokio::net::TcpListener::bind(addr).await {
+                    Ok(listener) => {
+                        tracing::info!(%addr, "metrics: GET /metrics without credentials");
+                        flashsale_http::server::serve(
+                            listener,
+                            router,
+                            flashsale_http::server::ServerLimits::default(),
+                            shutdown_signal(),
+                        )
+                        .await;
+                    }
+                    Err(e) => tracing::error!(%addr, error = %e, "METRICS_ADDR: cannot listen"),
+                }
+            });
+        }
         app = app
             .with_admin_token(self.profile.admin_token())
-            .with_request_limits(self.limits.request());
+            .with_request_limits(self.limits.request())
+            .with_metrics(metrics);
         if let Some(limiter) = self.profile.limiter() {
             app = app.with_rate_limit(limiter);
         }

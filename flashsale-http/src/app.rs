@@ -51,6 +51,8 @@ pub struct App {
     rate_limit: Option<ClientLimiter>,
     /// When buyers sign in: their JWTs' checks.
     auth: Option<BuyerAuth>,
+    /// Serves `GET /metrics` (admin token) and times every request.
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Its description lists the socket.io browser client, which
     /// [`crate::InProcess`] serves beside it (outside its Socket.IO layer).
     socket_io_client: bool,
@@ -88,6 +90,7 @@ impl App {
             limits: RequestLimits::default(),
             rate_limit: None,
             auth: None,
+            metrics: None,
             socket_io_client: false,
         }
     }
@@ -167,6 +170,13 @@ impl App {
         self
     }
 
+    /// Serves `GET /metrics` from `handle` behind the admin token, and
+    /// records every request's duration (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
     /// Also serves the buyer's web page at `/` (see [`crate::web`]).
     pub fn with_web_page(mut self, page: WebPage) -> Self {
         self.web = Some(page);
@@ -232,6 +242,11 @@ impl App {
         }
         if let Some(web) = &self.web {
             routes = routes.merge(web.routes());
+        }
+        if let Some(handle) = &self.metrics {
+            routes = routes
+                .merge(crate::metrics::guarded(handle.clone(), self.admin.clone()))
+                .route_layer(middleware::from_fn(crate::metrics::time_requests));
         }
         let (catalogue, service) = (self.catalogue.clone(), self.service.clone());
         let ready: Readiness = Arc::new(move || {

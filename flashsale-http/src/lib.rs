@@ -74,6 +74,7 @@ mod extract;
 mod in_process;
 mod layers;
 pub mod live;
+pub mod metrics;
 mod openapi;
 pub mod operator;
 mod payment;

@@ -116,6 +116,8 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo) {
             let _ = s.disconnect();
             return;
         }
+        ::metrics::gauge!("flashsale_live_clients").increment(1.0);
+        s.on_disconnect(async || ::metrics::gauge!("flashsale_live_clients").decrement(1.0));
         let join_tokens = tokens.clone();
         s.on(
             "join",

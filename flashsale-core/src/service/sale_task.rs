@@ -283,7 +283,11 @@ pub(super) async fn run_sale(
             if let Some(marker) = progress_marker(&engine, &progress, &mut marked) {
                 events.push(marker);
             }
-            if let Err(e) = append(&ports, &health, stalled_after, sale, &events).await {
+            let appending = std::time::Instant::now();
+            let appended = append(&ports, &health, stalled_after, sale, &events).await;
+            metrics::histogram!("flashsale_journal_append_seconds")
+                .record(appending.elapsed().as_secs_f64());
+            if let Err(e) = appended {
                 // Another writer has the journal: nothing decided here
                 // since may be acknowledged. Callers get "unavailable".
                 fenced(&health, sale, &e);
