@@ -743,8 +743,8 @@ impl Bucket {
     }
 }
 
-/// Slots granted per second over the last [`RATE_WINDOW_SECS`] seconds,
-/// for the waiting buyers' estimates. Measured by this engine's commands
+/// Promotions (the queue's exits) per second over the last
+/// [`RATE_WINDOW_SECS`] seconds, for the waiting buyers' estimates. Measured by this engine's commands
 /// only (replay does not count): after a restart it is unknown until slots
 /// are granted again.
 #[derive(Debug, Clone)]
@@ -1375,9 +1375,10 @@ impl Engine {
         self.bucket.map(|b| b.tokens(self.now))
     }
 
-    /// Slots granted per second lately (over the last minute, by this
-    /// engine's own commands); `None` while unmeasured.
-    pub fn grant_rate(&self) -> Option<f64> {
+    /// Waiting buyers promoted per second lately — the queue's exit rate,
+    /// over the last minute, by this engine's own commands; `None` while
+    /// unmeasured.
+    pub fn promotion_rate(&self) -> Option<f64> {
         self.rate.per_second(self.now)
     }
 
@@ -1416,10 +1417,10 @@ impl Engine {
     }
 
     /// A waiting buyer's estimated turn at `position`: people ahead ÷ the
-    /// measured grant rate ([`Engine::grant_rate`]), never later than
+    /// queue's measured exit rate ([`Engine::promotion_rate`]), never later than
     /// [`Status::turn_by`]; `None` (unknown) while no rate is measured.
     pub fn estimate(&self, position: u64) -> Option<Timestamp> {
-        let rate = self.grant_rate()?;
+        let rate = self.promotion_rate()?;
         let wait_ms = (position as f64 / rate * 1000.0).min(u64::MAX as f64 / 2.0) as u64;
         let eta = Timestamp::from_millis(self.now.as_millis().saturating_add(wait_ms));
         Some(self.turn_by(position).map_or(eta, |bound| eta.min(bound)))
@@ -1793,14 +1794,8 @@ impl Engine {
         };
         let applied = self.apply(&event);
         debug_assert_eq!(applied, Ok(()), "engine emitted an event it cannot apply");
-        if matches!(
-            event.kind,
-            EventKind::Promoted { .. }
-                | EventKind::Joined {
-                    deadline: Some(_),
-                    ..
-                }
-        ) {
+        // The queue's exit rate: promotions, not buyers let straight in.
+        if matches!(event.kind, EventKind::Promoted { .. }) {
             self.rate.record(at);
         }
         self.events.push(event);

@@ -157,7 +157,8 @@ pub struct SaleStatsBody {
     /// Admissions the rate allows at once now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admissions_available: Option<u64>,
-    /// Slots granted a second over the last minute, once measured.
+    /// Waiting buyers promoted a second over the last minute (the queue's
+    /// exit rate behind the estimates), once measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promotion_rate: Option<f64>,
     /// Since this server started the sale: joins (buys let in).
@@ -214,7 +215,7 @@ impl From<&SaleReport> for SaleStatsBody {
             max_payment_slots: c.max_payment_slots,
             admissions_per_minute: c.admissions_per_minute,
             admissions_available: r.admissions_available,
-            promotion_rate: r.grant_rate,
+            promotion_rate: r.promotion_rate,
             joins: r.joins,
             promotions: r.promotions,
             payments: r.payments,

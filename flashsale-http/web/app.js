@@ -267,7 +267,6 @@ function viewTx(txId) {
   show(h('section', { class: 'card' }, body, message));
 
   let status = null;
-  let firstSeen = null; // {at, position}: for a wait estimate from how fast the queue moves
   let fetching = null;
   let again = false;
 
@@ -285,9 +284,19 @@ function viewTx(txId) {
     const sale = app.sales.get(s.saleId);
     const title = sale ? sale.productName : 'Your place';
     const back = h('p', {}, h('a', { href: `#/sales/${s.saleId}` }, `← ${title}`));
-    if (s.state === 'waiting') {
+    if (s.state === 'waiting' && s.prequeued) {
+      body.replaceChildren(back,
+        h('h1', {}, 'Pre-queue'),
+        h('p', {}, 'You are in. When the sale starts, everyone here is put in a random order — arriving early gives no advantage.'),
+        h('p', {}, 'The draw in'),
+        h('p', { class: 'big', id: 'prequeue-countdown', 'aria-live': 'off' }),
+        h('p', { class: 'muted' }, 'Keep this page open: your place appears at the start.'),
+        h('div', { class: 'actions' }, leave('Leave the queue')));
+    } else if (s.state === 'waiting') {
       body.replaceChildren(back,
         h('h1', {}, 'Waiting room'),
+        h('p', { class: 'message warn', id: 'paused', hidden: !s.queuePaused },
+          'The queue is paused by the organiser. You keep your place.'),
         h('p', {}, 'Your place in the queue'),
         h('p', { class: 'big', id: 'position', 'aria-live': 'polite' }, s.position),
         h('p', {}, 'Estimated wait: ', h('strong', { id: 'wait' })),
@@ -330,20 +339,35 @@ function viewTx(txId) {
       const left = Date.parse(status.paymentDeadline) - now;
       countdown.textContent = left > 0 ? duration(left) : 'Time is up';
     }
+    const draw = $('prequeue-countdown');
+    if (draw && status.startsAt) {
+      const left = Date.parse(status.startsAt) - now;
+      draw.textContent = left > 0 ? duration(left) : 'drawing…';
+      if (left <= 0) moved();
+    }
     const wait = $('wait');
     if (wait) {
-      let text = 'a moment';
+      // The server's estimate (people ahead ÷ how fast slots are given),
+      // bounded by `turnBy`; unknown until slots have been given.
+      const eta = status.estimatedAt ? Date.parse(status.estimatedAt) - now : null;
       const bound = status.turnBy ? Date.parse(status.turnBy) - now : null;
-      let guess = null;
-      if (firstSeen && status.position < firstSeen.position) {
-        const perMs = (firstSeen.position - status.position) / (now - firstSeen.at);
-        guess = status.position / perMs;
-      }
-      if (guess != null && (bound == null || guess < bound)) text = `about ${duration(guess)}`;
+      let text = 'not known yet';
+      if (status.queuePaused) text = 'on hold while the queue is paused';
+      else if (eta != null && eta > 1000) text = `about ${duration(eta)}`;
+      else if (eta != null) text = 'any moment now';
       else if (bound != null && bound > 1000) text = `at most ${duration(bound)}`;
-      else if (bound != null) text = 'any moment now';
       wait.textContent = text;
     }
+  }
+
+  /** The organiser paused or resumed the queue. */
+  function paused(on) {
+    if (!status || status.state !== 'waiting') return;
+    status.queuePaused = on;
+    const note = $('paused');
+    if (note) note.hidden = !on;
+    tick();
+    if (!on) refresh();
   }
 
   /** Asks where the transaction stands; calls made meanwhile fold into one more. */
@@ -364,16 +388,16 @@ function viewTx(txId) {
           }
           return;
         }
-        const before = status && status.state;
+        const before = status && `${status.state}/${!!status.prequeued}`;
         status = r.body;
-        if (status.state === 'waiting' && (!firstSeen || before !== 'waiting')) {
-          firstSeen = { at: Date.now(), position: status.position };
-        }
         // Re-render only on a new state: a view rebuilt under the buyer's
         // finger loses focus and clicks.
-        if (before !== status.state) render();
+        if (before !== `${status.state}/${!!status.prequeued}`) render();
         else {
-          if (status.state === 'waiting') $('position').textContent = status.position;
+          if (status.state === 'waiting' && !status.prequeued) {
+            $('position').textContent = status.position;
+            $('paused').hidden = !status.queuePaused;
+          }
           tick();
         }
         join(status.saleId);
@@ -404,6 +428,8 @@ function viewTx(txId) {
       const mine = data.transactionId === txId;
       if (name === 'queue_moved' && data.saleId === status.saleId) moved();
       else if (name === 'sold_out' && data.saleId === status.saleId) refresh();
+      else if (name === 'queue_paused' && data.saleId === status.saleId) paused(true);
+      else if (name === 'queue_resumed' && data.saleId === status.saleId) paused(false);
       else if (mine && ['queue_switch', 'slot_expired', 'queue_closed', 'refund_due'].includes(name)) refresh();
       else if (name === 'sales' && status.state !== 'waiting') render();
     },
@@ -491,7 +517,7 @@ function connect() {
   socket.on('sale_update', (d) => d && saleChanged(d.saleId, { productQty: d.remainingQty }));
   socket.on('sale_started', (d) => d && saleChanged(d.saleId, { started: true }));
   socket.on('sale_ended', (d) => d && saleChanged(d.saleId, { ended: true }));
-  for (const name of ['queue_moved', 'queue_switch', 'sold_out', 'slot_expired', 'queue_closed', 'refund_due']) {
+  for (const name of ['queue_moved', 'queue_switch', 'sold_out', 'slot_expired', 'queue_closed', 'refund_due', 'queue_paused', 'queue_resumed']) {
     socket.on(name, (d) => app.view && app.view.onEvent(name, d));
   }
 }

@@ -224,8 +224,8 @@ pub struct SaleReport {
     pub draw_seed: Option<u64>,
     /// Admissions the rate allows at once now, under a rate.
     pub admissions_available: Option<u64>,
-    /// Slots granted a second over the last minute, once measured.
-    pub grant_rate: Option<f64>,
+    /// Waiting buyers promoted a second over the last minute, once measured.
+    pub promotion_rate: Option<f64>,
     /// The next waiting buyers, in the order they will be served.
     pub queue_head: Vec<Status>,
     /// Joins, promotions, payments, expiries, leaves and refused buys
@@ -263,7 +263,7 @@ impl SaleReport {
             prequeued: engine.prequeued(),
             draw_seed: engine.draw_seed(),
             admissions_available: engine.admissions_available(),
-            grant_rate: engine.grant_rate(),
+            promotion_rate: engine.promotion_rate(),
             queue_head: engine.queue_head(QUEUE_HEAD),
             joins: 0,
             promotions: 0,
