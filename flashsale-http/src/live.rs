@@ -305,7 +305,12 @@ async fn emit_event(io: &SocketIo, event: &Event, moved: &mut BTreeSet<SaleId>) 
         sale_id,
     };
     match &event.kind {
-        EventKind::Promoted { .. } | EventKind::Left { .. } => {
+        // The start (and the pre-queue's draw) gives the pre-queue its
+        // positions.
+        EventKind::Promoted { .. }
+        | EventKind::Left { .. }
+        | EventKind::Started
+        | EventKind::Drawn { .. } => {
             moved.insert(sale_id);
         }
         EventKind::Expired { tx, buyer } => {

@@ -205,6 +205,19 @@ pub(crate) fn description(parts: Parts) -> utoipa::openapi::OpenApi {
             ("/index.html", "text/html", "The buyer's web page"),
             ("/app.js", "text/javascript", "The page's script"),
             ("/app.css", "text/css", "The page's style"),
+            ("/admin", "text/html", "The operator dashboard"),
+            (
+                "/admin/admin.js",
+                "text/javascript",
+                "The dashboard's script",
+            ),
+            ("/admin/admin.css", "text/css", "The dashboard's style"),
+            (
+                "/admin/uPlot.js",
+                "text/javascript",
+                "uPlot, the dashboard's charts",
+            ),
+            ("/admin/uPlot.css", "text/css", "uPlot's style"),
             (
                 "/config.json",
                 "application/json",

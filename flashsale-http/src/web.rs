@@ -8,6 +8,11 @@
 //! | `GET /app.js`, `GET /app.css` | its script and style |
 //! | `GET /config.json` | `{transactionUrl, paymentUrl}`: where it buys and pays (`""`: this server) |
 //! | `GET /socket.io/socket.io.js` | the socket.io-client 4.8 browser bundle (MIT), as Node's Socket.IO server serves it |
+//! | `GET /admin` | the operator dashboard: sign in with `ADMIN_TOKEN` (kept for the tab only), live figures and charts, the controls |
+//! | `GET /admin/admin.js`, `/admin/admin.css`, `/admin/uPlot.js`, `/admin/uPlot.css` | its script, style and chart library (uPlot 1.6, MIT) |
+//!
+//! The dashboard calls the operator routes at `transactionUrl` (where the
+//! sales' engines run) with the token; the page itself holds no secret.
 //!
 //! The page reads sales from the server that serves it, listens to its
 //! Socket.IO events, buys and asks `GET /transactions/{id}` at
@@ -35,6 +40,11 @@ const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const APP_CSS: &str = include_str!("../web/app.css");
 const SOCKET_IO_JS: &str = include_str!("../web/vendor/socket.io.min.js");
+const ADMIN_HTML: &str = include_str!("../web/admin.html");
+const ADMIN_JS: &str = include_str!("../web/admin.js");
+const ADMIN_CSS: &str = include_str!("../web/admin.css");
+const UPLOT_JS: &str = include_str!("../web/vendor/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../web/vendor/uPlot.min.css");
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -87,6 +97,11 @@ impl WebPage {
             .route("/index.html", get(|| async { asset(HTML, INDEX_HTML) }))
             .route("/app.js", get(|| async { asset(JS, APP_JS) }))
             .route("/app.css", get(|| async { asset(CSS, APP_CSS) }))
+            .route("/admin", get(|| async { asset(HTML, ADMIN_HTML) }))
+            .route("/admin/admin.js", get(|| async { asset(JS, ADMIN_JS) }))
+            .route("/admin/admin.css", get(|| async { asset(CSS, ADMIN_CSS) }))
+            .route("/admin/uPlot.js", get(|| async { asset(JS, UPLOT_JS) }))
+            .route("/admin/uPlot.css", get(|| async { asset(CSS, UPLOT_CSS) }))
             .route(
                 "/config.json",
                 get(move || std::future::ready(asset(JSON, config.clone()))),

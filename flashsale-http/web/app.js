@@ -132,11 +132,18 @@ function plain(answer) {
 function saleState(s, now = Date.now()) {
   if (s.productQty === 0) return 'sold-out';
   if (s.ended || now >= Date.parse(s.saleEnd)) return 'ended';
-  if (!s.started && now < Date.parse(s.saleStart)) return 'upcoming';
+  if (!s.started && now < Date.parse(s.saleStart)) {
+    // A pre-queue takes buyers before the start; their order is drawn then.
+    return s.prequeueOpensAt && now >= Date.parse(s.prequeueOpensAt) ? 'prequeue' : 'upcoming';
+  }
   return 'live';
 }
 
-const STATE_TEXT = { live: 'Live now', 'sold-out': 'Sold out', ended: 'Ended', upcoming: 'Upcoming' };
+const STATE_TEXT = {
+  live: 'Live now', 'sold-out': 'Sold out', ended: 'Ended', upcoming: 'Upcoming', prequeue: 'Pre-queue open',
+};
+/** Whether a buyer may ask for a place now. */
+const open = (state) => state === 'live' || state === 'prequeue';
 
 async function loadSales() {
   const r = await call('GET', '/sales');
@@ -176,14 +183,16 @@ function refreshSales() {
     badge.textContent = STATE_TEXT[state];
     badge.className = `state state-${state}`;
     const countdown = el.querySelector('.countdown');
-    countdown.textContent = state === 'upcoming'
+    countdown.textContent = state === 'upcoming' || state === 'prequeue'
       ? `Starts in ${duration(Date.parse(s.saleStart) - now)}`
       : state === 'live' ? `Ends in ${duration(Date.parse(s.saleEnd) - now)}` : '';
   }
   const buy = $('buy');
   if (buy) {
     const s = app.sales.get(buy.dataset.for);
-    buy.disabled = !s || saleState(s, now) !== 'live' || buy.dataset.busy === '1';
+    const state = s && saleState(s, now);
+    buy.disabled = !s || !open(state) || buy.dataset.busy === '1';
+    buy.textContent = state === 'prequeue' ? 'Join the pre-queue' : 'Buy';
   }
 }
 

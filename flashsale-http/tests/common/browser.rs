@@ -32,6 +32,11 @@ pub(crate) struct Shop {
 /// The all-in-one server with the page, `/pay`, and one live sale of
 /// `quantity` "Limited sneakers" as its default sale.
 pub(crate) async fn shop(quantity: u64) -> Shop {
+    shop_with(quantity, |_| {}).await
+}
+
+/// [`shop`], its sale set up by `configure` too (a pre-queue, limits).
+pub(crate) async fn shop_with(quantity: u64, configure: impl FnOnce(&mut NewSale)) -> Shop {
     let now = Timestamp::from(std::time::SystemTime::now());
     let (mut stack, clock) = super::manual_stack_at(now).await;
     let mut new = NewSale::new(
@@ -41,6 +46,7 @@ pub(crate) async fn shop(quantity: u64) -> Shop {
         now.saturating_add(Duration::from_secs(3600)),
     );
     new.payment_timeout = TIMEOUT;
+    configure(&mut new);
     let sale = stack.catalogue.create_sale(None, new).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -229,6 +235,32 @@ impl Page {
     pub(crate) async fn displayed(&self, css: &str) -> bool {
         let e = self.client.find(Locator::Css(css)).await.unwrap();
         e.is_displayed().await.unwrap()
+    }
+
+    /// Types `text` into the input with id `id` (after clearing it).
+    pub(crate) async fn type_into(&self, id: &str, text: &str) {
+        self.wait_text(&format!("#{id}"), |_| true).await;
+        let input = self.client.find(Locator::Id(id)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+
+    /// Whether an element matching `css` exists and is shown.
+    pub(crate) async fn displayed_any(&self, css: &str) -> bool {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(e) => e.is_displayed().await.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Saves a PNG of the window to `target/screenshots/{name}.png` (for
+    /// people to look at; nothing reads it back).
+    pub(crate) async fn screenshot(&self, name: &str) {
+        let _ = self.client.execute("window.scrollTo(0, 0);", vec![]).await;
+        let png = self.client.screenshot().await.unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
     /// Ends the browser session.

@@ -29,9 +29,11 @@ pub(crate) fn test_tokens() -> TokenKey {
 pub(crate) const ADMIN_TOKEN: &str = "test operator";
 
 /// Adds the buyer token of the transaction a `/transactions/{id}` URL
-/// names, as its holder would, and the operator's token to `/sales`.
+/// names, as its holder would, and the operator's token to `/sales` and
+/// the operator routes.
 fn as_holder(request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
-    if url.ends_with("/sales") {
+    let operator = ["/sales", "/stats", "/pause", "/resume", "/end"];
+    if operator.iter().any(|route| url.ends_with(route)) {
         return request.bearer_auth(ADMIN_TOKEN);
     }
     let tx = url
