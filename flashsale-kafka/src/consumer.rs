@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use flashsale_core::TxMessage;
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::{ClientContext, Statistics};
 
 use crate::config::{KafkaConfig, KafkaError, err};
 
@@ -23,9 +24,38 @@ pub struct ConsumerStats {
     pub next: Mutex<BTreeMap<i32, i64>>,
 }
 
+/// Our consumers' context: librdkafka's statistics, every five seconds,
+/// become the gauge `flashsale_kafka_consumer_lag{topic, partition}` (the
+/// messages on the broker not yet read).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LagContext;
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1: the internal "unassigned" partition, or no lag known yet.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    let labels = [
+                        ("topic", topic.clone()),
+                        ("partition", partition.to_string()),
+                    ];
+                    metrics::gauge!("flashsale_kafka_consumer_lag", &labels)
+                        .set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+/// The consumers this crate makes.
+pub type TxConsumer = StreamConsumer<LagContext>;
+
 /// A consumer in `group` that commits only what it was told to, reading
 /// from the start when the group has no offset yet.
-fn new_consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+fn new_consumer(config: &KafkaConfig, group: &str) -> Result<TxConsumer, KafkaError> {
     config
         // A broker that does not answer a waiting fetch when data arrives
         // (tansu) would otherwise add up to 500 ms to every sale_update.
@@ -33,13 +63,14 @@ fn new_consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, Kaf
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .create()
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(LagContext)
         .map_err(|e| err("kafka consumer", e))
 }
 
 /// A consumer of the topic in consumer group `group` that commits only
 /// what it has applied.
-pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+pub fn consumer(config: &KafkaConfig, group: &str) -> Result<TxConsumer, KafkaError> {
     let c = new_consumer(config, group)?;
     c.subscribe(&[&config.topic])
         .map_err(|e| err(&format!("subscribe to {}", config.topic), e))?;
@@ -53,7 +84,7 @@ pub fn assigned_consumer(
     config: &KafkaConfig,
     group: &str,
     partitions: i32,
-) -> Result<StreamConsumer, KafkaError> {
+) -> Result<TxConsumer, KafkaError> {
     assign(config, group, partitions, |_| rdkafka::Offset::Stored)
 }
 
@@ -67,7 +98,7 @@ pub fn replay_consumer(
     config: &KafkaConfig,
     group: &str,
     partitions: i32,
-) -> Result<StreamConsumer, KafkaError> {
+) -> Result<TxConsumer, KafkaError> {
     assign(config, group, partitions, |_| rdkafka::Offset::Beginning)
 }
 
@@ -79,7 +110,7 @@ pub fn resume_consumer(
     group: &str,
     partitions: i32,
     from: &BTreeMap<i32, i64>,
-) -> Result<StreamConsumer, KafkaError> {
+) -> Result<TxConsumer, KafkaError> {
     assign(config, group, partitions, |p| {
         from.get(&p)
             .map_or(rdkafka::Offset::Beginning, |&o| rdkafka::Offset::Offset(o))
@@ -91,7 +122,7 @@ fn assign(
     group: &str,
     partitions: i32,
     from: impl Fn(i32) -> rdkafka::Offset,
-) -> Result<StreamConsumer, KafkaError> {
+) -> Result<TxConsumer, KafkaError> {
     let c = new_consumer(config, group)?;
     let mut list = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {
@@ -107,7 +138,7 @@ fn assign(
 /// offset is committed; an unreadable one is logged, counted and its offset
 /// committed (it would never become readable). Broker errors are logged and
 /// the loop goes on (librdkafka reconnects by itself).
-pub async fn consume<F, Fut>(consumer: &StreamConsumer, stats: Arc<ConsumerStats>, mut apply: F)
+pub async fn consume<F, Fut>(consumer: &TxConsumer, stats: Arc<ConsumerStats>, mut apply: F)
 where
     F: FnMut(TxMessage) -> Fut,
     Fut: std::future::Future<Output = ()>,

@@ -46,7 +46,8 @@ mod sink;
 pub use admin::ensure_topic;
 pub use config::{DEFAULT_TOPIC, KafkaConfig, KafkaError};
 pub use consumer::{
-    ConsumerStats, assigned_consumer, consume, consumer, replay_consumer, resume_consumer,
+    ConsumerStats, LagContext, TxConsumer, assigned_consumer, consume, consumer, replay_consumer,
+    resume_consumer,
 };
 pub use journal::{DEFAULT_JOURNAL_PREFIX, KafkaStorage, MAX_PART_BYTES};
 pub use sink::{KafkaSink, encode};

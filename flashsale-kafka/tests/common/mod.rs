@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use flashsale_core::TxMessage;
 use flashsale_core::testkit::SinkProbe;
+use flashsale_kafka::TxConsumer;
 use rdkafka::Message;
-use rdkafka::consumer::StreamConsumer;
 
 /// Yields each readable message on the topic.
 #[allow(dead_code, reason = "not every test file reads the topic")]
-pub(crate) struct TopicProbe(pub(crate) StreamConsumer);
+pub(crate) struct TopicProbe(pub(crate) TxConsumer);
 
 #[async_trait]
 impl SinkProbe for TopicProbe {
