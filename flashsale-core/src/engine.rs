@@ -1181,7 +1181,7 @@ impl Engine {
                 }
                 EventKind::Rescheduled { ends_at }
             }
-            Control::Joining(open) if open == !self.joining_closed => return Ok(()),
+            Control::Joining(open) if open != self.joining_closed => return Ok(()),
             Control::Joining(true) => EventKind::JoiningOpened,
             Control::Joining(false) => EventKind::JoiningClosed,
             // Its end becomes now (if after the start), then it ends.

@@ -144,7 +144,7 @@ fn cors(origin: &str) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH])
         .allow_headers([
             CONTENT_TYPE,
             AUTHORIZATION,

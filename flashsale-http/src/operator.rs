@@ -338,7 +338,11 @@ pub(crate) async fn stats(
 
 /// What the operator routes answer.
 #[derive(utoipa::IntoResponses)]
-#[allow(dead_code, reason = "describes responses for the OpenAPI document")]
+#[allow(
+    dead_code,
+    clippy::large_enum_variant,
+    reason = "never built: it describes responses for the OpenAPI document"
+)]
 pub(crate) enum OperatorResponses {
     /// The sale's figures after the change.
     #[response(status = 200)]

@@ -65,7 +65,7 @@ impl Op {
             50..=54 => {
                 Control::EndsAt(now.saturating_add(Duration::from_millis(u64::from(arg % 3_000))))
             }
-            55..=62 => Control::Joining(arg % 2 == 0),
+            55..=62 => Control::Joining(arg.is_multiple_of(2)),
             _ => Control::End,
         }
     }
