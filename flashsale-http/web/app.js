@@ -143,7 +143,7 @@ const STATE_TEXT = {
   live: 'Live now', 'sold-out': 'Sold out', ended: 'Ended', upcoming: 'Upcoming', prequeue: 'Pre-queue open',
 };
 /** Whether a buyer may ask for a place now. */
-const open = (state) => state === 'live' || state === 'prequeue';
+const canBuy = (state) => state === 'live' || state === 'prequeue';
 
 async function loadSales() {
   const r = await call('GET', '/sales');
@@ -191,7 +191,7 @@ function refreshSales() {
   if (buy) {
     const s = app.sales.get(buy.dataset.for);
     const state = s && saleState(s, now);
-    buy.disabled = !s || !open(state) || buy.dataset.busy === '1';
+    buy.disabled = !s || !canBuy(state) || buy.dataset.busy === '1';
     buy.textContent = state === 'prequeue' ? 'Join the pre-queue' : 'Buy';
   }
 }
