@@ -12,10 +12,67 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, ErrorCode, body_code};
 use crate::signature::{SIGNATURE_HEADER, verify};
 
-/// A JSON body whose rejections answer in the reference's error shape.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body whose rejections answer in the reference's error
+/// shape: 415 unless `Content-Type` is JSON, 400 `invalid_body` for
+/// anything but an object of the right fields.
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let body = json_bytes(req, state).await?;
+        parse(&body).map(ApiJson)
+    }
+}
+
+/// Whether the request says its body is JSON.
+fn is_json(req: &Request) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let essence = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+}
+
+/// The body of a request that says it is JSON (else 415), within the
+/// body limit (else 413).
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(&req) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "Expected request with `Content-Type: application/json`",
+        ));
+    }
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::new(e.status(), body_code(e.status()), e.body_text()))
+}
+
+/// Every body of this API is a JSON object: serde alone would also read a
+/// struct from an array of its fields in order.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "the body must be a JSON object",
+        ));
+    }
+    let Json(value) = Json::<T>::from_bytes(body)?;
+    Ok(value)
+}
 
 /// A query string whose rejections answer in the reference's error shape.
 #[derive(FromRequestParts)]
@@ -41,34 +98,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let (is_json, signature) = {
-            let header = |name: &str| {
-                req.headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let is_json = header(CONTENT_TYPE.as_str()).is_some_and(|ct| {
-                let essence = ct
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                essence == "application/json" || essence.ends_with("+json")
-            });
-            (is_json, header(SIGNATURE_HEADER))
-        };
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorCode::UnsupportedMediaType,
-                "Expected request with `Content-Type: application/json`",
-            ));
-        }
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::new(e.status(), body_code(e.status()), e.body_text()))?;
+        let signature = req
+            .headers()
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = json_bytes(req, state).await?;
         if let Some(secret) = state.payment_secret()
             && !signature.is_some_and(|s| verify(secret, &body, &s))
         {
@@ -78,8 +113,7 @@ where
                 "missing or invalid payment signature",
             ));
         }
-        let Json(value) = Json::<T>::from_bytes(&body)?;
-        Ok(SignedJson(value))
+        parse(&body).map(SignedJson)
     }
 }
 

@@ -356,6 +356,12 @@ pub(crate) enum OperatorResponses {
     /// `sale_not_found`: the sale does not run here.
     #[response(status = 404)]
     NotFound(ErrorBody<'static>),
+    /// `payload_too_large` (`PATCH` only).
+    #[response(status = 413)]
+    TooLarge(ErrorBody<'static>),
+    /// `unsupported_media_type`: a `PATCH` body that is not JSON.
+    #[response(status = 415)]
+    NotJson(ErrorBody<'static>),
     /// `sale_ended`, or `invalid_change` (a stock below what is sold and
     /// held).
     #[response(status = 409)]

@@ -387,6 +387,12 @@ async fn hostile_input_gets_a_clear_4xx() {
             StatusCode::BAD_REQUEST,
         ),
         ("application/json", b"[]".to_vec(), StatusCode::BAD_REQUEST),
+        // An array of the fields in order is no object (serde alone takes it).
+        (
+            "application/json",
+            b"[\"ana\"]".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
         (
             "application/json",
             b"{\"buyerName\":42}".to_vec(),
