@@ -749,11 +749,13 @@ impl Bucket {
 /// are granted again.
 #[derive(Debug, Clone)]
 struct GrantRate {
-    /// Grants per second, by `second % RATE_WINDOW_SECS`.
+    /// Promotions per second, by `second % RATE_WINDOW_SECS`.
     counts: [u32; RATE_WINDOW_SECS as usize],
-    /// The second of the latest grant.
+    /// Their sum: the window ending at `latest`.
+    total: u64,
+    /// The second of the latest promotion.
     latest: u64,
-    /// The second of the first grant measured.
+    /// The second of the first promotion measured.
     first: Option<u64>,
 }
 
@@ -764,6 +766,7 @@ impl Default for GrantRate {
     fn default() -> Self {
         GrantRate {
             counts: [0; RATE_WINDOW_SECS as usize],
+            total: 0,
             latest: 0,
             first: None,
         }
@@ -771,45 +774,45 @@ impl Default for GrantRate {
 }
 
 impl GrantRate {
+    fn slot(second: u64) -> usize {
+        (second % RATE_WINDOW_SECS) as usize
+    }
+
     fn record(&mut self, at: Timestamp) {
         let second = at.as_millis() / 1000;
-        self.forget_before(second);
+        if second > self.latest {
+            // The seconds since the latest promotion had none, and those
+            // they push out of the window are forgotten.
+            let gap = (second - self.latest).min(RATE_WINDOW_SECS);
+            for s in 1..=gap {
+                let slot = &mut self.counts[Self::slot(self.latest + s)];
+                self.total -= u64::from(*slot);
+                *slot = 0;
+            }
+            self.latest = second;
+        }
         self.first.get_or_insert(second);
-        let slot = &mut self.counts[(second % RATE_WINDOW_SECS) as usize];
+        let slot = &mut self.counts[Self::slot(self.latest)];
         *slot = slot.saturating_add(1);
+        self.total += 1;
     }
 
-    /// Clears the seconds between the latest grant and `second`.
-    fn forget_before(&mut self, second: u64) {
-        if second <= self.latest {
-            return;
-        }
-        let gap = (second - self.latest).min(RATE_WINDOW_SECS);
-        for s in 1..=gap {
-            self.counts[((self.latest + s) % RATE_WINDOW_SECS) as usize] = 0;
-        }
-        self.latest = second;
-    }
-
-    /// Grants per second at `now`, over the window (or since the first
-    /// grant, if sooner); `None` without a grant in the window.
+    /// Promotions per second at `now`, over the window (or since the first
+    /// promotion, if sooner); `None` without one in the window. O(1) while
+    /// promotions keep coming (O(seconds since the latest) otherwise).
     fn per_second(&self, now: Timestamp) -> Option<f64> {
         let first = self.first?;
-        let second = now.as_millis() / 1000;
-        let age = second.saturating_sub(self.latest);
+        let second = (now.as_millis() / 1000).max(self.latest);
+        let age = second - self.latest;
         if age >= RATE_WINDOW_SECS {
             return None;
         }
-        // Seconds in the window not yet counted over are zero.
-        let stale = age as usize;
-        let total: u64 = (0..RATE_WINDOW_SECS as usize - stale)
-            .map(|back| {
-                u64::from(
-                    self.counts[((self.latest + RATE_WINDOW_SECS - back as u64) % RATE_WINDOW_SECS)
-                        as usize],
-                )
-            })
+        // The window at `now` has lost the `age` oldest seconds of the
+        // window at `latest`.
+        let lost: u64 = (1..=age)
+            .map(|k| u64::from(self.counts[Self::slot(self.latest + k)]))
             .sum();
+        let total = self.total - lost;
         let span = (second - first + 1).min(RATE_WINDOW_SECS);
         (total > 0).then(|| total as f64 / span as f64)
     }
@@ -889,8 +892,9 @@ pub struct Engine {
     joining_closed: bool,
     /// The admission rate's bucket, when the sale has a rate.
     bucket: Option<Bucket>,
-    /// Slots granted lately, for estimates.
-    rate: GrantRate,
+    /// Promotions lately, for estimates (boxed: 256 bytes the hot paths
+    /// do not read).
+    rate: Box<GrantRate>,
     events: Vec<Event>,
 }
 
@@ -958,7 +962,7 @@ impl Engine {
             paused: false,
             joining_closed: false,
             bucket,
-            rate: GrantRate::default(),
+            rate: Box::default(),
             events: Vec::new(),
         }
     }
@@ -2138,6 +2142,40 @@ impl Engine {
         }
         while self.deadlines.back().is_some_and(|j| !live(&self.txs, j)) {
             self.deadlines.pop_back();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The measured rate is the promotions in the window ending at
+        /// `now` (the last 60 seconds, or since the first promotion),
+        /// counted by hand.
+        #[test]
+        fn the_promotion_rate_counts_the_window(
+            steps in prop::collection::vec((0u64..5_000, 0u8..4), 1..200),
+            probe in 0u64..90_000,
+        ) {
+            let mut rate = GrantRate::default();
+            let (mut t, mut at) = (1_000_000u64, Vec::new());
+            for (dt, n) in steps {
+                t += dt;
+                for _ in 0..n {
+                    rate.record(Timestamp::from_millis(t));
+                    at.push(t / 1000);
+                }
+            }
+            let now = t + probe;
+            let second = now / 1000;
+            let in_window = at.iter().filter(|&&s| s + RATE_WINDOW_SECS > second).count() as u64;
+            let expected = at.first().filter(|_| in_window > 0).map(|&first| {
+                in_window as f64 / (second - first + 1).min(RATE_WINDOW_SECS) as f64
+            });
+            prop_assert_eq!(rate.per_second(Timestamp::from_millis(now)), expected);
         }
     }
 }
