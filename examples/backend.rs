@@ -79,6 +79,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
+    // Before any sale starts: each takes its metric handles when it does.
+    flashsale_http::metrics::install();
     let args = Args::parse();
 
     // The backend takes no payments: only the operator's token and the

@@ -48,6 +48,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
+    // Before any sale starts: each takes its metric handles when it does.
+    flashsale_http::metrics::install();
     let args = Args::parse();
 
     let profile = &args.guards.profile;

@@ -153,6 +153,8 @@ async fn sync_from_backend(args: &Args) -> Result<Option<Engine>, Box<dyn std::e
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
+    // Before any sale starts: each takes its metric handles when it does.
+    flashsale_http::metrics::install();
     let args = Args::parse();
 
     let (mut ports, _) = Ports::in_memory();

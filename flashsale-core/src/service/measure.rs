@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use metrics::{Label, counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, Label, counter, gauge, histogram};
 
 use super::SaleReport;
 use crate::engine::{BuyError, Engine, Event, EventKind};
@@ -15,9 +15,49 @@ use crate::time::Timestamp;
 /// How many recent times in queue the percentiles are taken over.
 const RECENT: usize = 1024;
 
+/// One sale's metric handles, made once (building a metric's key on each
+/// event would cost more than the event).
+struct Handles {
+    joins: Counter,
+    promotions: Counter,
+    payments: Counter,
+    expiries: Counter,
+    leaves: Counter,
+    time_in_queue: Histogram,
+    time_to_pay: Histogram,
+    waiting: Gauge,
+    payment_slots: Gauge,
+    sold: Gauge,
+    remaining: Gauge,
+    prequeued: Gauge,
+    paused: Gauge,
+}
+
+impl Handles {
+    fn new(sale: &Label) -> Self {
+        let l = || [sale.clone()];
+        Handles {
+            joins: counter!("flashsale_joins_total", l().iter()),
+            promotions: counter!("flashsale_promotions_total", l().iter()),
+            payments: counter!("flashsale_payments_total", l().iter()),
+            expiries: counter!("flashsale_expiries_total", l().iter()),
+            leaves: counter!("flashsale_leaves_total", l().iter()),
+            time_in_queue: histogram!("flashsale_time_in_queue_seconds", l().iter()),
+            time_to_pay: histogram!("flashsale_time_to_pay_seconds", l().iter()),
+            waiting: gauge!("flashsale_sale_waiting", l().iter()),
+            payment_slots: gauge!("flashsale_sale_payment_slots", l().iter()),
+            sold: gauge!("flashsale_sale_sold", l().iter()),
+            remaining: gauge!("flashsale_sale_remaining", l().iter()),
+            prequeued: gauge!("flashsale_sale_prequeued", l().iter()),
+            paused: gauge!("flashsale_sale_paused", l().iter()),
+        }
+    }
+}
+
 /// One sale's measures.
 pub(super) struct Measures {
     sale: Label,
+    metrics: Handles,
     joins: u64,
     promotions: u64,
     payments: u64,
@@ -30,8 +70,10 @@ pub(super) struct Measures {
 
 impl Measures {
     pub(super) fn new(sale: SaleId) -> Self {
+        let sale = Label::new("sale", sale.to_string());
         Measures {
-            sale: Label::new("sale", sale.to_string()),
+            metrics: Handles::new(&sale),
+            sale,
             joins: 0,
             promotions: 0,
             payments: 0,
@@ -40,10 +82,6 @@ impl Measures {
             refusals: 0,
             in_queue: VecDeque::with_capacity(RECENT),
         }
-    }
-
-    fn labels(&self) -> [Label; 1] {
-        [self.sale.clone()]
     }
 
     /// A buy refused for `error`.
@@ -65,20 +103,18 @@ impl Measures {
 
     /// Counts a committed batch's events and sets the sale's gauges.
     pub(super) fn committed(&mut self, engine: &Engine, events: &[Event]) {
-        let labels = self.labels();
         for e in events {
             match &e.kind {
                 EventKind::Joined { .. } => {
                     self.joins += 1;
-                    counter!("flashsale_joins_total", labels.iter()).increment(1);
+                    self.metrics.joins.increment(1);
                 }
                 EventKind::Promoted { tx, .. } => {
                     self.promotions += 1;
-                    counter!("flashsale_promotions_total", labels.iter()).increment(1);
+                    self.metrics.promotions.increment(1);
                     if let Some(joined) = engine.joined_at(*tx) {
                         let waited = since(joined, e.at);
-                        histogram!("flashsale_time_in_queue_seconds", labels.iter())
-                            .record(waited.as_secs_f64());
+                        self.metrics.time_in_queue.record(waited.as_secs_f64());
                         if self.in_queue.len() == RECENT {
                             self.in_queue.pop_front();
                         }
@@ -87,19 +123,20 @@ impl Measures {
                 }
                 EventKind::Paid { tx, .. } => {
                     self.payments += 1;
-                    counter!("flashsale_payments_total", labels.iter()).increment(1);
+                    self.metrics.payments.increment(1);
                     if let Some(given) = engine.slot_given_at(*tx) {
-                        histogram!("flashsale_time_to_pay_seconds", labels.iter())
+                        self.metrics
+                            .time_to_pay
                             .record(since(given, e.at).as_secs_f64());
                     }
                 }
                 EventKind::Expired { .. } => {
                     self.expiries += 1;
-                    counter!("flashsale_expiries_total", labels.iter()).increment(1);
+                    self.metrics.expiries.increment(1);
                 }
                 EventKind::Left { .. } => {
                     self.leaves += 1;
-                    counter!("flashsale_leaves_total", labels.iter()).increment(1);
+                    self.metrics.leaves.increment(1);
                 }
                 _ => {}
             }
@@ -109,14 +146,14 @@ impl Measures {
 
     /// Sets the sale's gauges from its engine.
     pub(super) fn gauges(&self, engine: &Engine) {
-        let labels = self.labels();
-        gauge!("flashsale_sale_waiting", labels.iter()).set(engine.waiting() as f64);
-        gauge!("flashsale_sale_payment_slots", labels.iter()).set(engine.payment_slots() as f64);
-        gauge!("flashsale_sale_sold", labels.iter()).set(engine.sold() as f64);
-        gauge!("flashsale_sale_remaining", labels.iter())
+        let m = &self.metrics;
+        m.waiting.set(engine.waiting() as f64);
+        m.payment_slots.set(engine.payment_slots() as f64);
+        m.sold.set(engine.sold() as f64);
+        m.remaining
             .set((engine.config().quantity - engine.sold()) as f64);
-        gauge!("flashsale_sale_prequeued", labels.iter()).set(engine.prequeued() as f64);
-        gauge!("flashsale_sale_paused", labels.iter()).set(f64::from(u8::from(engine.is_paused())));
+        m.prequeued.set(engine.prequeued() as f64);
+        m.paused.set(f64::from(u8::from(engine.is_paused())));
     }
 
     /// Adds the counts and percentiles to `stats`.
