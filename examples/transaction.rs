@@ -47,6 +47,14 @@ struct Args {
     /// The sale this service runs (24 hex characters).
     #[arg(long, env = "SALE_ID")]
     sale_id: SaleId,
+    /// The operator's token: the operator routes (pause, resume, changes,
+    /// end, stats) and `/metrics` need `Authorization: Bearer <it>`. Unset:
+    /// they are closed to everyone.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Also serve `GET /metrics` without credentials on this address.
+    #[arg(long, env = "METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// The backend to sync the sale and its buyers from.
     #[arg(
         long,
@@ -240,7 +248,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("PAYMENT_SECRET is not set: anyone can mark a transaction paid");
     }
 
-    app = app.with_request_limits(args.limits.request());
+    app = app
+        .with_request_limits(args.limits.request())
+        .with_metrics(flashsale_examples::metrics(args.metrics_addr));
+    if let Some(token) = args.admin_token.as_deref().filter(|t| !t.is_empty()) {
+        app = app.with_admin_token(flashsale_http::tokens::AdminToken::new(token));
+    }
     if let Some(limiter) = args.rates.limiter(false) {
         app = app.with_rate_limit(limiter);
     }

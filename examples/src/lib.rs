@@ -291,25 +291,7 @@ impl Guards {
     /// `app` with the operator's token, the per-client rate limit, buyer
     /// sign-in and the request bounds these settings ask for.
     pub fn apply(&self, mut app: flashsale_http::App) -> Result<flashsale_http::App, String> {
-        let metrics = flashsale_http::metrics::install();
-        if let Some(addr) = self.profile.metrics_addr {
-            let router = flashsale_http::metrics::router(metrics.clone());
-            tokio::spawn(async move {
-                match tokio::net::TcpListener::bind(addr).await {
-                    Ok(listener) => {
-                        tracing::info!(%addr, "metrics: GET /metrics without credentials");
-                        flashsale_http::server::serve(
-                            listener,
-                            router,
-                            flashsale_http::server::ServerLimits::default(),
-                            shutdown_signal(),
-                        )
-                        .await;
-                    }
-                    Err(e) => tracing::error!(%addr, error = %e, "METRICS_ADDR: cannot listen"),
-                }
-            });
-        }
+        let metrics = metrics(self.profile.metrics_addr);
         app = app
             .with_admin_token(self.profile.admin_token())
             .with_request_limits(self.limits.request())
@@ -323,6 +305,31 @@ impl Guards {
         }
         Ok(app)
     }
+}
+
+/// The process's metrics recorder; with `addr` (`METRICS_ADDR`), also
+/// `GET /metrics` without credentials on a listener of its own.
+pub fn metrics(addr: Option<SocketAddr>) -> metrics_exporter_prometheus::PrometheusHandle {
+    let metrics = flashsale_http::metrics::install();
+    if let Some(addr) = addr {
+        let router = flashsale_http::metrics::router(metrics.clone());
+        tokio::spawn(async move {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    tracing::info!(%addr, "metrics: GET /metrics without credentials");
+                    flashsale_http::server::serve(
+                        listener,
+                        router,
+                        flashsale_http::server::ServerLimits::default(),
+                        shutdown_signal(),
+                    )
+                    .await;
+                }
+                Err(e) => tracing::error!(%addr, error = %e, "METRICS_ADDR: cannot listen"),
+            }
+        });
+    }
+    metrics
 }
 
 /// Per-client rate limits.

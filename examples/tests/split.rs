@@ -127,6 +127,7 @@ impl Split {
         let kafka = [
             ("KAFKA_BROKERS", brokers.to_owned()),
             ("KAFKA_TOPIC", unique("transactions")),
+            ("ADMIN_TOKEN", ADMIN.to_owned()),
         ];
         let mut backend_env = kafka.to_vec();
         backend_env.push(("BUYER_TOKEN_SECRET", TOKEN_SECRET.to_owned()));
@@ -391,7 +392,57 @@ async fn split_servers_buy_pay_and_tell_the_backend_and_the_browser() {
         json!({ "transactionId": txs[3], "buyerName": "dee", "saleId": split.sale })
     );
     assert_eq!(split.status(&txs[3]).await["state"], "payment");
+
+    // The operator pauses the sale where its engine runs.
+    let paused: Value = split
+        .http
+        .post(format!(
+            "{}/sales/{}/pause",
+            split.transaction_base, split.sale
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&paused["paused"], &paused["sold"]),
+        (&json!(true), &json!(1)),
+        "{paused}"
+    );
+    // The backend's consumer reports its lag from librdkafka's statistics
+    // (every 5 s).
+    let metrics = async || {
+        split
+            .http
+            .get(format!("{}/metrics", split.backend.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let mut text = metrics().await;
+    for _ in 0..100 {
+        if text.contains("flashsale_kafka_consumer_lag{") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        text = metrics().await;
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("flashsale_kafka_consumer_lag{") && l.ends_with(" 0")),
+        "no consumer lag of 0 in {text}"
+    );
 }
+
+/// The operator token of the split servers.
+const ADMIN: &str = "split operator";
 
 /// What one client of the crash test was told.
 #[derive(Debug, Default)]
