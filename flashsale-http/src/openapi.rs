@@ -205,6 +205,11 @@ pub(crate) fn description(parts: Parts) -> utoipa::openapi::OpenApi {
             ("/index.html", "text/html", "The buyer's web page"),
             ("/app.js", "text/javascript", "The page's script"),
             ("/app.css", "text/css", "The page's style"),
+            (
+                "/common.js",
+                "text/javascript",
+                "What the page and the dashboard share",
+            ),
             ("/admin", "text/html", "The operator dashboard"),
             (
                 "/admin/admin.js",

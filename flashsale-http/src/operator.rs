@@ -185,7 +185,7 @@ pub struct SaleStatsBody {
 
 impl From<&SaleReport> for SaleStatsBody {
     fn from(r: &SaleReport) -> Self {
-        let c = &r.config;
+        let (c, m) = (&r.config, &r.measured);
         let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
         SaleStatsBody {
             sale_id: c.id.to_string(),
@@ -216,14 +216,14 @@ impl From<&SaleReport> for SaleStatsBody {
             admissions_per_minute: c.admissions_per_minute,
             admissions_available: r.admissions_available,
             promotion_rate: r.promotion_rate,
-            joins: r.joins,
-            promotions: r.promotions,
-            payments: r.payments,
-            expiries: r.expiries,
-            leaves: r.leaves,
-            refusals: r.refusals,
-            time_in_queue_p50_ms: ms(r.time_in_queue_p50),
-            time_in_queue_p90_ms: ms(r.time_in_queue_p90),
+            joins: m.joins,
+            promotions: m.promotions,
+            payments: m.payments,
+            expiries: m.expiries,
+            leaves: m.leaves,
+            refusals: m.refusals,
+            time_in_queue_p50_ms: ms(m.time_in_queue_p50),
+            time_in_queue_p90_ms: ms(m.time_in_queue_p90),
             queue_head: r
                 .queue_head
                 .iter()

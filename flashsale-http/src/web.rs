@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `GET /`, `GET /index.html` | the page (its views are `#/`, `#/sales/{id}` and `#/tx/{id}`) |
 //! | `GET /app.js`, `GET /app.css` | its script and style |
+//! | `GET /common.js` | what the page and the dashboard share (the error log, DOM helpers) |
 //! | `GET /config.json` | `{transactionUrl, paymentUrl}`: where it buys and pays (`""`: this server) |
 //! | `GET /socket.io/socket.io.js` | the socket.io-client 4.8 browser bundle (MIT), as Node's Socket.IO server serves it |
 //! | `GET /admin` | the operator dashboard: sign in with `ADMIN_TOKEN` (kept for the tab only), live figures and charts, the controls |
@@ -39,6 +40,7 @@ use axum::routing::get;
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const APP_CSS: &str = include_str!("../web/app.css");
+const COMMON_JS: &str = include_str!("../web/common.js");
 const SOCKET_IO_JS: &str = include_str!("../web/vendor/socket.io.min.js");
 const ADMIN_HTML: &str = include_str!("../web/admin.html");
 const ADMIN_JS: &str = include_str!("../web/admin.js");
@@ -97,6 +99,7 @@ impl WebPage {
             .route("/index.html", get(|| async { asset(HTML, INDEX_HTML) }))
             .route("/app.js", get(|| async { asset(JS, APP_JS) }))
             .route("/app.css", get(|| async { asset(CSS, APP_CSS) }))
+            .route("/common.js", get(|| async { asset(JS, COMMON_JS) }))
             .route("/admin", get(|| async { asset(HTML, ADMIN_HTML) }))
             .route("/admin/admin.js", get(|| async { asset(JS, ADMIN_JS) }))
             .route("/admin/admin.css", get(|| async { asset(CSS, ADMIN_CSS) }))

@@ -8,23 +8,7 @@
 // Socket.IO event says the sale changed.
 'use strict';
 
-window.flashsaleErrors = [];
-window.addEventListener('error', (e) => window.flashsaleErrors.push(String(e.message)));
-window.addEventListener('unhandledrejection', (e) => window.flashsaleErrors.push(String(e.reason)));
-
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === false || v == null) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) {
-    if (c != null && c !== false) el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
-const $ = (id) => document.getElementById(id);
+// `flashsaleErrors`, `h` and `$` come from common.js.
 
 /** How often the figures are fetched, and how much history the charts keep. */
 const EVERY_MS = 2000;

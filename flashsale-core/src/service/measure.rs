@@ -1,13 +1,13 @@
 //! What a sale's task measures: the `flashsale_*` metrics (through the
 //! `metrics` facade: nothing is recorded until a server installs an
-//! exporter) and the recent figures a [`SaleReport`] gives.
+//! exporter) and the figures a sale's report gives ([`Measured`]).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Label, counter, gauge, histogram};
 
-use super::SaleReport;
+use super::Measured;
 use crate::engine::{BuyError, Engine, Event, EventKind};
 use crate::id::SaleId;
 use crate::time::Timestamp;
@@ -58,12 +58,7 @@ impl Handles {
 pub(super) struct Measures {
     sale: Label,
     metrics: Handles,
-    joins: u64,
-    promotions: u64,
-    payments: u64,
-    expiries: u64,
-    leaves: u64,
-    refusals: u64,
+    counts: Measured,
     /// The latest times in queue, in milliseconds.
     in_queue: VecDeque<u64>,
 }
@@ -74,19 +69,14 @@ impl Measures {
         Measures {
             metrics: Handles::new(&sale),
             sale,
-            joins: 0,
-            promotions: 0,
-            payments: 0,
-            expiries: 0,
-            leaves: 0,
-            refusals: 0,
+            counts: Measured::default(),
             in_queue: VecDeque::with_capacity(RECENT),
         }
     }
 
     /// A buy refused for `error`.
     pub(super) fn refused(&mut self, error: &BuyError) {
-        self.refusals += 1;
+        self.counts.refusals += 1;
         let reason = match error {
             BuyError::InvalidName(_) => "invalid_name",
             BuyError::NotStarted { .. } => "not_started",
@@ -106,11 +96,11 @@ impl Measures {
         for e in events {
             match &e.kind {
                 EventKind::Joined { .. } => {
-                    self.joins += 1;
+                    self.counts.joins += 1;
                     self.metrics.joins.increment(1);
                 }
                 EventKind::Promoted { tx, .. } => {
-                    self.promotions += 1;
+                    self.counts.promotions += 1;
                     self.metrics.promotions.increment(1);
                     if let Some(joined) = engine.joined_at(*tx) {
                         let waited = since(joined, e.at);
@@ -122,7 +112,7 @@ impl Measures {
                     }
                 }
                 EventKind::Paid { tx, .. } => {
-                    self.payments += 1;
+                    self.counts.payments += 1;
                     self.metrics.payments.increment(1);
                     if let Some(given) = engine.slot_given_at(*tx) {
                         self.metrics
@@ -131,11 +121,11 @@ impl Measures {
                     }
                 }
                 EventKind::Expired { .. } => {
-                    self.expiries += 1;
+                    self.counts.expiries += 1;
                     self.metrics.expiries.increment(1);
                 }
                 EventKind::Left { .. } => {
-                    self.leaves += 1;
+                    self.counts.leaves += 1;
                     self.metrics.leaves.increment(1);
                 }
                 _ => {}
@@ -156,14 +146,8 @@ impl Measures {
         m.paused.set(f64::from(u8::from(engine.is_paused())));
     }
 
-    /// Adds the counts and percentiles to `stats`.
-    pub(super) fn fill(&self, stats: &mut SaleReport) {
-        stats.joins = self.joins;
-        stats.promotions = self.promotions;
-        stats.payments = self.payments;
-        stats.expiries = self.expiries;
-        stats.leaves = self.leaves;
-        stats.refusals = self.refusals;
+    /// The counts, and the percentiles of the latest times in queue.
+    pub(super) fn measured(&self) -> Measured {
         let mut recent: Vec<u64> = self.in_queue.iter().copied().collect();
         recent.sort_unstable();
         let at = |q: f64| {
@@ -172,8 +156,11 @@ impl Measures {
                 Duration::from_millis(recent[i])
             })
         };
-        stats.time_in_queue_p50 = at(0.5);
-        stats.time_in_queue_p90 = at(0.9);
+        Measured {
+            time_in_queue_p50: at(0.5),
+            time_in_queue_p90: at(0.9),
+            ..self.counts.clone()
+        }
     }
 }
 

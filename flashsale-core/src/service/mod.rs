@@ -200,7 +200,7 @@ pub struct SaleStats {
 /// Everything an operator sees of a running sale: its settings as they
 /// are now, its counters, the operator's controls, the pre-queue's draw,
 /// the queue's head, and what this process measured since it started the
-/// sale (counts, grant rate, recent times in queue).
+/// sale (counts, recent times in queue).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaleReport {
@@ -228,18 +228,26 @@ pub struct SaleReport {
     pub promotion_rate: Option<f64>,
     /// The next waiting buyers, in the order they will be served.
     pub queue_head: Vec<Status>,
-    /// Joins, promotions, payments, expiries, leaves and refused buys
-    /// since this process started the sale.
+    /// What this process measured since it started the sale.
+    pub measured: Measured,
+}
+
+/// What a sale's task measured since it started the sale (a restart starts
+/// again from zero: replay is not counted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Measured {
+    /// Buyers let in.
     pub joins: u64,
-    /// See `joins`.
+    /// Waiting buyers given a slot.
     pub promotions: u64,
-    /// See `joins`.
+    /// Payments.
     pub payments: u64,
-    /// See `joins`.
+    /// Slots expired unpaid.
     pub expiries: u64,
-    /// See `joins`.
+    /// Buyers who left.
     pub leaves: u64,
-    /// See `joins`.
+    /// Buys refused.
     pub refusals: u64,
     /// The median of the latest (up to 1,024) times in queue.
     pub time_in_queue_p50: Option<Duration>,
@@ -252,7 +260,7 @@ pub const QUEUE_HEAD: usize = 10;
 
 impl SaleReport {
     fn of(engine: &Engine, measures: &measure::Measures) -> Self {
-        let mut report = SaleReport {
+        SaleReport {
             config: engine.config().clone(),
             stats: SaleStats::of(engine),
             now: engine.now(),
@@ -265,17 +273,8 @@ impl SaleReport {
             admissions_available: engine.admissions_available(),
             promotion_rate: engine.promotion_rate(),
             queue_head: engine.queue_head(QUEUE_HEAD),
-            joins: 0,
-            promotions: 0,
-            payments: 0,
-            expiries: 0,
-            leaves: 0,
-            refusals: 0,
-            time_in_queue_p50: None,
-            time_in_queue_p90: None,
-        };
-        measures.fill(&mut report);
-        report
+            measured: measures.measured(),
+        }
     }
 }
 
