@@ -35,9 +35,12 @@ alive || { cat /tmp/flashsale-schemathesis.log; echo "server did not start"; exi
 
 out=$(mktemp)
 status=0
+# One worker: with two threads, hypothesis (under Python 3.11) now and then
+# fails inside `ast.parse` ("AST constructor recursion depth mismatch"),
+# a fault of the tool, not of the API.
 "$st" run "$base/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
-  --max-examples "${ST_EXAMPLES:-30}" --workers 2 --no-color 2>&1 | tee "$out" || status=$?
+  --max-examples "${ST_EXAMPLES:-30}" --workers 1 --no-color 2>&1 | tee "$out" || status=$?
 cases=$(grep -Eo '[0-9]+ generated' "$out" | tail -n 1 || true)
 rm -f "$out"
 if ! kill -0 "$pid" 2>/dev/null || ! alive; then
