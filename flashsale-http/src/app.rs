@@ -35,6 +35,8 @@ use axum::middleware;
 #[derive(Clone)]
 pub struct App {
     catalogue: Option<CatalogueService>,
+    /// `GET /sales`'s cached answer.
+    sales: Arc<backend::SalesCache>,
     service: Option<Service>,
     default_sale: Option<SaleId>,
     payment_secret: Option<Arc<[u8]>>,
@@ -80,6 +82,7 @@ impl App {
     pub fn new() -> Self {
         App {
             catalogue: None,
+            sales: Arc::new(backend::SalesCache::new()),
             service: None,
             default_sale: None,
             payment_secret: None,
@@ -220,6 +223,7 @@ impl App {
         if let Some(catalogue) = &self.catalogue {
             routes = routes.merge(backend::routes(Backend {
                 catalogue: catalogue.clone(),
+                sales: self.sales.clone(),
                 admin: self.admin.clone(),
                 auth: self.auth.clone(),
             }));

@@ -2,7 +2,10 @@
 //! eligibility, and (ours) sale creation — over a [`CatalogueService`].
 
 use axum::extract::{Path, State};
-use axum::http::header::LINK;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::body::Bytes;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LINK};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +24,8 @@ use crate::wire::{BuyerBody, BuyersQuery, CreateSale, Eligible, MAX_PAGE, SaleBo
 #[derive(Debug, Clone)]
 pub(crate) struct Backend {
     pub(crate) catalogue: CatalogueService,
+    /// `GET /sales`'s last answer, by catalogue version.
+    pub(crate) sales: Arc<SalesCache>,
     /// Guards sale creation.
     pub(crate) admin: AdminToken,
     /// When buyers sign in, eligibility needs their JWT too.
@@ -38,15 +43,99 @@ pub(crate) fn routes(backend: Backend) -> Router {
         .with_state(backend)
 }
 
-/// Every sale, by id (which ascends with creation time).
+/// `GET /sales`'s answer, serialized once per catalogue version: the
+/// reference's page asks for the whole list on every `sale_update`, so a
+/// crowd's re-fetches must cost a lookup, not a serialization (or, with
+/// `If-None-Match`, nothing but a 304).
+#[derive(Debug)]
+pub(crate) struct SalesCache {
+    /// Tells this process's versions from another's (a restart starts the
+    /// catalogue's version again).
+    boot: u32,
+    last: RwLock<Option<CachedList>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedList {
+    version: u64,
+    etag: HeaderValue,
+    body: Bytes,
+}
+
+impl SalesCache {
+    pub(crate) fn new() -> Self {
+        let mut boot = [0u8; 4];
+        getrandom::fill(&mut boot).unwrap_or_else(|e| panic!("no OS randomness: {e}"));
+        SalesCache {
+            boot: u32::from_ne_bytes(boot),
+            last: RwLock::new(None),
+        }
+    }
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`); weak tags compare by
+/// their opaque part, as RFC 9110 says for `If-None-Match`.
+fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let ours = etag.to_str().unwrap_or_default().trim_start_matches("W/");
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == ours)
+}
+
+/// Every sale, by id (which ascends with creation time). The answer carries
+/// an `ETag`; asked again with `If-None-Match` and nothing changed, it is a
+/// bodiless 304.
 #[utoipa::path(get, path = "/sales", tag = "backend",
+    params(("if-none-match" = Option<String>, Header, description = "The `ETag` of a list already held")),
     responses(
-        (status = 200, description = "The sales", body = [SaleBody]),
+        (status = 200, description = "The sales", body = [SaleBody],
+            headers(("etag" = String, description = "Changes whenever the list may have"))),
+        (status = 304, description = "Not modified: the list is still the one `If-None-Match` names",
+            headers(("etag" = String))),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     ))]
-pub(crate) async fn list_sales(State(b): State<Backend>) -> Result<Json<Vec<SaleBody>>, ApiError> {
-    let sales = b.catalogue.list().await?;
-    Ok(Json(sales.iter().map(SaleBody::from).collect()))
+pub(crate) async fn list_sales(
+    State(b): State<Backend>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let version = b.catalogue.version();
+    let cached = b
+        .sales
+        .last
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .filter(|c| c.version == version);
+    let list = match cached {
+        Some(list) => list,
+        None => {
+            let sales = b.catalogue.list().await?;
+            let bodies: Vec<SaleBody> = sales.iter().map(SaleBody::from).collect();
+            let body = serde_json::to_vec(&bodies).map_err(|_| ApiError::unavailable())?;
+            let etag = HeaderValue::from_str(&format!("\"{:08x}-{version}\"", b.sales.boot))
+                .map_err(|_| ApiError::unavailable())?;
+            let list = CachedList {
+                version,
+                etag,
+                body: Bytes::from(body),
+            };
+            *b.sales.last.write().unwrap_or_else(PoisonError::into_inner) = Some(list.clone());
+            list
+        }
+    };
+    let cache_headers = [
+        (ETAG, list.etag.clone()),
+        (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    if not_modified(&headers, &list.etag) {
+        return Ok((StatusCode::NOT_MODIFIED, cache_headers).into_response());
+    }
+    let json = (CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok((cache_headers, [json], list.body).into_response())
 }
 
 /// One sale; `productQty` is the units not yet sold.

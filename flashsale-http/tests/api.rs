@@ -558,3 +558,59 @@ async fn the_openapi_description_lists_the_routes_served() {
     assert!(!doc.paths.paths.contains_key("/sales"));
     assert!(!doc.paths.paths.contains_key("/pay"));
 }
+
+/// `GET /sales` is served from a cached serialization with an `ETag`: the
+/// same tag while nothing changed (a 304 to `If-None-Match`), a new one —
+/// and the new list — as soon as a sale is added or a unit sold.
+#[tokio::test]
+async fn the_sales_list_is_cached_with_an_etag_that_follows_every_change() {
+    let mut s = Server::start().await;
+    let (http, base) = (s.http.clone(), s.base.clone());
+    let list = async |tag: Option<&str>| {
+        let mut r = http.get(format!("{base}/sales"));
+        if let Some(tag) = tag {
+            r = r.header("if-none-match", tag);
+        }
+        let r = r.send().await.unwrap();
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        (status, etag, body)
+    };
+    let (status, first, body) = list(None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
+    assert_eq!(list(None).await.1, first, "a new tag without a change");
+    let (status, tag, body) = list(Some(&first)).await;
+    assert_eq!(
+        (status, tag.as_str(), body.as_str()),
+        (StatusCode::NOT_MODIFIED, first.as_str(), "")
+    );
+    assert_eq!(list(Some("\"other\", *")).await.0, StatusCode::NOT_MODIFIED);
+
+    // Read your writes: the sale just created is in the very next list.
+    let sale = s.sale(2, json!({})).await;
+    let (status, second, body) = list(Some(&first)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(second, first);
+    let sales: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (sales[0]["id"].as_str(), sales[0]["productQty"].as_u64()),
+        (Some(sale.as_str()), Some(2))
+    );
+
+    // A unit sold: a new tag and the new quantity, once the catalogue says so.
+    let (_, bought) = s.buy(&sale, "ana").await;
+    let tx = bought["transactionId"].as_str().unwrap().to_owned();
+    let (status, _) = s
+        .post(&format!("/sales/{sale}/paid"), json!({"transactionId": tx}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.sale_update().await;
+    let (status, third, body) = list(Some(&second)).await;
+    assert_eq!(status, StatusCode::OK, "still the old list after a sale");
+    assert_ne!(third, second);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()[0]["productQty"],
+        1
+    );
+}

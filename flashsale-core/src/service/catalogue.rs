@@ -1,6 +1,7 @@
 //! [`CatalogueService`]: the one owner of a [`Catalogue`], a single-writer
 //! task like each sale's in [`Service`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -69,6 +70,16 @@ pub enum CatalogueError {
     Unavailable,
 }
 
+impl Command {
+    /// Whether it may change what the catalogue lists.
+    fn may_change(&self) -> bool {
+        matches!(
+            self,
+            Command::Insert(..) | Command::Apply(..) | Command::Feed(..)
+        )
+    }
+}
+
 /// What the catalogue takes from an engine's committed events.
 enum Fed {
     Opened(SaleConfig),
@@ -80,6 +91,8 @@ enum Fed {
 struct Shared {
     commands: mpsc::Sender<Command>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Bumped after every batch that changed the catalogue.
+    version: Arc<AtomicU64>,
 }
 
 /// Owns a [`Catalogue`] in a task of its own: sale creation (with the
@@ -138,11 +151,13 @@ impl CatalogueService {
         notices: BroadcastSink<Notice>,
     ) -> Self {
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run(catalogue, receiver, clock, notices));
+        let version = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(run(catalogue, receiver, clock, notices, version.clone()));
         CatalogueService {
             shared: Arc::new(Shared {
                 commands,
                 task: Mutex::new(Some(task)),
+                version,
             }),
             engines: None,
         }
@@ -161,6 +176,14 @@ impl CatalogueService {
         CatalogueFeed {
             catalogue: self.clone(),
         }
+    }
+
+    /// A number that changes whenever the catalogue may have changed (a
+    /// sale added or changed, a unit sold, a start or end announced): what
+    /// [`CatalogueService::list`] answered for one version, it answers
+    /// again while the version stays. For caching the sales list.
+    pub fn version(&self) -> u64 {
+        self.shared.version.load(Ordering::Acquire)
     }
 
     /// Whether the catalogue's task still runs.
@@ -312,6 +335,7 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
     clock: Arc<dyn Clock>,
     notices: BroadcastSink<Notice>,
+    version: Arc<AtomicU64>,
 ) {
     let mut reserved = HashSet::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -331,6 +355,12 @@ async fn run(
         let now = clock.now();
         catalogue.handle_timeout(now);
         let mut out: Vec<Notice> = catalogue.drain_notices().collect();
+        // The version moves before the batch that may change the catalogue
+        // runs (and so before anyone hears of the change): a list asked for
+        // after a reader saw the new version is answered after this batch.
+        if !out.is_empty() || batch.iter().any(Command::may_change) {
+            version.fetch_add(1, Ordering::Release);
+        }
         for command in batch.drain(..) {
             // A caller that gave up waiting is no error.
             match command {
