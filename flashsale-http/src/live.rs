@@ -31,9 +31,10 @@
 //! through broadcast channels and a task of their own: emitting never
 //! blocks an engine.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 
@@ -193,10 +194,24 @@ pub fn spawn_forwarder(
         // Sales whose queue moved since the last flush: one `queue_moved`
         // each per burst of events, not one per event.
         let mut moved: BTreeSet<SaleId> = BTreeSet::new();
+        let mut updates = Conflator::default();
         while notices_open || events_open {
+            let due = updates.due();
             tokio::select! {
                 n = notices.recv(), if notices_open => match n {
-                    Ok(n) => emit_notice(&io, &n).await,
+                    Ok(n) => {
+                        let now = tokio::time::Instant::now().into_std();
+                        // What is held back of this sale goes out before
+                        // anything else about it (a newer update replaces it).
+                        if !matches!(n, Notice::SaleUpdated { .. })
+                            && let Some(held) = sale_of(&n).and_then(|sale| updates.take(sale, now))
+                        {
+                            emit_notice(&io, &held).await;
+                        }
+                        if updates.offer(&n, now) {
+                            emit_notice(&io, &n).await;
+                        }
+                    }
                     Err(RecvError::Lagged(k)) => tracing::warn!(missed = k, "live notices lagged"),
                     Err(RecvError::Closed) => notices_open = false,
                 },
@@ -205,6 +220,16 @@ pub fn spawn_forwarder(
                     Err(RecvError::Lagged(k)) => tracing::warn!(missed = k, "live events lagged"),
                     Err(RecvError::Closed) => events_open = false,
                 },
+                () = async {
+                    match due {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    for held in updates.take_due(tokio::time::Instant::now().into_std()) {
+                        emit_notice(&io, &held).await;
+                    }
+                }
             }
             // Take what else is already waiting before announcing moves.
             loop {
@@ -227,6 +252,92 @@ pub fn spawn_forwarder(
             }
         }
     })
+}
+
+/// At most one `sale_update` per sale every [`SALE_UPDATE_EVERY`]: with a
+/// thousand payments a second, every client would otherwise get a thousand
+/// messages a second (and the reference's page a thousand list downloads).
+/// One that comes sooner is held, replaced by any later one, and sent when
+/// its time comes: a client sees the latest `remainingQty` at most that
+/// much later, and never misses the last one.
+const SALE_UPDATE_EVERY: Duration = Duration::from_millis(100);
+
+/// Holds back `sale_update`s that come too soon after the sale's last one.
+#[derive(Debug, Default)]
+struct Conflator {
+    /// When each sale's last `sale_update` went out.
+    sent: HashMap<SaleId, Instant>,
+    /// The latest held-back one of each sale.
+    held: BTreeMap<SaleId, Notice>,
+}
+
+impl Conflator {
+    /// Whether `notice` goes out now; a `sale_update` too soon after its
+    /// sale's last is held instead (replacing the one held).
+    fn offer(&mut self, notice: &Notice, now: Instant) -> bool {
+        let Notice::SaleUpdated { sale, .. } = notice else {
+            return true;
+        };
+        let soon = self
+            .sent
+            .get(sale)
+            .is_some_and(|&last| now < last + SALE_UPDATE_EVERY);
+        if soon {
+            self.held.insert(*sale, notice.clone());
+            false
+        } else {
+            self.sent.insert(*sale, now);
+            true
+        }
+    }
+
+    /// When the next held one is due.
+    fn due(&self) -> Option<Instant> {
+        self.held
+            .keys()
+            .filter_map(|sale| self.sent.get(sale))
+            .map(|&last| last + SALE_UPDATE_EVERY)
+            .min()
+    }
+
+    /// The held ones due at `now`, marked sent.
+    fn take_due(&mut self, now: Instant) -> Vec<Notice> {
+        let due: Vec<SaleId> = self
+            .held
+            .keys()
+            .filter(|sale| {
+                self.sent
+                    .get(sale)
+                    .is_none_or(|&last| now >= last + SALE_UPDATE_EVERY)
+            })
+            .copied()
+            .collect();
+        due.into_iter()
+            .filter_map(|sale| self.take(sale, now))
+            .collect()
+    }
+
+    /// `sale`'s held one, to go out at once (before another notice of it).
+    fn take(&mut self, sale: SaleId, now: Instant) -> Option<Notice> {
+        let held = self.held.remove(&sale)?;
+        self.sent.insert(sale, now);
+        Some(held)
+    }
+}
+
+/// The sale a notice is about.
+fn sale_of(notice: &Notice) -> Option<SaleId> {
+    match notice {
+        Notice::SaleCreated { sale }
+        | Notice::SaleUpdated { sale, .. }
+        | Notice::SaleStarted { sale, .. }
+        | Notice::SaleEnded { sale, .. }
+        | Notice::QueuePaused { sale }
+        | Notice::QueueResumed { sale }
+        | Notice::SaleChanged { sale }
+        | Notice::QueueSwitch { sale, .. } => Some(*sale),
+        _ => None,
+    }
 }
 
 async fn emit<T: Serialize + ?Sized>(io: &SocketIo, room: Option<String>, event: &str, data: &T) {
@@ -339,5 +450,57 @@ async fn emit_event(io: &SocketIo, event: &Event, moved: &mut BTreeSet<SaleId>) 
             .await;
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(sale: SaleId, remaining: u64) -> Notice {
+        Notice::SaleUpdated {
+            sale,
+            remaining,
+            buyer: flashsale_core::BuyerName::parse("ana").unwrap_or_else(|_| unreachable!()),
+        }
+    }
+
+    /// A burst of updates goes out as its first and, one interval later,
+    /// its last: never more than one an interval per sale, never losing the
+    /// final quantity; another sale is not held back by it.
+    #[test]
+    fn a_burst_of_sale_updates_goes_out_as_its_first_and_its_last() {
+        let (a, b) = (
+            "000000000000000000000001"
+                .parse::<SaleId>()
+                .unwrap_or_else(|_| unreachable!()),
+            "000000000000000000000002"
+                .parse::<SaleId>()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut c = Conflator::default();
+        assert!(c.offer(&update(a, 9), at(0)));
+        for (ms, left) in [(10, 8), (20, 7), (30, 6)] {
+            assert!(
+                !c.offer(&update(a, left), at(ms)),
+                "sent {left} within the interval"
+            );
+        }
+        assert!(
+            c.offer(&update(b, 4), at(30)),
+            "another sale waits for nothing"
+        );
+        assert_eq!(c.due(), Some(at(100)));
+        assert!(c.take_due(at(99)).is_empty());
+        assert_eq!(c.take_due(at(100)), vec![update(a, 6)]);
+        assert_eq!(c.due(), None);
+        // The next one waits for the interval after that.
+        assert!(!c.offer(&update(a, 5), at(150)));
+        assert_eq!(c.take(a, at(160)), Some(update(a, 5)));
+        assert!(c.take_due(at(1_000)).is_empty());
+        // Other notices are never held.
+        assert!(c.offer(&Notice::SaleChanged { sale: a }, at(161)));
     }
 }

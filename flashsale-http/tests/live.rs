@@ -222,3 +222,35 @@ async fn a_transaction_room_needs_its_buyer_token() {
     .await;
     assert_eq!(rooms, json!([format!("tx:{ana}")]));
 }
+
+/// A burst of payments reaches a client as conflated `sale_update`s (at
+/// most one a sale every 100 ms): the quantities it sees only go down, and
+/// the last one is the catalogue's — conflation never loses the final value.
+#[tokio::test]
+async fn conflated_sale_updates_end_on_the_catalogues_quantity() {
+    let s = start().await;
+    const UNITS: u64 = 40;
+    let sale = s.sale(UNITS, Duration::ZERO).await;
+    let (mut c, _) = Client::connect(&s.base, json!({})).await;
+    let mut txs = Vec::new();
+    for n in 0..UNITS {
+        txs.push(s.buy(&sale, &format!("buyer {n}")).await);
+    }
+    for tx in &txs {
+        s.post(&format!("/sales/{sale}/paid"), json!({ "transactionId": tx }))
+            .await;
+    }
+    let mut seen = Vec::new();
+    loop {
+        let update = c.next("sale_update").await;
+        let left = update["remainingQty"].as_u64().unwrap();
+        seen.push(left);
+        if left == 0 {
+            break;
+        }
+    }
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "out of order: {seen:?}");
+    let (_, listed) = common::get(&s.http, format!("{}/sales/{sale}", s.base)).await;
+    assert_eq!(listed["productQty"], 0);
+    println!("{UNITS} payments, {} sale_update messages: {seen:?}", seen.len());
+}
