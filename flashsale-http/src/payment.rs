@@ -1,6 +1,7 @@
 //! The payment stand-in (the reference's dummy Payment service):
 //! `POST /pay {transactionId, quantity}` calls back the transaction
-//! service's `/paid` over HTTP — signed when a secret is set — and answers
+//! service's `/paid` over HTTP — signed when a secret is set — or, in the
+//! all-in-one server, the same process's service directly, and answers
 //! with the outcome.
 
 use std::sync::Arc;
@@ -14,9 +15,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, tx_id};
 use crate::signature::{SIGNATURE_HEADER, sign};
 use crate::wire::Success;
+use flashsale_core::Service;
 
 /// How long the callback may take before the payment is reported failed.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,17 +38,35 @@ pub(crate) struct PayBody {
 /// Where payments are reported, and how.
 #[derive(Clone)]
 pub struct Payment {
-    callback: String,
-    secret: Option<Arc<[u8]>>,
-    http: reqwest::Client,
+    callback: Callback,
+}
+
+#[derive(Clone)]
+enum Callback {
+    /// The transaction service's `/paid`, over HTTP.
+    Http {
+        url: String,
+        secret: Option<Arc<[u8]>>,
+        http: reqwest::Client,
+    },
+    /// The same process's service: what `/paid` would do, without the
+    /// round trip.
+    InProcess(Service),
 }
 
 impl std::fmt::Debug for Payment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Payment")
-            .field("callback", &self.callback)
-            .field("signed", &self.secret.is_some())
-            .finish()
+        match &self.callback {
+            Callback::Http { url, secret, .. } => f
+                .debug_struct("Payment")
+                .field("callback", url)
+                .field("signed", &secret.is_some())
+                .finish(),
+            Callback::InProcess(_) => f
+                .debug_struct("Payment")
+                .field("callback", &"in process")
+                .finish(),
+        }
     }
 }
 
@@ -64,10 +84,21 @@ impl Payment {
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Payment {
-            callback: callback_url.to_owned(),
-            secret: secret.map(Arc::from),
-            http,
+            callback: Callback::Http {
+                url: callback_url.to_owned(),
+                secret: secret.map(Arc::from),
+                http,
+            },
         })
+    }
+
+    /// Reports payments to `service` in this process, as its `/paid` would
+    /// take them (same answers and refusals), without a loopback HTTP
+    /// request per payment: the all-in-one server's stand-in.
+    pub fn in_process(service: Service) -> Self {
+        Payment {
+            callback: Callback::InProcess(service),
+        }
     }
 
     /// `POST /pay` alone, to merge into another router.
@@ -121,12 +152,18 @@ pub(crate) async fn pay(
             "quantity must be 1: a transaction buys one unit",
         ));
     }
+    let (url, secret, http) = match &p.callback {
+        Callback::Http { url, secret, http } => (url, secret, http),
+        Callback::InProcess(service) => {
+            service.paid_tx(tx_id(&body.transaction_id)?).await?;
+            return Ok(Json(Success { success: true }).into_response());
+        }
+    };
     let callback = serde_json::json!({ "transactionId": body.transaction_id.trim() }).to_string();
-    let mut request = p
-        .http
-        .post(&p.callback)
+    let mut request = http
+        .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json");
-    if let Some(secret) = &p.secret {
+    if let Some(secret) = secret {
         request = request.header(SIGNATURE_HEADER, sign(secret, callback.as_bytes()));
     }
     let answer = request.body(callback).send().await.map_err(|e| {

@@ -237,8 +237,11 @@ async fn conflated_sale_updates_end_on_the_catalogues_quantity() {
         txs.push(s.buy(&sale, &format!("buyer {n}")).await);
     }
     for tx in &txs {
-        s.post(&format!("/sales/{sale}/paid"), json!({ "transactionId": tx }))
-            .await;
+        s.post(
+            &format!("/sales/{sale}/paid"),
+            json!({ "transactionId": tx }),
+        )
+        .await;
     }
     let mut seen = Vec::new();
     loop {
@@ -249,8 +252,14 @@ async fn conflated_sale_updates_end_on_the_catalogues_quantity() {
             break;
         }
     }
-    assert!(seen.windows(2).all(|w| w[0] > w[1]), "out of order: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "out of order: {seen:?}"
+    );
     let (_, listed) = common::get(&s.http, format!("{}/sales/{sale}", s.base)).await;
     assert_eq!(listed["productQty"], 0);
-    println!("{UNITS} payments, {} sale_update messages: {seen:?}", seen.len());
+    println!(
+        "{UNITS} payments, {} sale_update messages: {seen:?}",
+        seen.len()
+    );
 }

@@ -25,6 +25,12 @@ struct Server {
 /// The all-in-one app with a sale of 1 as its default sale and `/pay`
 /// calling back its own `/paid`, signed with `secret` if given.
 async fn start(secret: Option<&str>) -> Server {
+    start_with(secret, false).await
+}
+
+/// [`start`]; `in_process`: `/pay` calls the service itself, as the
+/// all-in-one server's stand-in does.
+async fn start_with(secret: Option<&str>, in_process: bool) -> Server {
     let (ports, _) = Ports::in_memory();
     let catalogue = Catalogue::new(Box::new(ObjectIdGenerator::random()));
     let mut stack = InProcess::open(ports, catalogue, common::test_tokens())
@@ -47,7 +53,11 @@ async fn start(secret: Option<&str>) -> Server {
         .app
         .with_default_sale(sale.id())
         .with_admin_token(AdminToken::new(common::ADMIN_TOKEN))
-        .with_payment(Payment::new(&format!("{base}/paid"), secret).unwrap());
+        .with_payment(if in_process {
+            Payment::in_process(stack.service.clone().unwrap())
+        } else {
+            Payment::new(&format!("{base}/paid"), secret).unwrap()
+        });
     if let Some(secret) = secret {
         stack.app = stack.app.with_payment_secret(secret);
     }
@@ -72,9 +82,16 @@ impl Server {
     }
 }
 
+/// Both ways of paying — a request to `/paid`, or the service in process —
+/// answer alike.
 #[tokio::test]
 async fn pay_calls_back_paid_and_the_sale_is_made() {
-    let mut s = start(None).await;
+    for in_process in [false, true] {
+        pay_and_refusal(start_with(None, in_process).await).await;
+    }
+}
+
+async fn pay_and_refusal(mut s: Server) {
     let ana = s.buy("ana").await;
     let bob = s.buy("bob").await;
     let (status, body) = s
@@ -114,7 +131,12 @@ async fn pay_calls_back_paid_and_the_sale_is_made() {
 
 #[tokio::test]
 async fn pay_refuses_bad_input() {
-    let s = start(None).await;
+    for in_process in [false, true] {
+        refuses_bad_input(start_with(None, in_process).await).await;
+    }
+}
+
+async fn refuses_bad_input(s: Server) {
     let ana = s.buy("ana").await;
     for body in [
         json!({ "transactionId": ana, "quantity": 2 }),
