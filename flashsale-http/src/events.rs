@@ -108,3 +108,22 @@ pub struct SaleRef {
     /// The sale.
     pub sale_id: SaleId,
 }
+
+/// `queue_position`: a waiting buyer's exact place and estimate, pushed
+/// to its transaction's room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuePosition {
+    /// The transaction.
+    pub transaction_id: TxId,
+    /// Its sale.
+    pub sale_id: SaleId,
+    /// 1-based place in the queue.
+    pub position: u64,
+    /// The estimated turn (ISO-8601), once the queue's exit rate is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_at: Option<String>,
+    /// A slot comes by then at the latest (ISO-8601).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_by: Option<String>,
+}

@@ -31,6 +31,8 @@ pub struct InProcess {
     pub service: Option<Service>,
     live: SocketIoLayer,
     forwarder: JoinHandle<()>,
+    /// Pushes watched buyers their positions (when it runs engines).
+    positions: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for InProcess {
@@ -104,7 +106,10 @@ impl InProcess {
         events: BroadcastSink<Event>,
         tokens: TokenKey,
     ) -> Self {
-        let (live, io) = crate::live::layer(tokens.clone());
+        let (live, io, watched) = crate::live::layer(tokens.clone());
+        let positions = service.clone().map(|service| {
+            crate::live::spawn_positions(io.clone(), service, watched, crate::live::POSITION_EVERY)
+        });
         let forwarder = crate::live::spawn_forwarder(io, notices.subscribe(), events.subscribe());
         let mut app = App::new()
             .with_catalogue(catalogue.clone())
@@ -121,6 +126,7 @@ impl InProcess {
             service,
             live,
             forwarder,
+            positions,
         }
     }
 
@@ -149,5 +155,9 @@ impl InProcess {
         self.catalogue.shutdown().await;
         self.forwarder.abort();
         let _ = self.forwarder.await;
+        if let Some(positions) = self.positions {
+            positions.abort();
+            let _ = positions.await;
+        }
     }
 }

@@ -25,6 +25,7 @@
 //! | `queue_closed` | the transaction | `{transactionId, buyerName, saleId, reason: "sold_out"\|"sale_ended"}` |
 //! | `refund_due` | the transaction | `{transactionId, buyerName, saleId}` |
 //! | `queue_paused` / `queue_resumed` | the sale | `{saleId}` — the operator paused or resumed the queue |
+//! | `queue_position` | the transaction | `{transactionId, saleId, position, estimatedAt?, turnBy?}` — its exact place, pushed when it changes, at most once a second ([`spawn_positions`]) |
 //! | `sale_changed` | everyone | `{saleId}` — the operator changed its stock, end or limits |
 //!
 //! Each payload is a struct in [`crate::events`]. Events reach Socket.IO
@@ -38,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 
-use flashsale_core::{Event, EventKind, Notice, SaleId, TxId};
+use flashsale_core::{Event, EventKind, Notice, SaleId, Service, TxId};
 use serde::{Deserialize, Serialize};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
@@ -83,19 +84,51 @@ impl Rooms {
             .sale_id
             .as_deref()
             .and_then(|s| s.parse::<SaleId>().ok());
-        let tx = self
-            .transaction_id
+        sale.map(sale_room)
+            .into_iter()
+            .chain(self.tx(tokens).map(tx_room))
+            .collect()
+    }
+
+    /// The transaction, if the client holds its buyer token.
+    fn tx(&self, tokens: &TokenKey) -> Option<TxId> {
+        self.transaction_id
             .as_deref()
             .and_then(|t| t.parse::<TxId>().ok())
             .filter(|tx| {
                 self.buyer_token
                     .as_deref()
                     .is_some_and(|token| tokens.verify(*tx, token))
-            });
-        sale.map(sale_room)
-            .into_iter()
-            .chain(tx.map(tx_room))
-            .collect()
+            })
+    }
+}
+
+/// The transactions whose rooms connected clients are in (with how many
+/// clients each): the buyers [`spawn_positions`] pushes positions to.
+#[derive(Debug, Clone, Default)]
+pub struct Watched(Arc<Mutex<HashMap<TxId, usize>>>);
+
+impl Watched {
+    fn add(&self, tx: TxId) {
+        *self.lock().entry(tx).or_default() += 1;
+    }
+
+    fn remove(&self, tx: TxId) {
+        let mut watched = self.lock();
+        if let Some(n) = watched.get_mut(&tx) {
+            *n -= 1;
+            if *n == 0 {
+                watched.remove(&tx);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<TxId> {
+        self.lock().keys().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TxId, usize>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -107,19 +140,34 @@ fn tx_room(tx: TxId) -> String {
     format!("tx:{tx}")
 }
 
-/// The Socket.IO layer to add to a router, and its handle for
-/// [`spawn_forwarder`].
-pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo) {
+/// The Socket.IO layer to add to a router, its handle for
+/// [`spawn_forwarder`], and the transactions its clients watch, for
+/// [`spawn_positions`].
+pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo, Watched) {
     let (layer, io) = SocketIo::new_layer();
     let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let watched = Watched::default();
+    let all = watched.clone();
     io.ns("/", async move |s: SocketRef| {
         if !admit(&s, &per_address) {
             let _ = s.disconnect();
             return;
         }
+        // The transactions this client watches, given back when it goes.
+        let mine = Arc::new(Mutex::new(Vec::<TxId>::new()));
         ::metrics::gauge!("flashsale_live_clients").increment(1.0);
-        s.on_disconnect(async || ::metrics::gauge!("flashsale_live_clients").decrement(1.0));
-        let join_tokens = tokens.clone();
+        let (gone, all_gone) = (mine.clone(), all.clone());
+        s.on_disconnect(async move || {
+            ::metrics::gauge!("flashsale_live_clients").decrement(1.0);
+            for tx in gone
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .drain(..)
+            {
+                all_gone.remove(tx);
+            }
+        });
+        let (join_tokens, join_mine, join_all) = (tokens.clone(), mine.clone(), all.clone());
         s.on(
             "join",
             async move |s: SocketRef, Data(rooms): Data<Rooms>, ack: AckSender| {
@@ -128,19 +176,92 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo) {
                 // cannot make the server fan one event out to it endlessly.
                 let have = s.rooms().len();
                 names.truncate(MAX_ROOMS_PER_SOCKET.saturating_sub(have));
+                if let Some(tx) = rooms.tx(&join_tokens)
+                    && names.contains(&tx_room(tx))
+                    && !s.rooms().contains(&tx_room(tx).into())
+                {
+                    join_mine
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(tx);
+                    join_all.add(tx);
+                }
                 s.join(names.clone());
                 let _ = ack.send(&names);
             },
         );
+        let all = all.clone();
         s.on(
             "leave",
             async move |s: SocketRef, Data(rooms): Data<Rooms>, ack: AckSender| {
+                if let Some(tx) = rooms.tx(&tokens) {
+                    let mut mine = mine.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(i) = mine.iter().position(|t| *t == tx) {
+                        mine.swap_remove(i);
+                        all.remove(tx);
+                    }
+                }
                 s.leave(rooms.names(&tokens));
                 let _ = ack.send(&true);
             },
         );
     });
-    (layer, io)
+    (layer, io, watched)
+}
+
+/// How often a waiting buyer's position may be pushed to it.
+pub const POSITION_EVERY: Duration = Duration::from_secs(1);
+
+/// Pushes each watched waiting buyer its exact position and estimate
+/// (`queue_position {transactionId, saleId, position, estimatedAt?, turnBy?}`
+/// to the transaction's room), at most once every `every` and only when it
+/// changed: no HTTP request per queue movement. A tick costs one batch of
+/// status lookups per sale (O(log n) each) for the buyers connected, however
+/// often the queue moved.
+pub fn spawn_positions(
+    io: SocketIo,
+    service: Service,
+    watched: Watched,
+    every: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut pushed: HashMap<TxId, crate::events::QueuePosition> = HashMap::new();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let txs = watched.snapshot();
+            pushed.retain(|tx, _| txs.contains(tx));
+            let mut by_sale: BTreeMap<SaleId, Vec<TxId>> = BTreeMap::new();
+            for tx in txs {
+                if let Some(&sale) = service.sales_of(tx).first() {
+                    by_sale.entry(sale).or_default().push(tx);
+                }
+            }
+            for (sale, txs) in by_sale {
+                let Some(statuses) = service.statuses(sale, txs).await else {
+                    continue;
+                };
+                for status in statuses.into_iter().flatten() {
+                    let Some(position) = status.position else {
+                        pushed.remove(&status.tx);
+                        continue;
+                    };
+                    let now = crate::events::QueuePosition {
+                        transaction_id: status.tx,
+                        sale_id: sale,
+                        position,
+                        estimated_at: status.estimate.map(iso),
+                        turn_by: status.turn_by.map(iso),
+                    };
+                    if pushed.get(&status.tx) != Some(&now) {
+                        emit(&io, Some(tx_room(status.tx)), "queue_position", &now).await;
+                        pushed.insert(status.tx, now);
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Counts `s` against its client's open connections and undoes it when it

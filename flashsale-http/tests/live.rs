@@ -263,3 +263,79 @@ async fn conflated_sale_updates_end_on_the_catalogues_quantity() {
         seen.len()
     );
 }
+
+/// A buyer in its transaction's room is pushed its exact position (no
+/// request of its own): after buyers ahead leave or pay in a random order,
+/// the last position pushed is what `GET /transactions/{id}` says.
+#[tokio::test]
+async fn a_pushed_position_equals_the_transactions_status_after_random_moves() {
+    let s = start().await;
+    let mut new = NewSale::new(
+        "Sneakers",
+        20,
+        T0,
+        T0.saturating_add(Duration::from_secs(3600)),
+    );
+    new.max_payment_slots = Some(1);
+    let sale = s
+        .stack
+        .catalogue
+        .create_sale(None, new)
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    let names = ["ana", "bo", "cy", "dee", "eve", "fay", "gus", "hal"];
+    let mut txs = Vec::new();
+    for who in names {
+        txs.push(s.buy(&sale, who).await);
+    }
+    let hal = txs.last().unwrap().clone();
+    let (mut c, rooms) = Client::connect(
+        &s.base,
+        json!({ "transactionId": hal, "buyerToken": token(&hal) }),
+    )
+    .await;
+    assert_eq!(rooms, json!([format!("tx:{hal}")]));
+    assert_eq!(c.next("queue_position").await["position"], 7);
+
+    // A fixed shuffle of departures and payments ahead of hal.
+    let mut ahead = txs[..7].to_vec();
+    let mut seed = 0x2545_f491_u64;
+    for i in (1..ahead.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        ahead.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+    for tx in &ahead[..5] {
+        let (_, status) = common::get(&s.http, format!("{}/transactions/{tx}", s.base)).await;
+        if status["state"] == "payment" {
+            s.post(
+                &format!("/sales/{sale}/paid"),
+                json!({ "transactionId": tx }),
+            )
+            .await;
+        } else {
+            s.post(&format!("/transactions/{tx}/leave"), json!({}))
+                .await;
+        }
+    }
+    let (_, status) = common::get(&s.http, format!("{}/transactions/{hal}", s.base)).await;
+    let expected = status["position"].as_u64().unwrap();
+    assert!(expected < 7, "nobody ahead moved: {status}");
+    // Pushes come at most once a second: wait for the one that catches up.
+    loop {
+        let pushed = c.next("queue_position").await;
+        assert_eq!(pushed["transactionId"], hal);
+        let position = pushed["position"].as_u64().unwrap();
+        assert!(
+            position >= expected,
+            "pushed {position}, ahead of the truth {expected}"
+        );
+        if position == expected {
+            assert_eq!(pushed["turnBy"], status["turnBy"]);
+            break;
+        }
+    }
+}

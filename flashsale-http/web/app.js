@@ -343,6 +343,20 @@ function viewTx(txId) {
     }
   }
 
+  let pushedAt = 0;
+  const pushedLately = () => Date.now() - pushedAt < 3000;
+  /** A pushed `queue_position`: the place and estimate, without a request. */
+  function pushedPosition(data) {
+    pushedAt = Date.now();
+    if (!status || status.state !== 'waiting' || status.prequeued) return;
+    status.position = data.position;
+    status.estimatedAt = data.estimatedAt;
+    status.turnBy = data.turnBy;
+    const position = $('position');
+    if (position) position.textContent = status.position;
+    tick();
+  }
+
   /** The organiser paused or resumed the queue. */
   function paused(on) {
     if (!status || status.state !== 'waiting') return;
@@ -409,7 +423,10 @@ function viewTx(txId) {
     onEvent(name, data) {
       if (!status || !data) return;
       const mine = data.transactionId === txId;
-      if (name === 'queue_moved' && data.saleId === status.saleId) moved();
+      // The server pushes this buyer's position (at most once a second);
+      // `queue_moved` only makes it ask while no push has come lately.
+      if (name === 'queue_position' && mine) pushedPosition(data);
+      else if (name === 'queue_moved' && data.saleId === status.saleId && !pushedLately()) moved();
       else if (name === 'sold_out' && data.saleId === status.saleId) refresh();
       else if (name === 'queue_paused' && data.saleId === status.saleId) paused(true);
       else if (name === 'queue_resumed' && data.saleId === status.saleId) paused(false);
@@ -500,7 +517,7 @@ function connect() {
   socket.on('sale_update', (d) => d && saleChanged(d.saleId, { productQty: d.remainingQty }));
   socket.on('sale_started', (d) => d && saleChanged(d.saleId, { started: true }));
   socket.on('sale_ended', (d) => d && saleChanged(d.saleId, { ended: true }));
-  for (const name of ['queue_moved', 'queue_switch', 'sold_out', 'slot_expired', 'queue_closed', 'refund_due', 'queue_paused', 'queue_resumed']) {
+  for (const name of ['queue_moved', 'queue_position', 'queue_switch', 'sold_out', 'slot_expired', 'queue_closed', 'refund_due', 'queue_paused', 'queue_resumed']) {
     socket.on(name, (d) => app.view && app.view.onEvent(name, d));
   }
 }

@@ -585,6 +585,15 @@ impl Service {
         self.call_raw::<_, ()>(sale, Command::Stats).await.ok()
     }
 
+    /// Where each of `txs` stands in `sale`, in one command (`None` for an
+    /// id the sale does not hold), with estimates; `None` if the sale does
+    /// not run here.
+    pub async fn statuses(&self, sale: SaleId, txs: Vec<TxId>) -> Option<Vec<Option<Status>>> {
+        self.call_raw::<_, ()>(sale, |r| Command::Statuses(txs, r))
+            .await
+            .ok()
+    }
+
     /// What an operator sees of `sale` (see [`SaleReport`]); `None` if it
     /// does not run here.
     pub async fn report(&self, sale: SaleId) -> Option<SaleReport> {

@@ -32,6 +32,7 @@ pub(super) enum Command {
     Paid(TxId, Reply<Result<PaidOutcome, PaidError>>),
     Leave(TxId, Reply<Result<(), LeaveError>>),
     Status(TxId, Reply<Result<Status, StatusError>>),
+    Statuses(Vec<TxId>, Reply<Vec<Option<Status>>>),
     Stats(Reply<SaleStats>),
     Report(Reply<SaleReport>),
     Control(Control, Reply<Result<(), ControlError>>),
@@ -64,6 +65,7 @@ enum Done {
         Result<Status, StatusError>,
     ),
     Stats(Reply<SaleStats>, SaleStats),
+    Statuses(Reply<Vec<Option<Status>>>, Vec<Option<Status>>),
     Report(Reply<SaleReport>, Box<SaleReport>),
     Control(Reply<Result<(), ControlError>>, Result<(), ControlError>),
     /// Goes to the publisher, behind the batch's events.
@@ -79,6 +81,7 @@ impl Done {
             Done::Leave(r, v) => r.send(v).map_err(drop),
             Done::Status(r, v) => r.send(v).map_err(drop),
             Done::Stats(r, v) => r.send(v).map_err(drop),
+            Done::Statuses(r, v) => r.send(v).map_err(drop),
             Done::Report(r, v) => r.send(*v).map_err(drop),
             Done::Control(r, v) => r.send(v).map_err(drop),
             Done::Flush(r) => r.send(()).map_err(drop),
@@ -103,6 +106,9 @@ fn execute(engine: &mut Engine, measures: &mut Measures, now: Timestamp, command
             Done::Status(r, engine.status(tx).ok_or(StatusError::UnknownTransaction))
         }
         Command::Stats(r) => Done::Stats(r, SaleStats::of(engine)),
+        Command::Statuses(txs, r) => {
+            Done::Statuses(r, txs.into_iter().map(|tx| engine.status(tx)).collect())
+        }
         Command::Flush(r) => Done::Flush(r),
     }
 }
