@@ -169,3 +169,55 @@ async fn the_dashboard_shows_live_figures_and_its_pause_button_works() {
     let (status, _) = get(&s.http, format!("{}/admin/uPlot.js", s.base)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The waiting room shows positions the server pushes: once pushes come,
+/// buyers ahead leaving move bob's position without the page asking
+/// `GET /transactions/{id}` again.
+#[tokio::test]
+async fn the_waiting_room_shows_pushed_positions_without_asking() {
+    let s = shop_with(10, |sale| sale.max_payment_slots = Some(1)).await;
+    let mut ahead = Vec::new();
+    for name in ["ana", "cy", "di", "ed"] {
+        let (_, a) = post(
+            &s.http,
+            format!("{}/sales/{}/buy", s.base, s.sale),
+            &json!({"buyerName": name}),
+        )
+        .await;
+        ahead.push(a);
+    }
+    let browser = Browser::start().await;
+    let bob = browser
+        .open(&format!("{}/#/sales/{}", s.base, s.sale), 1280, 800)
+        .await;
+    bob.sign_in("bob").await;
+    bob.click("#buy").await;
+    bob.wait_for("#position", "4").await;
+    // The first push (within a second of joining the transaction's room).
+    bob.wait_text("#position[data-pushed]", |_| true).await;
+    let asked = async || {
+        bob.client
+            .execute(
+                "return performance.getEntriesByType('resource')\
+                 .filter(e => e.name.includes('/transactions/')).length;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap()
+    };
+    let before = asked().await;
+    for a in &ahead[1..3] {
+        let url = format!(
+            "{}/transactions/{}/leave",
+            s.base,
+            a["transactionId"].as_str().unwrap()
+        );
+        let (status, _) = post(&s.http, url, &json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    bob.wait_for("#position", "2").await;
+    assert_eq!(asked().await, before, "the page asked for its status");
+    assert_eq!(bob.errors().await, json!([]));
+}

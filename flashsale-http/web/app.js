@@ -353,7 +353,10 @@ function viewTx(txId) {
     status.estimatedAt = data.estimatedAt;
     status.turnBy = data.turnBy;
     const position = $('position');
-    if (position) position.textContent = status.position;
+    if (position) {
+      position.textContent = status.position;
+      position.dataset.pushed = 'true'; // for people and tests: this came pushed
+    }
     tick();
   }
 
