@@ -231,7 +231,10 @@ pub fn spawn_positions(
         loop {
             tick.tick().await;
             let txs = watched.snapshot();
-            pushed.retain(|tx, _| txs.contains(tx));
+            // Forget what was pushed to buyers no longer watched (a set:
+            // ten thousand watchers are ten thousand lookups, not squared).
+            let watching: std::collections::HashSet<TxId> = txs.iter().copied().collect();
+            pushed.retain(|tx, _| watching.contains(tx));
             let mut by_sale: BTreeMap<SaleId, Vec<TxId>> = BTreeMap::new();
             for tx in txs {
                 if let Some(&sale) = service.sales_of(tx).first() {
