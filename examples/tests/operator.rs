@@ -9,7 +9,10 @@
 #![allow(clippy::unwrap_used, reason = "a test fails at the first surprise")]
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use flashsale_core::Timestamp;
+use flashsale_http::wire::iso;
 
 use serde_json::{Value, json};
 
@@ -62,19 +65,6 @@ impl Server {
     }
 }
 
-fn iso(ms: u128) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-}
-
 /// Polls the sale's figures until `done` holds (at most 20 s).
 async fn until(server: &Server, sale: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..200 {
@@ -90,14 +80,15 @@ async fn until(server: &Server, sale: &str, done: impl Fn(&Value) -> bool) -> Va
 #[tokio::test]
 async fn a_prequeue_is_drawn_at_the_start_and_a_pause_holds_promotions_but_not_payments() {
     let server = Server::start().await;
-    let now = now_ms();
+    let now = Timestamp::from(std::time::SystemTime::now());
+    let after = |d: Duration| iso(now.saturating_add(d));
     let (status, sale) = server
         .post(
             "/sales",
             json!({
                 "productName": "drawn", "quantity": 100, "maxPaymentSlots": 5,
-                "prequeueOpensAt": iso(now), "saleStart": iso(now + 2_000),
-                "saleEnd": iso(now + 3_600_000),
+                "prequeueOpensAt": iso(now), "saleStart": after(Duration::from_secs(2)),
+                "saleEnd": after(Duration::from_secs(3600)),
             }),
             true,
         )

@@ -202,6 +202,7 @@ impl App {
             payment: self.payment.is_some(),
             web: self.web.is_some(),
             socket_io_client: self.socket_io_client,
+            metrics: self.metrics.is_some(),
         })
     }
 

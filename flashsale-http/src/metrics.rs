@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::tokens::AdminToken;
 
 /// How often histograms' samples are folded into their buckets.
@@ -93,18 +93,23 @@ pub fn router(handle: PrometheusHandle) -> Router {
 /// `GET /metrics` behind the admin token, for the public listener.
 pub(crate) fn guarded(handle: PrometheusHandle, admin: AdminToken) -> Router {
     Router::new()
-        .route(
-            "/metrics",
-            get(
-                async |State((h, admin)): State<(PrometheusHandle, AdminToken)>,
-                       headers: HeaderMap|
-                       -> Result<Response, ApiError> {
-                    admin.check(&headers)?;
-                    Ok(render(&h))
-                },
-            ),
-        )
+        .route("/metrics", get(metrics))
         .with_state((handle, admin))
+}
+
+/// Every `flashsale_*` metric in the Prometheus text format (the operator's
+/// guide in the README lists them).
+#[utoipa::path(get, path = "/metrics", tag = "operator", security(("adminToken" = [])),
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain", body = String),
+        (status = 401, description = "`bad_admin_token`", body = ErrorBody),
+    ))]
+pub(crate) async fn metrics(
+    State((handle, admin)): State<(PrometheusHandle, AdminToken)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin.check(&headers)?;
+    Ok(render(&handle))
 }
 
 /// Records `flashsale_http_request_duration_seconds{route, status}`: the

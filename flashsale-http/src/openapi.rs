@@ -173,6 +173,10 @@ struct PaymentApi;
 ))]
 struct OperatorApi;
 
+#[derive(OpenApi)]
+#[openapi(paths(crate::metrics::metrics))]
+struct MetricsApi;
+
 /// Which parts a description covers.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Parts {
@@ -181,6 +185,7 @@ pub(crate) struct Parts {
     pub(crate) payment: bool,
     pub(crate) web: bool,
     pub(crate) socket_io_client: bool,
+    pub(crate) metrics: bool,
 }
 
 /// The description of `parts`' routes, plus `/healthz`, `/readyz` and
@@ -197,6 +202,9 @@ pub(crate) fn description(parts: Parts) -> utoipa::openapi::OpenApi {
     }
     if parts.payment {
         doc.merge(PaymentApi::openapi());
+    }
+    if parts.metrics {
+        doc.merge(MetricsApi::openapi());
     }
     let mut text = Vec::new();
     if parts.web {

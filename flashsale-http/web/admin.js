@@ -8,7 +8,7 @@
 // Socket.IO event says the sale changed.
 'use strict';
 
-// `flashsaleErrors`, `h` and `$` come from common.js.
+// `flashsaleErrors`, `h`, `$` and `call` come from common.js.
 
 /** How often the figures are fetched, and how much history the charts keep. */
 const EVERY_MS = 2000;
@@ -31,18 +31,6 @@ const app = {
   socket: null,
 };
 
-async function call(method, url, body) {
-  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
-  if (app.token) headers.authorization = `Bearer ${app.token}`;
-  try {
-    const r = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    let data = null;
-    try { data = await r.json(); } catch { /* no JSON */ }
-    return { ok: r.ok, status: r.status, body: data };
-  } catch {
-    return { ok: false, status: 0, body: null };
-  }
-}
 /** The operator routes live where the sales' engines run. */
 const opUrl = (path) => app.config.transactionUrl + path;
 const plain = (r) => (r.body && r.body.message) || (r.status ? `Error ${r.status}` : 'The server is not reachable');
@@ -84,7 +72,7 @@ async function start() {
   }
   // The token is checked on the first sale's figures.
   const id = (app.sale && app.sales.some((s) => s.id === app.sale)) ? app.sale : app.sales[app.sales.length - 1].id;
-  const first = await call('GET', opUrl(`/sales/${id}/stats`));
+  const first = await call('GET', opUrl(`/sales/${id}/stats`), undefined, app.token);
   if (first.status === 401) { viewSignIn('That token is not the operator token.'); return; }
   $('sign-out').hidden = false;
   show(id, first);
@@ -158,7 +146,7 @@ async function refresh(fill) {
   if (fetching || !app.sale) return;
   fetching = true;
   try {
-    const r = await call('GET', opUrl(`/sales/${app.sale}/stats`));
+    const r = await call('GET', opUrl(`/sales/${app.sale}/stats`), undefined, app.token);
     if (r.status === 401) { viewSignIn('The operator token was refused.'); return; }
     if (r.ok) render(r.body, fill);
   } finally { fetching = false; }
@@ -233,7 +221,7 @@ function say(text, tone) {
 }
 
 async function act(method, path, body, done) {
-  const r = await call(method, opUrl(path), body);
+  const r = await call(method, opUrl(path), body, app.token);
   if (r.status === 401) { viewSignIn('The operator token was refused.'); return; }
   if (!r.ok) { say(plain(r), 'bad'); return; }
   say(done, 'ok');

@@ -3,7 +3,7 @@
 // (product and buyer names) goes in as text, never as HTML.
 'use strict';
 
-// `flashsaleErrors`, `h` and `$` come from common.js.
+// `flashsaleErrors`, `h`, `$` and `call` come from common.js.
 
 // ----- small helpers --------------------------------------------------------
 
@@ -48,27 +48,6 @@ const app = {
   /** What the current view wants to hear: `{onEvent(name, data), onReconnect()}`. */
   view: null,
 };
-
-/**
- * A JSON request, with the buyer token `token` if given; resolves to
- * `{ok, status, body}`, `status` 0 when the server was not reached.
- */
-async function call(method, url, body, token) {
-  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  try {
-    const r = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    let data = null;
-    try { data = await r.json(); } catch { /* no JSON body */ }
-    return { ok: r.ok, status: r.status, body: data };
-  } catch {
-    return { ok: false, status: 0, body: null };
-  }
-}
 
 const txUrl = (path) => app.config.transactionUrl + path;
 const payUrl = (path) => app.config.paymentUrl + path;

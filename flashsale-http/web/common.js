@@ -1,5 +1,5 @@
-// What flashsale's pages share: the error log a test can read, and the
-// small DOM helpers. Plain JavaScript, loaded before each page's script.
+// What flashsale's pages share: the error log a test can read, the small
+// DOM helpers and the JSON request. Plain JavaScript, loaded before each page's script.
 'use strict';
 
 // Uncaught errors, unhandled rejections and console errors are kept here
@@ -29,3 +29,25 @@ function h(tag, attrs, ...children) {
 }
 
 const $ = (id) => document.getElementById(id);
+
+/**
+ * A JSON request, with the bearer `token` (a buyer's, the operator's) if
+ * given; resolves to `{ok, status, body}`, `status` 0 when the server was
+ * not reached.
+ */
+async function call(method, url, body, token) {
+  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  try {
+    const r = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await r.json(); } catch { /* no JSON body */ }
+    return { ok: r.ok, status: r.status, body: data };
+  } catch {
+    return { ok: false, status: 0, body: null };
+  }
+}

@@ -31,7 +31,22 @@ struct Handles {
     remaining: Gauge,
     prequeued: Gauge,
     paused: Gauge,
+    /// `flashsale_refusals_total` by reason, in [`REASONS`] order.
+    refusals: Vec<Counter>,
+    append: Histogram,
 }
+
+/// The reasons a buy is refused, as `flashsale_refusals_total` labels them.
+const REASONS: [&str; 8] = [
+    "invalid_name",
+    "not_started",
+    "ended",
+    "sold_out",
+    "already_joined",
+    "invalid_account",
+    "too_many_joins",
+    "joining_closed",
+];
 
 impl Handles {
     fn new(sale: &Label) -> Self {
@@ -50,13 +65,20 @@ impl Handles {
             remaining: gauge!("flashsale_sale_remaining", l().iter()),
             prequeued: gauge!("flashsale_sale_prequeued", l().iter()),
             paused: gauge!("flashsale_sale_paused", l().iter()),
+            refusals: REASONS
+                .iter()
+                .map(|&reason| {
+                    let labels = [sale.clone(), Label::new("reason", reason)];
+                    counter!("flashsale_refusals_total", labels.iter())
+                })
+                .collect(),
+            append: histogram!("flashsale_journal_append_seconds"),
         }
     }
 }
 
 /// One sale's measures.
 pub(super) struct Measures {
-    sale: Label,
     metrics: Handles,
     counts: Measured,
     /// The latest times in queue, in milliseconds.
@@ -68,27 +90,31 @@ impl Measures {
         let sale = Label::new("sale", sale.to_string());
         Measures {
             metrics: Handles::new(&sale),
-            sale,
             counts: Measured::default(),
             in_queue: VecDeque::with_capacity(RECENT),
         }
     }
 
-    /// A buy refused for `error`.
+    /// A buy refused for `error`. (Under a sold-out crowd every buy is
+    /// one: the counter is looked up by index, not built.)
     pub(super) fn refused(&mut self, error: &BuyError) {
         self.counts.refusals += 1;
         let reason = match error {
-            BuyError::InvalidName(_) => "invalid_name",
-            BuyError::NotStarted { .. } => "not_started",
-            BuyError::Ended { .. } => "ended",
-            BuyError::SoldOut => "sold_out",
-            BuyError::AlreadyJoined { .. } => "already_joined",
-            BuyError::InvalidAccount => "invalid_account",
-            BuyError::TooManyJoins { .. } => "too_many_joins",
-            BuyError::JoiningClosed => "joining_closed",
+            BuyError::InvalidName(_) => 0,
+            BuyError::NotStarted { .. } => 1,
+            BuyError::Ended { .. } => 2,
+            BuyError::SoldOut => 3,
+            BuyError::AlreadyJoined { .. } => 4,
+            BuyError::InvalidAccount => 5,
+            BuyError::TooManyJoins { .. } => 6,
+            BuyError::JoiningClosed => 7,
         };
-        let labels = [self.sale.clone(), Label::new("reason", reason)];
-        counter!("flashsale_refusals_total", labels.iter()).increment(1);
+        self.metrics.refusals[reason].increment(1);
+    }
+
+    /// A journal append (of one batch) took `took`.
+    pub(super) fn appended(&self, took: Duration) {
+        self.metrics.append.record(took.as_secs_f64());
     }
 
     /// Counts a committed batch's events and sets the sale's gauges.

@@ -291,8 +291,7 @@ pub(super) async fn run_sale(
             }
             let appending = std::time::Instant::now();
             let appended = append(&ports, &health, stalled_after, sale, &events).await;
-            metrics::histogram!("flashsale_journal_append_seconds")
-                .record(appending.elapsed().as_secs_f64());
+            measures.appended(appending.elapsed());
             if let Err(e) = appended {
                 // Another writer has the journal: nothing decided here
                 // since may be acknowledged. Callers get "unavailable".
