@@ -193,11 +193,12 @@ pub struct BuyersQuery {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuyerBody {
-    /// Who: 1–64 characters once trimmed, no control characters.
+    /// Who: 1–64 characters once trimmed, no control characters. White
+    /// space around it (tabs and line ends included) is trimmed away, so
+    /// the pattern says the length of what is left, not `maxLength`.
     #[schema(
         min_length = 1,
-        max_length = 64,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*\S[^\u0000-\u001F\u007F-\u009F]*$"
+        pattern = r"^[\s\u0085]*[^\s\u0000-\u001F\u007F-\u009F](?:[^\u0000-\u001F\u007F-\u009F]{0,62}[^\s\u0000-\u001F\u007F-\u009F])?[\s\u0085]*$"
     )]
     pub buyer_name: String,
 }
