@@ -19,7 +19,7 @@
 //!
 //! | event | room | payload |
 //! |---|---|---|
-//! | `queue_moved` | the sale | `{saleId}` — positions changed; ask `GET /transactions/{id}` |
+//! | `queue_moved` | the sale | `{saleId}` — positions changed; ask `GET /transactions/{id}` (at most once a second a sale) |
 //! | `sold_out` | the sale | `{saleId}` |
 //! | `slot_expired` | the transaction | `{transactionId, buyerName, saleId}` |
 //! | `queue_closed` | the transaction | `{transactionId, buyerName, saleId, reason: "sold_out"\|"sale_ended"}` |
@@ -315,24 +315,27 @@ pub fn spawn_forwarder(
     tokio::spawn(async move {
         let mut notices_open = true;
         let mut events_open = true;
-        // Sales whose queue moved since the last flush: one `queue_moved`
-        // each per burst of events, not one per event.
+        // Sales whose queue moved since the last look: one `queue_moved`
+        // each per burst of events, and at most one per interval.
         let mut moved: BTreeSet<SaleId> = BTreeSet::new();
-        let mut updates = Conflator::default();
+        let mut moves = Conflator::<()>::new(QUEUE_MOVED_EVERY);
+        let mut updates = Conflator::<Notice>::new(SALE_UPDATE_EVERY);
         while notices_open || events_open {
-            let due = updates.due();
+            let due = [updates.due(), moves.due()].into_iter().flatten().min();
             tokio::select! {
                 n = notices.recv(), if notices_open => match n {
                     Ok(n) => {
-                        let now = tokio::time::Instant::now().into_std();
-                        // What is held back of this sale goes out before
-                        // anything else about it (a newer update replaces it).
-                        if !matches!(n, Notice::SaleUpdated { .. })
-                            && let Some(held) = sale_of(&n).and_then(|sale| updates.take(sale, now))
-                        {
-                            emit_notice(&io, &held).await;
-                        }
-                        if updates.offer(&n, now) {
+                        let now = Instant::now();
+                        if let Notice::SaleUpdated { sale, .. } = n {
+                            if let Some(n) = updates.offer(sale, n, now) {
+                                emit_notice(&io, &n).await;
+                            }
+                        } else {
+                            // What is held back of this sale goes out before
+                            // anything else about it.
+                            if let Some(held) = sale_of(&n).and_then(|sale| updates.take(sale, now)) {
+                                emit_notice(&io, &held).await;
+                            }
                             emit_notice(&io, &n).await;
                         }
                     }
@@ -350,8 +353,12 @@ pub fn spawn_forwarder(
                         None => std::future::pending().await,
                     }
                 } => {
-                    for held in updates.take_due(tokio::time::Instant::now().into_std()) {
+                    let now = Instant::now();
+                    for (_, held) in updates.take_due(now) {
                         emit_notice(&io, &held).await;
+                    }
+                    for (sale, ()) in moves.take_due(now) {
+                        emit_moved(&io, sale).await;
                     }
                 }
             }
@@ -365,17 +372,24 @@ pub fn spawn_forwarder(
                     Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                 }
             }
+            let now = Instant::now();
             for sale in std::mem::take(&mut moved) {
-                emit(
-                    &io,
-                    Some(sale_room(sale)),
-                    "queue_moved",
-                    &SaleRef { sale_id: sale },
-                )
-                .await;
+                if moves.offer(sale, (), now).is_some() {
+                    emit_moved(&io, sale).await;
+                }
             }
         }
     })
+}
+
+async fn emit_moved(io: &SocketIo, sale: SaleId) {
+    emit(
+        io,
+        Some(sale_room(sale)),
+        "queue_moved",
+        &SaleRef { sale_id: sale },
+    )
+    .await;
 }
 
 /// At most one `sale_update` per sale every [`SALE_UPDATE_EVERY`]: with a
@@ -386,32 +400,45 @@ pub fn spawn_forwarder(
 /// much later, and never misses the last one.
 const SALE_UPDATE_EVERY: Duration = Duration::from_millis(100);
 
-/// Holds back `sale_update`s that come too soon after the sale's last one.
-#[derive(Debug, Default)]
-struct Conflator {
-    /// When each sale's last `sale_update` went out.
+/// At most one `queue_moved` per sale every [`QUEUE_MOVED_EVERY`]: waiting
+/// buyers are pushed their positions ([`spawn_positions`]) as often, so
+/// "ask again" need not come more often than that however fast the queue
+/// moves.
+const QUEUE_MOVED_EVERY: Duration = POSITION_EVERY;
+
+/// Holds back what comes too soon after the sale's last of its kind: the
+/// latest held one of each sale goes out when its interval is over.
+#[derive(Debug)]
+struct Conflator<T> {
+    every: Duration,
+    /// When each sale's last one went out.
     sent: HashMap<SaleId, Instant>,
     /// The latest held-back one of each sale.
-    held: BTreeMap<SaleId, Notice>,
+    held: BTreeMap<SaleId, T>,
 }
 
-impl Conflator {
-    /// Whether `notice` goes out now; a `sale_update` too soon after its
-    /// sale's last is held instead (replacing the one held).
-    fn offer(&mut self, notice: &Notice, now: Instant) -> bool {
-        let Notice::SaleUpdated { sale, .. } = notice else {
-            return true;
-        };
+impl<T> Conflator<T> {
+    fn new(every: Duration) -> Self {
+        Conflator {
+            every,
+            sent: HashMap::new(),
+            held: BTreeMap::new(),
+        }
+    }
+
+    /// `item` if it goes out now; one too soon after its sale's last is
+    /// held instead (replacing the one held).
+    fn offer(&mut self, sale: SaleId, item: T, now: Instant) -> Option<T> {
         let soon = self
             .sent
-            .get(sale)
-            .is_some_and(|&last| now < last + SALE_UPDATE_EVERY);
+            .get(&sale)
+            .is_some_and(|&last| now < last + self.every);
         if soon {
-            self.held.insert(*sale, notice.clone());
-            false
+            self.held.insert(sale, item);
+            None
         } else {
-            self.sent.insert(*sale, now);
-            true
+            self.sent.insert(sale, now);
+            Some(item)
         }
     }
 
@@ -420,29 +447,29 @@ impl Conflator {
         self.held
             .keys()
             .filter_map(|sale| self.sent.get(sale))
-            .map(|&last| last + SALE_UPDATE_EVERY)
+            .map(|&last| last + self.every)
             .min()
     }
 
     /// The held ones due at `now`, marked sent.
-    fn take_due(&mut self, now: Instant) -> Vec<Notice> {
+    fn take_due(&mut self, now: Instant) -> Vec<(SaleId, T)> {
         let due: Vec<SaleId> = self
             .held
             .keys()
             .filter(|sale| {
                 self.sent
                     .get(sale)
-                    .is_none_or(|&last| now >= last + SALE_UPDATE_EVERY)
+                    .is_none_or(|&last| now >= last + self.every)
             })
             .copied()
             .collect();
         due.into_iter()
-            .filter_map(|sale| self.take(sale, now))
+            .filter_map(|sale| Some((sale, self.take(sale, now)?)))
             .collect()
     }
 
     /// `sale`'s held one, to go out at once (before another notice of it).
-    fn take(&mut self, sale: SaleId, now: Instant) -> Option<Notice> {
+    fn take(&mut self, sale: SaleId, now: Instant) -> Option<T> {
         let held = self.held.remove(&sale)?;
         self.sent.insert(sale, now);
         Some(held)
@@ -469,8 +496,19 @@ async fn emit<T: Serialize + ?Sized>(io: &SocketIo, room: Option<String>, event:
         Some(room) => io.to(room).emit(event, data).await,
         None => io.emit(event, data).await,
     };
-    if let Err(e) = sent {
-        tracing::debug!(event, error = %e, "socket.io emit failed");
+    match sent {
+        Ok(()) => {}
+        // A client whose buffer is full (it reads too slowly, or not at
+        // all) misses this one; nobody else waits for it.
+        Err(socketioxide::BroadcastError::Socket(errors)) => {
+            let full = errors
+                .iter()
+                .filter(|e| matches!(e, socketioxide::SocketError::InternalChannelFull))
+                .count();
+            ::metrics::counter!("flashsale_live_skipped_total").increment(full as u64);
+            tracing::debug!(event, skipped = full, "slow live clients skipped");
+        }
+        Err(e) => tracing::debug!(event, error = %e, "socket.io emit failed"),
     }
 }
 
@@ -604,27 +642,26 @@ mod tests {
         );
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
-        let mut c = Conflator::default();
-        assert!(c.offer(&update(a, 9), at(0)));
+        let mut c = Conflator::new(SALE_UPDATE_EVERY);
+        assert_eq!(c.offer(a, update(a, 9), at(0)), Some(update(a, 9)));
         for (ms, left) in [(10, 8), (20, 7), (30, 6)] {
-            assert!(
-                !c.offer(&update(a, left), at(ms)),
+            assert_eq!(
+                c.offer(a, update(a, left), at(ms)),
+                None,
                 "sent {left} within the interval"
             );
         }
         assert!(
-            c.offer(&update(b, 4), at(30)),
+            c.offer(b, update(b, 4), at(30)).is_some(),
             "another sale waits for nothing"
         );
         assert_eq!(c.due(), Some(at(100)));
         assert!(c.take_due(at(99)).is_empty());
-        assert_eq!(c.take_due(at(100)), vec![update(a, 6)]);
+        assert_eq!(c.take_due(at(100)), vec![(a, update(a, 6))]);
         assert_eq!(c.due(), None);
         // The next one waits for the interval after that.
-        assert!(!c.offer(&update(a, 5), at(150)));
+        assert_eq!(c.offer(a, update(a, 5), at(150)), None);
         assert_eq!(c.take(a, at(160)), Some(update(a, 5)));
         assert!(c.take_due(at(1_000)).is_empty());
-        // Other notices are never held.
-        assert!(c.offer(&Notice::SaleChanged { sale: a }, at(161)));
     }
 }

@@ -339,3 +339,125 @@ async fn a_pushed_position_equals_the_transactions_status_after_random_moves() {
         }
     }
 }
+
+/// A client that stops reading is skipped, never waited for. The stalled
+/// client is a raw websocket with a small receive buffer, in the sale's
+/// room, that floods the server with `join`s (each answered to it alone)
+/// and reads nothing; pausing and resuming the queue (each heard in the
+/// sale's room) goes on until the server reports it skipped a message for
+/// a full client. Then another client still hears every `sale_update` down
+/// to the last and the `sold_out`, and the stalled one, reading again, is
+/// still connected.
+#[tokio::test]
+async fn a_stalled_client_does_not_delay_the_others_updates() {
+    use flashsale_core::engine::Control;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let metrics = flashsale_http::metrics::install();
+    let skipped = || {
+        metrics
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix("flashsale_live_skipped_total "))
+            .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+    };
+    let s = start().await;
+    const UNITS: u64 = 40;
+    let sale = s.sale(UNITS, Duration::ZERO).await;
+
+    let addr = s.base.strip_prefix("http://").unwrap().to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut stalled, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let text = |m: Message| m.into_text().unwrap().to_string();
+    assert!(text(stalled.next().await.unwrap().unwrap()).starts_with("0{"));
+    stalled.send(Message::text("40")).await.unwrap();
+    assert!(text(stalled.next().await.unwrap().unwrap()).starts_with("40"));
+    stalled
+        .feed(Message::text(format!(
+            "42[\"join\",{{\"saleId\":\"{sale}\"}}]"
+        )))
+        .await
+        .unwrap();
+    for id in 0..100_000 {
+        stalled
+            .feed(Message::text(format!("42{id}[\"join\",{{}}]")))
+            .await
+            .unwrap();
+    }
+    stalled.flush().await.unwrap();
+    let id = sale.parse().unwrap();
+    let fill = async {
+        for pause in [true, false].into_iter().cycle() {
+            if skipped() > 0 {
+                return;
+            }
+            let control = if pause {
+                Control::Pause
+            } else {
+                Control::Resume
+            };
+            s.stack
+                .service
+                .as_ref()
+                .unwrap()
+                .control(id, control)
+                .await
+                .unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), fill)
+        .await
+        .expect("the server skips the full client (it does not wait for it)");
+    s.stack
+        .service
+        .as_ref()
+        .unwrap()
+        .control(id, Control::Resume)
+        .await
+        .unwrap();
+
+    // The reference's own client hears the sale sell out.
+    let (mut c, _) = Client::connect(&s.base, json!({ "saleId": sale })).await;
+    for n in 0..UNITS {
+        let tx = s.buy(&sale, &format!("buyer {n}")).await;
+        s.post(
+            &format!("/sales/{sale}/paid"),
+            json!({ "transactionId": tx }),
+        )
+        .await;
+    }
+    c.until("sold_out").await;
+    loop {
+        let update = c.next("sale_update").await;
+        if update["remainingQty"] == 0 {
+            break;
+        }
+    }
+
+    // The stalled client reads again: it was skipped, not dropped — what
+    // was queued for it arrives, then the answer to one more join.
+    stalled
+        .send(Message::text("42999999[\"join\",{}]"))
+        .await
+        .unwrap();
+    let drain = async {
+        while let Some(m) = stalled.next().await {
+            let m = text(m.unwrap());
+            if m.starts_with("43999999[") {
+                return;
+            }
+            if m == "2" {
+                stalled.send(Message::text("3")).await.unwrap();
+            }
+        }
+        panic!("the server closed the stalled client");
+    };
+    tokio::time::timeout(Duration::from_secs(30), drain)
+        .await
+        .expect("the stalled client is answered once it reads");
+    println!("skipped {} messages for the stalled client", skipped());
+}
