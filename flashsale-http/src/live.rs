@@ -5,11 +5,11 @@
 //!
 //! | event | payload |
 //! |---|---|
-//! | `sale_update` | `{saleId, remainingQty, buyerName}` |
+//! | `sale_update` | `{saleId, remainingQty, buyerName}` — at most ten a second a sale, the latest quantity (conflated) |
 //! | `sale_started` | `{saleId, startsAt}` |
 //! | `sale_ended` | `{saleId, endsAt}` |
 //! | `sale_event` | `{saleId, event: "start"\|"end", at}` |
-//! | `queue_switch` | `{transactionId, buyerName, saleId}` |
+//! | `queue_switch` | `{transactionId, buyerName, saleId}` — to every client that has not joined a transaction's room (the reference's clients, which look for their own among all), and to the transaction's room |
 //! | `sale_created` | `{saleId}` (ours: a sale was added; ask `GET /sales`) |
 //!
 //! Sent only to the rooms a client joined with
@@ -43,6 +43,7 @@ use flashsale_core::{Event, EventKind, Notice, SaleId, Service, TxId};
 use serde::{Deserialize, Serialize};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::task::JoinHandle;
@@ -53,6 +54,9 @@ use crate::events::{
 use crate::ratelimit::ClientAddr;
 use crate::tokens::TokenKey;
 use crate::wire::iso;
+
+/// The largest message a live client may send, in bytes (as an HTTP body).
+pub const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
 /// The most rooms one connection may be in (a sale and a transaction, a
 /// few times over).
@@ -132,6 +136,10 @@ impl Watched {
     }
 }
 
+/// The room of every client that has not joined a transaction's room:
+/// `queue_switch` goes to it (and to the transaction's room).
+const UNJOINED: &str = "unjoined";
+
 fn sale_room(sale: SaleId) -> String {
     format!("sale:{sale}")
 }
@@ -144,15 +152,25 @@ fn tx_room(tx: TxId) -> String {
 /// [`spawn_forwarder`], and the transactions its clients watch, for
 /// [`spawn_positions`].
 pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo, Watched) {
-    let (layer, io) = SocketIo::new_layer();
+    // Clients send only `join` and `leave`: a message or frame over
+    // 16 KiB is refused (the default would read up to 64 MiB).
+    let (layer, io) = SocketIo::builder()
+        .max_payload(MAX_CLIENT_MESSAGE as u64)
+        .ws_max_message_size(MAX_CLIENT_MESSAGE)
+        .ws_max_frame_size(MAX_CLIENT_MESSAGE)
+        .build_layer();
     let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     let watched = Watched::default();
     let all = watched.clone();
-    io.ns("/", async move |s: SocketRef| {
+    // Everything is set up in a middleware, which runs before the client
+    // is told it is connected: socketioxide spawns the connect handler
+    // after that, so a `join` sent at once could come before handlers set
+    // up there (and be lost, as a crowd showed).
+    let setup = async move |s: SocketRef| -> Result<(), TooManyConnections> {
         if !admit(&s, &per_address) {
-            let _ = s.disconnect();
-            return;
+            return Err(TooManyConnections);
         }
+        s.join(UNJOINED);
         // The transactions this client watches, given back when it goes.
         let mine = Arc::new(Mutex::new(Vec::<TxId>::new()));
         ::metrics::gauge!("flashsale_live_clients").increment(1.0);
@@ -185,6 +203,7 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo, Watched) {
                         .unwrap_or_else(PoisonError::into_inner)
                         .push(tx);
                     join_all.add(tx);
+                    s.leave(UNJOINED);
                 }
                 s.join(names.clone());
                 let _ = ack.send(&names);
@@ -205,7 +224,9 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo, Watched) {
                 let _ = ack.send(&true);
             },
         );
-    });
+        Ok(())
+    };
+    io.ns("/", (async |_: SocketRef| {}).with(setup));
     (layer, io, watched)
 }
 
@@ -265,6 +286,16 @@ pub fn spawn_positions(
             }
         }
     })
+}
+
+/// Why a client was refused a connection (its `connect_error` message).
+#[derive(Debug)]
+struct TooManyConnections;
+
+impl std::fmt::Display for TooManyConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("too many live connections from this address")
+    }
 }
 
 /// Counts `s` against its client's open connections and undoes it when it
@@ -332,7 +363,8 @@ pub fn spawn_forwarder(
                             }
                         } else {
                             // What is held back of this sale goes out before
-                            // anything else about it.
+                            // anything else about the sale (a promotion is
+                            // about a transaction: it does not flush).
                             if let Some(held) = sale_of(&n).and_then(|sale| updates.take(sale, now)) {
                                 emit_notice(&io, &held).await;
                             }
@@ -476,7 +508,7 @@ impl<T> Conflator<T> {
     }
 }
 
-/// The sale a notice is about.
+/// The sale a notice is about (not a transaction's promotion).
 fn sale_of(notice: &Notice) -> Option<SaleId> {
     match notice {
         Notice::SaleCreated { sale }
@@ -485,8 +517,7 @@ fn sale_of(notice: &Notice) -> Option<SaleId> {
         | Notice::SaleEnded { sale, .. }
         | Notice::QueuePaused { sale }
         | Notice::QueueResumed { sale }
-        | Notice::SaleChanged { sale }
-        | Notice::QueueSwitch { sale, .. } => Some(*sale),
+        | Notice::SaleChanged { sale } => Some(*sale),
         _ => None,
     }
 }
@@ -496,6 +527,10 @@ async fn emit<T: Serialize + ?Sized>(io: &SocketIo, room: Option<String>, event:
         Some(room) => io.to(room).emit(event, data).await,
         None => io.emit(event, data).await,
     };
+    report(event, sent);
+}
+
+fn report(event: &str, sent: Result<(), socketioxide::BroadcastError>) {
     match sent {
         Ok(()) => {}
         // A client whose buffer is full (it reads too slowly, or not at
@@ -564,7 +599,14 @@ async fn emit_notice(io: &SocketIo, notice: &Notice) {
                 buyer_name: buyer,
                 sale_id: *sale,
             };
-            emit(io, None, "queue_switch", &data).await;
+            // To those who never joined a transaction's room (the
+            // reference's clients: they look for their own among all) and
+            // to the transaction's: not every promotion to every client.
+            let rooms = vec![UNJOINED.to_owned(), tx_room(*tx)];
+            report(
+                "queue_switch",
+                io.to(rooms).emit("queue_switch", &data).await,
+            );
         }
         _ => {}
     }

@@ -123,6 +123,12 @@ async fn targeted_events_go_only_to_the_rooms_that_asked() {
     let sale = s.sale(1, Duration::ZERO).await;
     let ana = s.buy(&sale, "ana").await;
     let cy = s.buy(&sale, "cy").await;
+    let dee = s.buy(&sale, "dee").await;
+    let (mut dee_c, _) = Client::connect(
+        &s.base,
+        json!({ "transactionId": dee, "buyerToken": token(&dee) }),
+    )
+    .await;
     let (mut ana_c, rooms) = Client::connect(
         &s.base,
         json!({ "transactionId": ana, "buyerToken": token(&ana) }),
@@ -145,9 +151,9 @@ async fn targeted_events_go_only_to_the_rooms_that_asked() {
         ana_c.next("slot_expired").await,
         json!({ "transactionId": ana, "buyerName": "ana", "saleId": sale })
     );
-    let (seen, moved) = cy_c.until("queue_moved").await;
+    let (mut cy_seen, moved) = cy_c.until("queue_moved").await;
     assert_eq!(moved, json!({ "saleId": sale }));
-    assert!(!seen.contains(&"slot_expired".to_owned()), "{seen:?}");
+    assert!(!cy_seen.contains(&"slot_expired".to_owned()), "{cy_seen:?}");
 
     // Cy pays: the sale sells out and the sale room is told.
     s.post(
@@ -155,7 +161,9 @@ async fn targeted_events_go_only_to_the_rooms_that_asked() {
         json!({ "transactionId": cy }),
     )
     .await;
-    assert_eq!(cy_c.next("sold_out").await, json!({ "saleId": sale }));
+    let (seen, sold_out) = cy_c.until("sold_out").await;
+    assert_eq!(sold_out, json!({ "saleId": sale }));
+    cy_seen.extend(seen);
 
     // A client in no room got the broadcasts (switch, then the sale) and
     // none of the room events sent before them.
@@ -164,6 +172,12 @@ async fn targeted_events_go_only_to_the_rooms_that_asked() {
     for private in ["queue_moved", "slot_expired", "sold_out"] {
         assert!(!seen.contains(&private.to_owned()), "{private} in {seen:?}");
     }
+    // Cy heard its own promotion in its room; dee, in her own room, did not
+    // hear cy's, only that the queue closed for her.
+    assert!(cy_seen.contains(&"queue_switch".to_owned()), "{cy_seen:?}");
+    let (seen, closed) = dee_c.until("queue_closed").await;
+    assert_eq!(closed["reason"], "sold_out");
+    assert!(!seen.contains(&"queue_switch".to_owned()), "{seen:?}");
 }
 
 #[tokio::test]
@@ -340,6 +354,34 @@ async fn a_pushed_position_equals_the_transactions_status_after_random_moves() {
     }
 }
 
+type RawSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A raw Engine.IO websocket to `base` (a receive buffer of `recv_buffer`
+/// bytes if given), past the open packet.
+async fn raw_client(base: &str, recv_buffer: Option<u32>) -> RawSocket {
+    use futures_util::StreamExt;
+    let addr = base.strip_prefix("http://").unwrap().to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let open = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    assert!(open.starts_with("0{"), "{open}");
+    ws
+}
+
+/// The next text message of a raw client.
+async fn raw_next(ws: &mut RawSocket) -> String {
+    use futures_util::StreamExt;
+    let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("an answer within 10 s");
+    m.unwrap().unwrap().into_text().unwrap().to_string()
+}
+
 /// A client that stops reading is skipped, never waited for. The stalled
 /// client is a raw websocket with a small receive buffer, in the sale's
 /// room, that floods the server with `join`s (each answered to it alone)
@@ -366,16 +408,10 @@ async fn a_stalled_client_does_not_delay_the_others_updates() {
     const UNITS: u64 = 40;
     let sale = s.sale(UNITS, Duration::ZERO).await;
 
-    let addr = s.base.strip_prefix("http://").unwrap().to_owned();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut stalled, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let mut stalled = raw_client(&s.base, Some(4096)).await;
     let text = |m: Message| m.into_text().unwrap().to_string();
-    assert!(text(stalled.next().await.unwrap().unwrap()).starts_with("0{"));
     stalled.send(Message::text("40")).await.unwrap();
-    assert!(text(stalled.next().await.unwrap().unwrap()).starts_with("40"));
+    assert!(raw_next(&mut stalled).await.starts_with("40"));
     stalled
         .feed(Message::text(format!(
             "42[\"join\",{{\"saleId\":\"{sale}\"}}]"
