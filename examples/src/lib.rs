@@ -5,6 +5,11 @@
 mod data;
 mod switch;
 
+/// Every server here allocates with mimalloc: under load, glibc's malloc
+/// and free were a sixth of the all-in-one server's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use data::{CatalogueFile, DataDir, SavedCatalogue, TOKEN_SECRET_FILE};
 pub use switch::Switch;
 
