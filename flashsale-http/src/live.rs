@@ -158,6 +158,9 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo, Watched) {
         .max_payload(MAX_CLIENT_MESSAGE as u64)
         .ws_max_message_size(MAX_CLIENT_MESSAGE)
         .ws_max_frame_size(MAX_CLIENT_MESSAGE)
+        // What clients send is small: a 1 KiB read buffer (not 4) saves
+        // memory a connection.
+        .ws_read_buffer_size(1024)
         .build_layer();
     let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     let watched = Watched::default();
