@@ -5,9 +5,10 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Waits (up to 30 s) until $1/healthz answers.
+# Waits (up to 30 s) until $1/readyz answers 200 (a transaction service
+# still taking over its sale answers /healthz, not /readyz).
 wait_up() {
-  for _ in $(seq 300); do curl -sf "$1/healthz" >/dev/null && return; sleep 0.1; done
+  for _ in $(seq 300); do curl -sf "$1/readyz" >/dev/null && return; sleep 0.1; done
   echo "$1 did not start; see /tmp/flashsale-*.log" >&2
   exit 1
 }
