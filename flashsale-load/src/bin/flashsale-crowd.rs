@@ -94,7 +94,7 @@ struct Seen {
     /// Why the connection ended, if it did.
     closed: Option<String>,
     /// Events received, by name.
-    events: std::collections::BTreeMap<String, u64>,
+    events: Vec<(String, u64)>,
 }
 
 struct Client {
@@ -521,6 +521,15 @@ async fn next_text(ws: &mut Ws) -> Result<String, String> {
     }
 }
 
+/// What a client reads of an event's data (borrowed: no allocation).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventData<'a> {
+    sale_id: Option<&'a str>,
+    remaining_qty: Option<u64>,
+    position: Option<u64>,
+}
+
 /// One Engine.IO packet: a ping is answered, an event recorded.
 async fn handle(ws: &mut Ws, m: &str, sale: &str, client: &Client) {
     if m == "2" {
@@ -531,17 +540,21 @@ async fn handle(ws: &mut Ws, m: &str, sale: &str, client: &Client) {
     let Some(event) = m.strip_prefix("42") else {
         return;
     };
-    let Ok((name, data)) = serde_json::from_str::<(String, Value)>(event) else {
+    let Ok((name, data)) = serde_json::from_str::<(&str, EventData<'_>)>(event) else {
         return;
     };
-    *lock(&client.seen).events.entry(name.clone()).or_default() += 1;
-    match name.as_str() {
-        "sale_update" if data["saleId"] == sale => {
-            if let Some(left) = data["remainingQty"].as_u64() {
-                lock(&client.seen).updates.push((Instant::now(), left));
+    let mut seen = lock(&client.seen);
+    match seen.events.iter_mut().find(|(n, _)| n == name) {
+        Some((_, count)) => *count += 1,
+        None => seen.events.push((name.to_owned(), 1)),
+    }
+    match name {
+        "sale_update" if data.sale_id == Some(sale) => {
+            if let Some(left) = data.remaining_qty {
+                seen.updates.push((Instant::now(), left));
             }
         }
-        "queue_position" => lock(&client.seen).position = data["position"].as_u64(),
+        "queue_position" => seen.position = data.position,
         _ => {}
     }
 }
