@@ -13,7 +13,9 @@ use socketioxide::layer::SocketIoLayer;
 use tokio::task::JoinHandle;
 
 use crate::App;
+use crate::live::{LiveSink, Watched};
 use crate::tokens::TokenKey;
+use tokio::sync::mpsc;
 
 /// Everything in one process, wired: what the `flashsale` server runs (and,
 /// without engines, the split deployment's `backend`).
@@ -69,11 +71,14 @@ impl InProcess {
     ) -> Result<Self, ServiceError> {
         let notices = BroadcastSink::new(4096);
         let events = BroadcastSink::new(4096);
+        let watched = Watched::default();
+        let (live, live_events) = LiveSink::new(watched.clone());
         let catalogue = CatalogueService::open(ports.clock.clone(), catalogue, notices.clone());
         ports.sink = Arc::new(FanOut(vec![
             ports.sink.clone(),
             Arc::new(catalogue.feed()),
             Arc::new(events.clone()),
+            Arc::new(live),
         ]));
         let service = Service::open_with(ports, config).await?;
         // A restarted service re-offers each sale's opening and payments:
@@ -85,6 +90,7 @@ impl InProcess {
             Some(service),
             notices,
             events,
+            (watched, live_events),
             tokens,
         ))
     }
@@ -96,7 +102,17 @@ impl InProcess {
     pub fn catalogue_only(clock: Arc<dyn Clock>, catalogue: Catalogue, tokens: TokenKey) -> Self {
         let notices = BroadcastSink::new(4096);
         let catalogue = CatalogueService::open(clock, catalogue, notices.clone());
-        Self::wire(catalogue, None, notices, BroadcastSink::new(16), tokens)
+        let watched = Watched::default();
+        let (_, live_events) = LiveSink::new(watched.clone());
+        let live = (watched, live_events);
+        Self::wire(
+            catalogue,
+            None,
+            notices,
+            BroadcastSink::new(16),
+            live,
+            tokens,
+        )
     }
 
     fn wire(
@@ -104,13 +120,14 @@ impl InProcess {
         service: Option<Service>,
         notices: BroadcastSink<Notice>,
         events: BroadcastSink<Event>,
+        (watched, live_events): (Watched, mpsc::UnboundedReceiver<Event>),
         tokens: TokenKey,
     ) -> Self {
-        let (live, io, watched) = crate::live::layer(tokens.clone());
+        let (live, io) = crate::live::layer(tokens.clone(), watched.clone());
         let positions = service.clone().map(|service| {
             crate::live::spawn_positions(io.clone(), service, watched, crate::live::POSITION_EVERY)
         });
-        let forwarder = crate::live::spawn_forwarder(io, notices.subscribe(), events.subscribe());
+        let forwarder = crate::live::spawn_forwarder(io, notices.subscribe(), live_events);
         let mut app = App::new()
             .with_catalogue(catalogue.clone())
             .with_token_key(tokens)

@@ -29,8 +29,9 @@
 //! | `sale_changed` | everyone | `{saleId}` — the operator changed its stock, end or limits |
 //!
 //! Each payload is a struct in [`crate::events`]. Events reach Socket.IO
-//! through broadcast channels and a task of their own: emitting never
-//! blocks an engine.
+//! through channels and a task of their own: emitting never blocks an
+//! engine, and a burst of engine events (a sale ending with many waiting)
+//! loses none of those a connected client watches ([`LiveSink`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -39,13 +40,15 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 
+use flashsale_core::ports::{EventSink, SinkError};
 use flashsale_core::{Event, EventKind, Notice, SaleId, Service, TxId};
 use serde::{Deserialize, Serialize};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::events::{
@@ -148,10 +151,11 @@ fn tx_room(tx: TxId) -> String {
     format!("tx:{tx}")
 }
 
-/// The Socket.IO layer to add to a router, its handle for
-/// [`spawn_forwarder`], and the transactions its clients watch, for
-/// [`spawn_positions`].
-pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo, Watched) {
+/// The Socket.IO layer to add to a router and its handle for
+/// [`spawn_forwarder`]; it keeps `watched` up to date with the
+/// transactions its clients watch (for [`spawn_positions`] and
+/// [`LiveSink`]).
+pub fn layer(tokens: TokenKey, watched: Watched) -> (SocketIoLayer, SocketIo) {
     // Clients send only `join` and `leave`: a message or frame over
     // 16 KiB is refused (the default would read up to 64 MiB).
     let (layer, io) = SocketIo::builder()
@@ -163,8 +167,7 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo, Watched) {
         .ws_read_buffer_size(1024)
         .build_layer();
     let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
-    let watched = Watched::default();
-    let all = watched.clone();
+    let all = watched;
     // Everything is set up in a middleware, which runs before the client
     // is told it is connected: socketioxide spawns the connect handler
     // after that, so a `join` sent at once could come before handlers set
@@ -230,7 +233,51 @@ pub fn layer(tokens: TokenKey) -> (SocketIoLayer, SocketIo, Watched) {
         Ok(())
     };
     io.ns("/", (async |_: SocketRef| {}).with(setup));
-    (layer, io, watched)
+    (layer, io)
+}
+
+/// The engine events the live layer sends on, for [`spawn_forwarder`]:
+/// lossless (an unbounded channel) and bounded by the crowd, not by the
+/// queue — events about a whole sale (moves, sold out) and those about a
+/// transaction only while a client watches it. A sale that ends with a
+/// million waiting emits a million drops; the clients connected get theirs
+/// (a fixed-size broadcast lost them: 5,904 of 10,000 under a crowd).
+pub struct LiveSink {
+    sender: mpsc::UnboundedSender<Event>,
+    watched: Watched,
+}
+
+impl LiveSink {
+    /// The sink for the service, and the receiver for [`spawn_forwarder`].
+    pub fn new(watched: Watched) -> (LiveSink, mpsc::UnboundedReceiver<Event>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (LiveSink { sender, watched }, receiver)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSink<Event> for LiveSink {
+    async fn publish(&self, events: &[Event]) -> Result<(), SinkError> {
+        let watched = self.watched.lock();
+        for event in events {
+            let wanted = match &event.kind {
+                EventKind::Promoted { .. }
+                | EventKind::Left { .. }
+                | EventKind::Started
+                | EventKind::Drawn { .. }
+                | EventKind::SoldOut => true,
+                EventKind::Expired { tx, .. }
+                | EventKind::RefundDue { tx, .. }
+                | EventKind::Dropped { tx, .. } => watched.contains_key(tx),
+                _ => false,
+            };
+            // A closed receiver (the forwarder stopped) is not an error.
+            if wanted {
+                let _ = self.sender.send(event.clone());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How often a waiting buyer's position may be pushed to it.
@@ -338,13 +385,13 @@ fn admit(s: &SocketRef, per_address: &Arc<Mutex<HashMap<IpAddr, usize>>>) -> boo
     true
 }
 
-/// Forwards catalogue notices and engine events to Socket.IO clients until
-/// both channels close. A client that lags loses old events (logged), never
-/// blocks.
+/// Forwards catalogue notices and engine events (from a [`LiveSink`]) to
+/// Socket.IO clients until both channels close. Emitting never waits for a
+/// client: one whose buffer is full misses the message (counted).
 pub fn spawn_forwarder(
     io: SocketIo,
     mut notices: broadcast::Receiver<Notice>,
-    mut events: broadcast::Receiver<Event>,
+    mut events: mpsc::UnboundedReceiver<Event>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut notices_open = true;
@@ -378,9 +425,8 @@ pub fn spawn_forwarder(
                     Err(RecvError::Closed) => notices_open = false,
                 },
                 e = events.recv(), if events_open => match e {
-                    Ok(e) => emit_event(&io, &e, &mut moved).await,
-                    Err(RecvError::Lagged(k)) => tracing::warn!(missed = k, "live events lagged"),
-                    Err(RecvError::Closed) => events_open = false,
+                    Some(e) => emit_event(&io, &e, &mut moved).await,
+                    None => events_open = false,
                 },
                 () = async {
                     match due {
@@ -398,14 +444,8 @@ pub fn spawn_forwarder(
                 }
             }
             // Take what else is already waiting before announcing moves.
-            loop {
-                match events.try_recv() {
-                    Ok(e) => emit_event(&io, &e, &mut moved).await,
-                    Err(TryRecvError::Lagged(k)) => {
-                        tracing::warn!(missed = k, "live events lagged");
-                    }
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                }
+            while let Ok(e) = events.try_recv() {
+                emit_event(&io, &e, &mut moved).await;
             }
             let now = Instant::now();
             for sale in std::mem::take(&mut moved) {

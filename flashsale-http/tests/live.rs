@@ -507,3 +507,31 @@ async fn a_stalled_client_does_not_delay_the_others_updates() {
         .expect("the stalled client is answered once it reads");
     println!("skipped {} messages for the stalled client", skipped());
 }
+
+/// A sale that sells out with thousands waiting tells a watching client
+/// that its wait is over, even the one at the head of the queue, whose drop
+/// comes first in the burst (a broadcast keeping the last 4,096 events lost
+/// it, and a crowd lost most of theirs).
+#[tokio::test]
+async fn the_head_of_a_long_queue_hears_it_close() {
+    let s = start().await;
+    let sale = s.sale(1, Duration::ZERO).await;
+    let first = s.buy(&sale, "first").await;
+    let second = s.buy(&sale, "second").await;
+    for n in 0..6_000 {
+        s.buy(&sale, &format!("buyer {n}")).await;
+    }
+    let (mut c, _) = Client::connect(
+        &s.base,
+        json!({ "transactionId": second, "buyerToken": token(&second) }),
+    )
+    .await;
+    s.post(
+        &format!("/sales/{sale}/paid"),
+        json!({ "transactionId": first }),
+    )
+    .await;
+    let closed = c.next("queue_closed").await;
+    assert_eq!(closed["transactionId"], second);
+    assert_eq!(closed["reason"], "sold_out");
+}
