@@ -10,8 +10,9 @@
 # Raises the file limit for the server and the generator, starts a release
 # server on a free loopback port with a sale that has 100 payment slots
 # (so the crowd waits) and stock for everyone, runs flashsale-crowd beside
-# it and stops it. Exits non-zero if a client was disconnected or ended on
-# a wrong position or quantity.
+# it, ends the sale as its operator and stops the server. Exits non-zero if
+# a client was disconnected, ended on a wrong position or quantity, or did
+# not hear the sale end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-1000}
@@ -35,10 +36,10 @@ port=$(free_port)
 data=$(mktemp -d)
 pid=
 trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$data"' EXIT
-RUST_LOG=warn DATA_DIR=$data MAX_CONNECTIONS=$((clients + 1000)) MAX_PAYMENT_SLOTS=100 \
+RUST_LOG=warn DATA_DIR=$data ADMIN_TOKEN=crowd-$$ MAX_CONNECTIONS=$((clients + 1000)) MAX_PAYMENT_SLOTS=100 \
   PAYMENT_TIMEOUT_MS=600000 SALE_QTY=$((rate * duration + clients + 2000)) \
   target/release/examples/flashsale --port "$port" >>/tmp/flashsale-crowd-server.log 2>&1 &
 pid=$!
 wait_up "http://127.0.0.1:$port"
-target/release/flashsale-crowd --url "http://127.0.0.1:$port" --clients "$clients" \
-  --pay-rate "$rate" --duration-s "$duration" --server-pid "$pid"
+ADMIN_TOKEN=crowd-$$ target/release/flashsale-crowd --url "http://127.0.0.1:$port" \
+  --clients "$clients" --pay-rate "$rate" --duration-s "$duration" --server-pid "$pid"

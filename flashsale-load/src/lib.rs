@@ -76,8 +76,22 @@ impl Http {
 
     /// `POST url` with a JSON body; the status and the body.
     pub async fn post(&self, url: &str, body: String) -> Result<(StatusCode, Bytes), HttpError> {
-        let request = hyper::Request::post(url)
-            .header("content-type", "application/json")
+        self.post_as(url, body, None).await
+    }
+
+    /// `POST url` with a JSON body and `Authorization: Bearer <bearer>` if
+    /// given; the status and the body.
+    pub async fn post_as(
+        &self,
+        url: &str,
+        body: String,
+        bearer: Option<&str>,
+    ) -> Result<(StatusCode, Bytes), HttpError> {
+        let mut request = hyper::Request::post(url).header("content-type", "application/json");
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| HttpError::Transport(e.to_string()))?;
         self.send(request).await

@@ -14,6 +14,8 @@
 //! 4. After the queue settles, each client's last pushed `queue_position`
 //!    is compared with `GET /transactions/{id}`, and its last `sale_update`
 //!    with the catalogue's `productQty`.
+//! 5. With `--admin-token`, the sale is ended as its operator would, and
+//!    every client must hear `queue_closed` and `sale_ended`.
 //!
 //! Reported: how stale each client's remaining quantity was (for each
 //! accepted payment, from when it was sent to when the client first showed
@@ -21,8 +23,8 @@
 //! answer time), messages per client per second, clients the server
 //! disconnected, the server's CPU and its memory per connection (`VmRSS`
 //! before and after the crowd connected, with `--server-pid`), and the
-//! generator's own CPU. Exits 1 when a client was disconnected or ended on
-//! a wrong position or quantity.
+//! generator's own CPU. Exits 1 when a client was disconnected, ended on a
+//! wrong position or quantity, or did not hear the end.
 //!
 //! ```text
 //! ulimit -n 65536
@@ -73,6 +75,10 @@ struct Args {
     /// clients).
     #[arg(long)]
     addresses: Option<usize>,
+    /// The operator's token: with it, the sale is ended at the end of the
+    /// run and every client must hear it.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// The server's process id, for its CPU and memory.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -426,7 +432,48 @@ async fn run(args: Args) -> Result<bool, String> {
             b.saturating_sub(a) as f64 / n
         );
     }
-    Ok(disconnected == 0 && wrong_position == 0 && wrong_quantity == 0)
+    let ended = match &args.admin_token {
+        Some(token) => end_sale(&http, &base, &sale, token, &clients).await?,
+        None => true,
+    };
+    Ok(disconnected == 0 && wrong_position == 0 && wrong_quantity == 0 && ended)
+}
+
+/// Ends the sale as its operator and waits (up to 10 s) until every client
+/// has heard that its wait is over (`queue_closed` in its transaction's
+/// room) and that the sale ended (`sale_ended`, to everyone); whether all
+/// did.
+async fn end_sale(
+    http: &Http,
+    base: &str,
+    sale: &str,
+    token: &str,
+    clients: &[Arc<Client>],
+) -> Result<bool, String> {
+    let asked = Instant::now();
+    let url = format!("{base}/sales/{sale}/end");
+    json(
+        http.post_as(&url, "{}".to_owned(), Some(token)).await,
+        "POST /sales/{id}/end",
+    )?;
+    let heard = |name: &str| {
+        clients
+            .iter()
+            .filter(|c| lock(&c.seen).events.iter().any(|(n, _)| n == name))
+            .count()
+    };
+    let all = clients.len();
+    while (heard("queue_closed") < all || heard("sale_ended") < all)
+        && asked.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (closed, ended) = (heard("queue_closed"), heard("sale_ended"));
+    println!(
+        "sale ended by its operator: {closed} of {all} clients heard queue_closed, {ended} heard sale_ended, within {:.2} s",
+        asked.elapsed().as_secs_f64()
+    );
+    Ok(closed == all && ended == all)
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
