@@ -215,6 +215,22 @@ impl Latencies {
     }
 }
 
+/// Runs `main` on a multi-threaded runtime of `threads` workers (the
+/// generators' entry point).
+pub fn block_on<F: Future>(threads: usize, main: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start the runtime: {e}"))
+        .block_on(main)
+}
+
+/// Locks `m`, whether or not a holder panicked (the figures stay usable).
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Linux's accounting of one process (`/proc/<pid>`), or of this one.
 #[derive(Debug, Clone, Copy)]
 pub struct Process(Option<u32>);

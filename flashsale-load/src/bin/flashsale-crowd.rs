@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use flashsale_load::{Http, Latencies, Process};
+use flashsale_load::{Http, Latencies, Process, lock};
 use futures_util::{SinkExt, StreamExt, stream};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -110,18 +110,9 @@ struct Client {
     messages: AtomicU64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("cannot start the runtime: {e}"));
-    match runtime.block_on(run(args)) {
+    match flashsale_load::block_on(args.threads, run(args)) {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {

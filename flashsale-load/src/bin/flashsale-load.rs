@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use flashsale_load::{Http, Latencies, Process, cpu_of};
+use flashsale_load::{Http, Latencies, Process, cpu_of, lock};
 use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -217,18 +217,9 @@ impl Iteration {
 /// The schedule's wake-up interval, at most.
 const TICK: Duration = Duration::from_micros(200);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("cannot start the runtime: {e}"));
-    runtime.block_on(run(args))
+    flashsale_load::block_on(args.threads, run(args))
 }
 
 async fn run(args: Args) -> std::process::ExitCode {
