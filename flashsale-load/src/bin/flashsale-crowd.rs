@@ -318,6 +318,7 @@ async fn run(args: Args) -> Result<bool, String> {
         .await;
 
     // What the clients saw.
+    let exact: Vec<Option<u64>> = exact.into_iter().collect::<Result<_, _>>()?;
     let mut accepted: Vec<Instant> = lock(&sent)
         .iter()
         .filter(|(_, ok)| *ok)
@@ -325,42 +326,15 @@ async fn run(args: Args) -> Result<bool, String> {
         .collect();
     accepted.sort();
     let refused = lock(&sent).len() - accepted.len();
-    let mut all = Latencies::default();
-    let mut worst_client_p99 = 0.0_f64;
-    let (mut wrong_position, mut wrong_quantity, mut disconnected, mut never_reached) =
-        (0, 0, 0, 0_u64);
-    let mut example = None;
-    for (client, exact) in clients.iter().zip(exact) {
-        let exact = exact?;
-        let seen = lock(&client.seen);
-        if seen.closed.is_some() {
-            disconnected += 1;
-        }
-        if seen.position != exact {
-            wrong_position += 1;
-            example.get_or_insert(format!(
-                "{} shows position {:?}, is at {exact:?}",
-                client.tx, seen.position
-            ));
-        }
-        if seen.updates.last().map(|u| u.1) != Some(quantity_after) {
-            wrong_quantity += 1;
-        }
-        let mut mine = Latencies::default();
-        let mut j = 0;
-        for (k, &paid_at) in accepted.iter().enumerate() {
-            let level = quantity_before.saturating_sub(k as u64 + 1);
-            while j < seen.updates.len() && seen.updates[j].1 > level {
-                j += 1;
-            }
-            match seen.updates.get(j) {
-                Some(&(at, _)) => mine.record(at.saturating_duration_since(paid_at)),
-                None => never_reached += 1,
-            }
-        }
-        all.add(&mine);
-        worst_client_p99 = worst_client_p99.max(mine.ms(0.99));
-    }
+    let Verdict {
+        staleness: all,
+        worst_client_p99,
+        wrong_position,
+        wrong_quantity,
+        disconnected,
+        never_reached,
+        example,
+    } = judge(&clients, &exact, &accepted, quantity_before, quantity_after);
 
     let mut events = std::collections::BTreeMap::<String, u64>::new();
     for client in &clients {
@@ -428,6 +402,73 @@ async fn run(args: Args) -> Result<bool, String> {
         None => true,
     };
     Ok(disconnected == 0 && wrong_position == 0 && wrong_quantity == 0 && ended)
+}
+
+/// What the clients saw, against the truth.
+#[derive(Default)]
+struct Verdict {
+    /// For each client and accepted payment, from when the payment was
+    /// sent to when the client first showed that quantity or less.
+    staleness: Latencies,
+    /// The largest of the clients' own p99 staleness, in ms.
+    worst_client_p99: f64,
+    /// Clients whose last pushed position is not their exact one.
+    wrong_position: usize,
+    /// Clients whose last `remainingQty` is not the catalogue's.
+    wrong_quantity: usize,
+    /// Clients whose connection ended.
+    disconnected: usize,
+    /// (client, payment) pairs the client never showed.
+    never_reached: u64,
+    /// One wrong position, told.
+    example: Option<String>,
+}
+
+/// Judges each client against `exact` (its position now, in order),
+/// `accepted` (when each accepted payment was sent, sorted: the k-th took
+/// the stock from `before - k + 1` to `before - k`) and `after` (the
+/// catalogue's quantity now).
+fn judge(
+    clients: &[Arc<Client>],
+    exact: &[Option<u64>],
+    accepted: &[Instant],
+    before: u64,
+    after: u64,
+) -> Verdict {
+    let mut verdict = Verdict::default();
+    for (client, &exact) in clients.iter().zip(exact) {
+        let seen = lock(&client.seen);
+        if seen.closed.is_some() {
+            verdict.disconnected += 1;
+        }
+        if seen.position != exact {
+            verdict.wrong_position += 1;
+            verdict.example.get_or_insert(format!(
+                "{} shows position {:?}, is at {exact:?}",
+                client.tx, seen.position
+            ));
+        }
+        if seen.updates.last().map(|u| u.1) != Some(after) {
+            verdict.wrong_quantity += 1;
+        }
+        // Quantities only go down: the first update showing each level is
+        // found in one pass.
+        let mut mine = Latencies::default();
+        let mut j = 0;
+        for (k, &paid_at) in accepted.iter().enumerate() {
+            let level = before.saturating_sub(k as u64 + 1);
+            while j < seen.updates.len() && seen.updates[j].1 > level {
+                j += 1;
+            }
+            match seen.updates.get(j) {
+                Some(&(at, _)) => mine.record(at.saturating_duration_since(paid_at)),
+                None => verdict.never_reached += 1,
+            }
+        }
+        verdict.staleness.add(&mine);
+        verdict.worst_client_p99 = verdict.worst_client_p99.max(mine.ms(0.99));
+    }
+    verdict
 }
 
 /// Ends the sale as its operator and waits (up to 10 s) until every client
@@ -594,5 +635,45 @@ async fn handle(ws: &mut Ws, m: &str, sale: &str, client: &Client) {
         }
         "queue_position" => seen.position = data.position,
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(updates: Vec<(Instant, u64)>, position: Option<u64>) -> Arc<Client> {
+        Arc::new(Client {
+            tx: "tx".to_owned(),
+            token: String::new(),
+            seen: Mutex::new(Seen {
+                updates,
+                position,
+                ..Seen::default()
+            }),
+            messages: AtomicU64::new(0),
+        })
+    }
+
+    /// Three payments take 10 units to 7; one client sees 9 then 7 (so 8
+    /// through its 7), another stops at 8 and is on the wrong position.
+    #[test]
+    fn staleness_runs_from_each_payment_to_the_first_update_that_shows_it() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let accepted = [ms(0), ms(10), ms(100)];
+        let good = client(vec![(ms(50), 9), (ms(150), 7)], Some(3));
+        let late = client(vec![(ms(60), 8)], Some(4));
+        let verdict = judge(&[good, late], &[Some(3), Some(3)], &accepted, 10, 7);
+        // good: 9 at 50 (50 ms), 8 and 7 at 150 (140 and 50 ms);
+        // late: 9 and 8 at 60 (60 and 50 ms), never 7.
+        assert_eq!(verdict.staleness.count(), 5);
+        assert!((verdict.staleness.max_ms() - 140.0).abs() < 0.5);
+        assert!((verdict.staleness.ms(0.5) - 50.0).abs() < 0.5);
+        assert_eq!(verdict.never_reached, 1);
+        assert_eq!(verdict.wrong_quantity, 1);
+        assert_eq!(verdict.wrong_position, 1);
+        assert_eq!(verdict.disconnected, 0);
+        assert!((verdict.worst_client_p99 - 140.0).abs() < 0.5);
     }
 }
