@@ -1632,8 +1632,9 @@ impl Engine {
 
     fn status_at(&self, i: usize) -> Status {
         let t = &self.txs[i];
+        let prequeued = t.state == TxState::Waiting && t.key == 0;
         let (position, deadline) = match t.state {
-            TxState::Waiting if t.key == 0 => (None, None),
+            TxState::Waiting if prequeued => (None, None),
             TxState::Waiting => (Some(self.positions.rank(t.key as usize)), None),
             TxState::Payment => (None, Some(Timestamp::from_millis(t.key))),
             _ => (None, None),
@@ -1645,10 +1646,10 @@ impl Engine {
             position,
             deadline,
             turn_by: position.and_then(|p| self.turn_by(p)),
-            prequeued: t.state == TxState::Waiting && t.key == 0,
+            prequeued,
             estimate: None,
             queue_paused: self.paused,
-            starts_at: (t.state == TxState::Waiting && t.key == 0).then_some(self.config.starts_at),
+            starts_at: prequeued.then_some(self.config.starts_at),
         }
     }
 

@@ -258,7 +258,9 @@ impl LiveSink {
 #[async_trait::async_trait]
 impl EventSink<Event> for LiveSink {
     async fn publish(&self, events: &[Event]) -> Result<(), SinkError> {
-        let watched = self.watched.lock();
+        // Locked only for a batch with an event about one transaction (a
+        // batch of buys takes no lock).
+        let mut watched = None;
         for event in events {
             let wanted = match &event.kind {
                 EventKind::Promoted { .. }
@@ -268,7 +270,9 @@ impl EventSink<Event> for LiveSink {
                 | EventKind::SoldOut => true,
                 EventKind::Expired { tx, .. }
                 | EventKind::RefundDue { tx, .. }
-                | EventKind::Dropped { tx, .. } => watched.contains_key(tx),
+                | EventKind::Dropped { tx, .. } => watched
+                    .get_or_insert_with(|| self.watched.lock())
+                    .contains_key(tx),
                 _ => false,
             };
             // A closed receiver (the forwarder stopped) is not an error.
